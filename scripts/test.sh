@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, header checks, and the integration tests and
+# C examples against a real 3-broker Kafka cluster started here (or the one
+# KP_BOOTSTRAP points at; tests that kill brokers then skip themselves).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+bash scripts/install-deps.sh
+
+echo "== build, header check (C99 and C++)"
+make -s header-check examples examples-asan
+
+echo "== unit and property tests"
+cargo test --release --lib
+
+if [ -z "${KP_BOOTSTRAP:-}" ]; then
+  bash testbed/kafka.sh start 3
+  trap 'bash testbed/kafka.sh stop' EXIT
+  # shellcheck disable=SC1091
+  source .testbed/cluster/env
+  export KP_BOOTSTRAP KP_TESTBED_NODES
+fi
+
+echo "== integration tests against $KP_BOOTSTRAP"
+cargo test --release --test integration -- --test-threads=1
+
+echo "== C examples (plain and AddressSanitizer/UBSan)"
+bash tests/c_examples.sh

@@ -1,0 +1,498 @@
+//! The configuration registry: every setting kp understands, its type, range,
+//! default, aliases (librdkafka names) and documentation. Parsing, validation,
+//! `kp_config_set` and the README's config table all come from `REGISTRY`.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::compression::Compression;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Integer in [min, max].
+    Int { min: i64, max: i64 },
+    Bool,
+    /// One of the listed words (case-insensitive).
+    Enum(&'static [&'static str]),
+    /// Free text (validated by `check` in `ProducerConfig::from_map`).
+    Text,
+}
+
+/// One registered setting.
+pub struct Def {
+    pub name: &'static str,
+    /// librdkafka (or other) names accepted for the same setting.
+    pub aliases: &'static [&'static str],
+    pub kind: Kind,
+    /// Default as text; "" means unset.
+    pub default: &'static str,
+    pub doc: &'static str,
+    /// Multiply an alias's value by this (e.g. KiB → bytes) — (alias, factor).
+    pub alias_scale: Option<(&'static str, i64)>,
+}
+
+const I32MAX: i64 = i32::MAX as i64;
+
+macro_rules! def {
+    ($name:expr, [$($alias:expr),*], $kind:expr, $default:expr, $doc:expr) => {
+        Def { name: $name, aliases: &[$($alias),*], kind: $kind, default: $default, doc: $doc, alias_scale: None }
+    };
+    ($name:expr, [$($alias:expr),*], $kind:expr, $default:expr, $doc:expr, scale $a:expr => $f:expr) => {
+        Def { name: $name, aliases: &[$($alias),*], kind: $kind, default: $default, doc: $doc, alias_scale: Some(($a, $f)) }
+    };
+}
+
+pub const COMPRESSION_NAMES: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
+pub const PARTITIONER_NAMES: &[&str] = &[
+    "murmur2_random",
+    "murmur2",
+    "consistent_random",
+    "consistent",
+    "random",
+    "round_robin",
+];
+
+pub static REGISTRY: &[Def] = &[
+    def!("bootstrap.servers", ["metadata.broker.list"], Kind::Text, "",
+        "Comma-separated host:port list of brokers used to discover the cluster (required)."),
+    def!("client.id", [], Kind::Text, "kp", "Client id sent with every request (broker logs and quotas)."),
+    def!("acks", ["request.required.acks"], Kind::Enum(&["all", "-1", "0", "1"]), "all",
+        "Acknowledgements the leader must receive: 0 (none), 1 (leader only), all/-1 (all in-sync replicas)."),
+    def!("enable.idempotence", [], Kind::Bool, "false",
+        "Idempotent producer (producer id + sequence numbers). Requires acks=all and max.in.flight.requests.per.connection <= 5."),
+    def!("linger.ms", ["queue.buffering.max.ms"], Kind::Int { min: 0, max: 900_000 }, "5",
+        "How long a partition's batch may wait for more records before it is sent."),
+    def!("batch.size", [], Kind::Int { min: 1, max: 100_000_000 }, "131072",
+        "Target uncompressed size in bytes of one partition's batch; a full batch is sent at once."),
+    def!("buffer.memory", ["queue.buffering.max.kbytes"], Kind::Int { min: 1024, max: 1 << 40 }, "33554432",
+        "Total bytes of records kp may hold unsent; beyond it kp_send blocks up to max.block.ms.",
+        scale "queue.buffering.max.kbytes" => 1024),
+    def!("max.block.ms", [], Kind::Int { min: 0, max: I32MAX }, "60000",
+        "How long kp_send may block when the buffer is full; 0 returns QUEUE_FULL at once."),
+    def!("compression.type", ["compression.codec"], Kind::Enum(COMPRESSION_NAMES), "none",
+        "Batch compression: none, gzip, snappy, lz4 or zstd."),
+    def!("compression.gzip.level", [], Kind::Int { min: -1, max: 9 }, "-1", "gzip level 1-9; -1 is the codec default (6)."),
+    def!("compression.lz4.level", [], Kind::Int { min: -1, max: 17 }, "-1", "lz4 level; -1 is the codec default."),
+    def!("compression.zstd.level", [], Kind::Int { min: -131072, max: 22 }, "3", "zstd level -131072..22 (3 is zstd's default)."),
+    def!("compression.level", [], Kind::Int { min: -131072, max: 22 }, "-1",
+        "librdkafka-style level for whichever codec is chosen; -1 keeps the per-codec level."),
+    def!("request.timeout.ms", [], Kind::Int { min: 1, max: I32MAX }, "30000",
+        "How long to wait for a broker's response before the request is failed (and retried)."),
+    def!("delivery.timeout.ms", ["message.timeout.ms"], Kind::Int { min: 1, max: I32MAX }, "120000",
+        "Upper bound from kp_send to the delivery report, retries included."),
+    def!("retries", ["message.send.max.retries"], Kind::Int { min: 0, max: I32MAX }, "2147483647",
+        "How many times a failed batch is retried (within delivery.timeout.ms)."),
+    def!("retry.backoff.ms", [], Kind::Int { min: 0, max: I32MAX }, "100", "First backoff before a retry; doubles each attempt."),
+    def!("retry.backoff.max.ms", [], Kind::Int { min: 0, max: I32MAX }, "1000", "Upper bound of the retry backoff."),
+    def!("max.in.flight.requests.per.connection", ["max.in.flight"], Kind::Int { min: 1, max: 1_000_000 }, "5",
+        "Produce requests sent to one broker before waiting for responses."),
+    def!("max.request.size", ["message.max.bytes"], Kind::Int { min: 1000, max: 1_000_000_000 }, "1048576",
+        "Largest produce request in bytes; a larger record is rejected at kp_send."),
+    def!("metadata.max.age.ms", [], Kind::Int { min: 1, max: I32MAX }, "300000", "Metadata is refreshed at least this often."),
+    def!("reconnect.backoff.ms", [], Kind::Int { min: 0, max: I32MAX }, "50", "First wait before reconnecting to a broker."),
+    def!("reconnect.backoff.max.ms", [], Kind::Int { min: 0, max: I32MAX }, "1000", "Upper bound of the reconnect backoff."),
+    def!("socket.connection.setup.timeout.ms", [], Kind::Int { min: 1, max: I32MAX }, "10000",
+        "Time allowed for a TCP connect plus the ApiVersions handshake."),
+    def!("send.buffer.bytes", ["socket.send.buffer.bytes"], Kind::Int { min: -1, max: I32MAX }, "131072",
+        "SO_SNDBUF for broker sockets; -1 keeps the OS default."),
+    def!("receive.buffer.bytes", ["socket.receive.buffer.bytes"], Kind::Int { min: -1, max: I32MAX }, "32768",
+        "SO_RCVBUF for broker sockets; -1 keeps the OS default."),
+    def!("partitioner", [], Kind::Enum(PARTITIONER_NAMES), "murmur2_random",
+        "Key placement: murmur2 (Java producer's), consistent (librdkafka's CRC32), random, round_robin; the *_random forms and murmur2 put null keys on a sticky partition."),
+    def!("partitioner.ignore.keys", [], Kind::Bool, "false", "Place keyed records as if they had no key."),
+    def!("allow.auto.create.topics", [], Kind::Bool, "true",
+        "Ask the broker to auto-create unknown topics in metadata requests (the broker's auto.create.topics.enable still decides)."),
+    def!("delivery.report.mode", [], Kind::Enum(&["thread", "poll"]), "thread",
+        "thread: callbacks run on a kp-owned thread; poll: callbacks run inside kp_poll/kp_flush on the caller's thread."),
+    def!("security.protocol", [], Kind::Enum(&["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]), "plaintext",
+        "Only plaintext is implemented; other values are rejected when the producer is created."),
+];
+
+pub fn find(name: &str) -> Option<(&'static Def, Option<i64>)> {
+    for d in REGISTRY {
+        if d.name == name {
+            return Some((d, None));
+        }
+        if d.aliases.contains(&name) {
+            let scale = d.alias_scale.filter(|(a, _)| *a == name).map(|(_, f)| f);
+            return Some((d, scale));
+        }
+    }
+    None
+}
+
+/// Outcome of setting one property.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetError {
+    Unknown(String),
+    Invalid(String),
+}
+
+/// The raw, validated-per-key settings (canonical name → canonical value).
+#[derive(Clone, Default, Debug)]
+pub struct ConfigMap {
+    values: BTreeMap<&'static str, String>,
+}
+
+fn parse_int(s: &str) -> Option<i64> {
+    s.trim().parse::<i64>().ok()
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl ConfigMap {
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), SetError> {
+        let (def, scale) = find(name).ok_or_else(|| {
+            SetError::Unknown(format!("unknown configuration property \"{name}\""))
+        })?;
+        let canonical = match def.kind {
+            Kind::Int { min, max } => {
+                let v = parse_int(value).ok_or_else(|| {
+                    SetError::Invalid(format!("\"{name}\" expects an integer, got \"{value}\""))
+                })?;
+                let v = v.checked_mul(scale.unwrap_or(1)).ok_or_else(|| {
+                    SetError::Invalid(format!("\"{name}\" value \"{value}\" is out of range"))
+                })?;
+                if v < min || v > max {
+                    return Err(SetError::Invalid(format!(
+                        "\"{name}\" must be between {min} and {max}, got {v}"
+                    )));
+                }
+                v.to_string()
+            }
+            Kind::Bool => parse_bool(value)
+                .ok_or_else(|| {
+                    SetError::Invalid(format!("\"{name}\" expects true or false, got \"{value}\""))
+                })?
+                .to_string(),
+            Kind::Enum(words) => {
+                let lower = value.trim().to_ascii_lowercase();
+                if !words.contains(&lower.as_str()) {
+                    return Err(SetError::Invalid(format!(
+                        "\"{name}\" must be one of {}, got \"{value}\"",
+                        words.join(", ")
+                    )));
+                }
+                lower
+            }
+            Kind::Text => value.to_string(),
+        };
+        if def.name == "bootstrap.servers" {
+            parse_bootstrap(&canonical).map_err(SetError::Invalid)?;
+        }
+        self.values.insert(def.name, canonical);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let (def, _) = find(name)?;
+        Some(self.values.get(def.name).cloned().unwrap_or_else(|| def.default.to_string()))
+    }
+
+    fn is_set(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        parse_int(&self.get(name).expect("registered")).unwrap_or(0)
+    }
+
+    fn boolean(&self, name: &str) -> bool {
+        parse_bool(&self.get(name).expect("registered")).unwrap_or(false)
+    }
+}
+
+pub fn parse_bootstrap(s: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let part = part.strip_prefix("PLAINTEXT://").unwrap_or(part);
+        let (host, port) = part.rsplit_once(':').ok_or_else(|| {
+            format!("\"bootstrap.servers\" entry \"{part}\" must be host:port")
+        })?;
+        let port: u16 = port.parse().map_err(|_| {
+            format!("\"bootstrap.servers\" entry \"{part}\" has an invalid port")
+        })?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("\"bootstrap.servers\" entry \"{part}\" has an empty host"));
+        }
+        out.push((host.to_string(), port));
+    }
+    if out.is_empty() {
+        return Err("\"bootstrap.servers\" is empty".into());
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partitioner {
+    /// Java-compatible murmur2 for keys, sticky for null keys.
+    Murmur2Random,
+    /// murmur2 for keys; null keys all go to one sticky partition per batch as well.
+    Murmur2,
+    /// librdkafka CRC32 for keys, sticky for null keys.
+    ConsistentRandom,
+    /// librdkafka CRC32 for keys; null keys hash as empty (partition of crc32("")).
+    Consistent,
+    Random,
+    RoundRobin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryMode {
+    Thread,
+    Poll,
+}
+
+/// Fully validated producer configuration.
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    pub bootstrap: Vec<(String, u16)>,
+    pub client_id: String,
+    pub acks: i16,
+    pub idempotence: bool,
+    pub linger_ms: u64,
+    pub batch_size: usize,
+    pub buffer_memory: usize,
+    pub max_block_ms: u64,
+    pub compression: Compression,
+    pub request_timeout_ms: u64,
+    pub delivery_timeout_ms: u64,
+    pub retries: u32,
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    pub max_in_flight: usize,
+    pub max_request_size: usize,
+    pub metadata_max_age_ms: u64,
+    pub reconnect_backoff_ms: u64,
+    pub reconnect_backoff_max_ms: u64,
+    pub connection_setup_timeout_ms: u64,
+    pub send_buffer_bytes: i32,
+    pub receive_buffer_bytes: i32,
+    pub partitioner: Partitioner,
+    pub partitioner_ignore_keys: bool,
+    pub allow_auto_create_topics: bool,
+    pub delivery_mode: DeliveryMode,
+}
+
+fn level(v: i64) -> Option<i32> {
+    if v == -1 { None } else { Some(v as i32) }
+}
+
+impl ProducerConfig {
+    /// Cross-checks the settings and builds the typed configuration.
+    pub fn from_map(m: &ConfigMap) -> Result<ProducerConfig, String> {
+        let servers = m.get("bootstrap.servers").unwrap_or_default();
+        if servers.trim().is_empty() {
+            return Err("\"bootstrap.servers\" is required".into());
+        }
+        let bootstrap = parse_bootstrap(&servers)?;
+        if m.get("security.protocol").as_deref() != Some("plaintext") {
+            return Err("\"security.protocol\": only plaintext is implemented in this version of kp".into());
+        }
+        let acks = match m.get("acks").unwrap().as_str() {
+            "0" => 0,
+            "1" => 1,
+            _ => -1,
+        };
+        let idempotence = m.boolean("enable.idempotence");
+        let max_in_flight = m.int("max.in.flight.requests.per.connection") as usize;
+        if idempotence {
+            if acks != -1 {
+                return Err(format!(
+                    "\"enable.idempotence\"=true requires \"acks\"=all, but acks={acks} was set"
+                ));
+            }
+            if max_in_flight > 5 {
+                return Err(format!(
+                    "\"enable.idempotence\"=true requires \"max.in.flight.requests.per.connection\" <= 5, got {max_in_flight}"
+                ));
+            }
+            if m.is_set("retries") && m.int("retries") == 0 {
+                return Err("\"enable.idempotence\"=true requires \"retries\" > 0".into());
+            }
+        }
+        let generic_level = m.int("compression.level");
+        let pick = |specific: &str| -> Option<i32> {
+            if generic_level != -1 { Some(generic_level as i32) } else { level(m.int(specific)) }
+        };
+        let compression = match m.get("compression.type").unwrap().as_str() {
+            "gzip" => Compression::Gzip(pick("compression.gzip.level")),
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4(pick("compression.lz4.level")),
+            "zstd" => Compression::Zstd(if generic_level != -1 {
+                Some(generic_level as i32)
+            } else {
+                Some(m.int("compression.zstd.level") as i32)
+            }),
+            _ => Compression::None,
+        };
+        let linger_ms = m.int("linger.ms") as u64;
+        let request_timeout_ms = m.int("request.timeout.ms") as u64;
+        let delivery_timeout_ms = m.int("delivery.timeout.ms") as u64;
+        if m.is_set("delivery.timeout.ms") && delivery_timeout_ms < linger_ms + request_timeout_ms {
+            return Err(format!(
+                "\"delivery.timeout.ms\" ({delivery_timeout_ms}) must be at least linger.ms + request.timeout.ms ({})",
+                linger_ms + request_timeout_ms
+            ));
+        }
+        let partitioner = match m.get("partitioner").unwrap().as_str() {
+            "murmur2" => Partitioner::Murmur2,
+            "consistent_random" => Partitioner::ConsistentRandom,
+            "consistent" => Partitioner::Consistent,
+            "random" => Partitioner::Random,
+            "round_robin" => Partitioner::RoundRobin,
+            _ => Partitioner::Murmur2Random,
+        };
+        Ok(ProducerConfig {
+            bootstrap,
+            client_id: m.get("client.id").unwrap(),
+            acks,
+            idempotence,
+            linger_ms,
+            batch_size: m.int("batch.size") as usize,
+            buffer_memory: m.int("buffer.memory") as usize,
+            max_block_ms: m.int("max.block.ms") as u64,
+            compression,
+            request_timeout_ms,
+            delivery_timeout_ms: if m.is_set("delivery.timeout.ms") {
+                delivery_timeout_ms
+            } else {
+                delivery_timeout_ms.max(linger_ms + request_timeout_ms)
+            },
+            retries: m.int("retries") as u32,
+            retry_backoff_ms: m.int("retry.backoff.ms") as u64,
+            retry_backoff_max_ms: m.int("retry.backoff.max.ms").max(m.int("retry.backoff.ms")) as u64,
+            max_in_flight,
+            max_request_size: m.int("max.request.size") as usize,
+            metadata_max_age_ms: m.int("metadata.max.age.ms") as u64,
+            reconnect_backoff_ms: m.int("reconnect.backoff.ms") as u64,
+            reconnect_backoff_max_ms: m.int("reconnect.backoff.max.ms").max(m.int("reconnect.backoff.ms")) as u64,
+            connection_setup_timeout_ms: m.int("socket.connection.setup.timeout.ms") as u64,
+            send_buffer_bytes: m.int("send.buffer.bytes") as i32,
+            receive_buffer_bytes: m.int("receive.buffer.bytes") as i32,
+            partitioner,
+            partitioner_ignore_keys: m.boolean("partitioner.ignore.keys"),
+            allow_auto_create_topics: m.boolean("allow.auto.create.topics"),
+            delivery_mode: if m.get("delivery.report.mode").as_deref() == Some("poll") {
+                DeliveryMode::Poll
+            } else {
+                DeliveryMode::Thread
+            },
+        })
+    }
+}
+
+/// The README's configuration table, generated from the registry.
+pub fn markdown_table() -> String {
+    let mut s = String::from("| property | aliases | default | range / values | meaning |\n|---|---|---|---|---|\n");
+    for d in REGISTRY {
+        let range = match d.kind {
+            Kind::Int { min, max } => format!("{min} .. {max}"),
+            Kind::Bool => "true, false".to_string(),
+            Kind::Enum(w) => w.join(", "),
+            Kind::Text => "text".to_string(),
+        };
+        let aliases = if d.aliases.is_empty() { String::new() } else { d.aliases.join(", ") };
+        let default = if d.default.is_empty() { "(required)".to_string() } else { format!("`{}`", d.default) };
+        s.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", d.name, aliases, default, range, d.doc));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ConfigMap {
+        let mut m = ConfigMap::default();
+        m.set("bootstrap.servers", "127.0.0.1:9092").unwrap();
+        m
+    }
+
+    #[test]
+    fn unknown_and_invalid_name_the_key() {
+        let mut m = ConfigMap::default();
+        match m.set("no.such.thing", "1") {
+            Err(SetError::Unknown(msg)) => assert!(msg.contains("no.such.thing")),
+            other => panic!("{other:?}"),
+        }
+        match m.set("linger.ms", "soon") {
+            Err(SetError::Invalid(msg)) => assert!(msg.contains("linger.ms") && msg.contains("soon")),
+            other => panic!("{other:?}"),
+        }
+        match m.set("acks", "2") {
+            Err(SetError::Invalid(msg)) => assert!(msg.contains("acks")),
+            other => panic!("{other:?}"),
+        }
+        match m.set("batch.size", "0") {
+            Err(SetError::Invalid(msg)) => assert!(msg.contains("batch.size")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(m.set("bootstrap.servers", "nohostport"), Err(SetError::Invalid(_))));
+    }
+
+    #[test]
+    fn aliases_and_scaling() {
+        let mut m = base();
+        m.set("queue.buffering.max.kbytes", "2048").unwrap();
+        m.set("request.required.acks", "1").unwrap();
+        m.set("compression.codec", "LZ4").unwrap();
+        m.set("message.timeout.ms", "60000").unwrap();
+        let c = ProducerConfig::from_map(&m).unwrap();
+        assert_eq!(c.buffer_memory, 2048 * 1024);
+        assert_eq!(c.acks, 1);
+        assert_eq!(c.compression, Compression::Lz4(None));
+        assert_eq!(c.delivery_timeout_ms, 60000);
+    }
+
+    #[test]
+    fn defaults_and_cross_checks() {
+        let c = ProducerConfig::from_map(&base()).unwrap();
+        assert_eq!(c.acks, -1);
+        assert_eq!(c.linger_ms, 5);
+        assert_eq!(c.max_in_flight, 5);
+        assert_eq!(c.partitioner, Partitioner::Murmur2Random);
+        assert!(ProducerConfig::from_map(&ConfigMap::default()).unwrap_err().contains("bootstrap.servers"));
+        let mut m = base();
+        m.set("enable.idempotence", "true").unwrap();
+        m.set("acks", "1").unwrap();
+        assert!(ProducerConfig::from_map(&m).unwrap_err().contains("acks"));
+        let mut m = base();
+        m.set("enable.idempotence", "true").unwrap();
+        m.set("max.in.flight", "6").unwrap();
+        assert!(ProducerConfig::from_map(&m).unwrap_err().contains("max.in.flight"));
+        let mut m = base();
+        m.set("security.protocol", "SSL").unwrap();
+        assert!(ProducerConfig::from_map(&m).unwrap_err().contains("security.protocol"));
+        let mut m = base();
+        m.set("delivery.timeout.ms", "1000").unwrap();
+        assert!(ProducerConfig::from_map(&m).unwrap_err().contains("delivery.timeout.ms"));
+    }
+
+    #[test]
+    fn bootstrap_list() {
+        assert_eq!(
+            parse_bootstrap("a:1, PLAINTEXT://b:2,[::1]:3").unwrap(),
+            vec![("a".into(), 1), ("b".into(), 2), ("::1".into(), 3)]
+        );
+    }
+
+    #[test]
+    fn readme_table_is_current() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let start = readme.find("<!-- config-table:start -->").expect("start marker") + "<!-- config-table:start -->\n".len();
+        let end = readme.find("<!-- config-table:end -->").expect("end marker");
+        assert_eq!(
+            &readme[start..end],
+            markdown_table(),
+            "README config table is stale: run `cargo run --example print_config_table` and paste it"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Record accumulator: bounded memory, topics, per-partition queues of
+//! batches. Each partition has its own lock; no lock is shared by all
+//! partitions on the send path.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{self, Error};
+use crate::protocol::record_batch::{BatchBuilder, RecordHeader};
+
+use super::report::{Outcome, Persistence, RecordMeta, ReportQueue, Token, TopicName};
+
+/// buffer.memory accounting; `reserve` blocks up to max.block.ms.
+pub struct MemoryPool {
+    used: AtomicUsize,
+    limit: usize,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl MemoryPool {
+    pub fn new(limit: usize) -> MemoryPool {
+        MemoryPool { used: AtomicUsize::new(0), limit, waiters: AtomicUsize::new(0), lock: Mutex::new(()), cv: Condvar::new() }
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_reserve(&self, n: usize) -> bool {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            if cur + n > self.limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    pub fn reserve(&self, n: usize, max_block: Duration, closing: &AtomicBool) -> Result<(), Error> {
+        if self.try_reserve(n) {
+            return Ok(());
+        }
+        if max_block.is_zero() {
+            return Err(Error::new(
+                error::QUEUE_FULL,
+                format!("buffer.memory ({} bytes) is full and max.block.ms is 0", self.limit),
+            ));
+        }
+        let deadline = Instant::now() + max_block;
+        let mut g = self.lock.lock();
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        let res = loop {
+            if self.try_reserve(n) {
+                break Ok(());
+            }
+            if closing.load(Ordering::Acquire) {
+                break Err(Error::new(error::CLOSED, "the producer is closing"));
+            }
+            if Instant::now() >= deadline {
+                break Err(Error::new(
+                    error::QUEUE_FULL,
+                    format!(
+                        "buffer.memory ({} bytes) stayed full for max.block.ms ({} ms)",
+                        self.limit,
+                        max_block.as_millis()
+                    ),
+                ));
+            }
+            let _ = self.cv.wait_until(&mut g, deadline);
+        };
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+        res
+    }
+
+    pub fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.used.fetch_sub(n, Ordering::AcqRel);
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            let _g = self.lock.lock();
+            self.cv.notify_all();
+        }
+    }
+
+    pub fn wake_all(&self) {
+        let _g = self.lock.lock();
+        self.cv.notify_all();
+    }
+}
+
+/// What batches need to report and release when they end.
+pub struct Core {
+    pub reports: ReportQueue,
+    pub memory: MemoryPool,
+}
+
+/// One batch of records for one partition.
+pub struct Batch {
+    core: Arc<Core>,
+    pub topic: Arc<TopicName>,
+    pub partition: i32,
+    pub builder: Option<BatchBuilder>,
+    pub sealed: Option<Bytes>,
+    pub records: Vec<RecordMeta>,
+    pub created: Instant,
+    pub attempts: u32,
+    pub retry_at: Option<Instant>,
+    pub reserved: usize,
+    /// A request carrying this batch may have reached the broker.
+    pub maybe_sent: bool,
+    pub full: bool,
+}
+
+impl Batch {
+    pub fn new(core: Arc<Core>, topic: Arc<TopicName>, partition: i32, capacity: usize) -> Batch {
+        Batch {
+            core,
+            topic,
+            partition,
+            builder: Some(BatchBuilder::with_capacity(capacity)),
+            sealed: None,
+            records: Vec::new(),
+            created: Instant::now(),
+            attempts: 0,
+            retry_at: None,
+            reserved: 0,
+            maybe_sent: false,
+            full: false,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        match (&self.sealed, &self.builder) {
+            (Some(b), _) => b.len(),
+            (None, Some(b)) => b.size_in_bytes(),
+            _ => 0,
+        }
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Success: one report per record with its offset.
+    pub fn succeed(mut self, base_offset: i64, log_append_time: i64, persistence: Persistence) {
+        let records = std::mem::take(&mut self.records);
+        self.core.memory.release(std::mem::take(&mut self.reserved));
+        self.core.reports.complete(Outcome {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            base_offset,
+            log_append_time,
+            error: None,
+            error_cmsg: None,
+            persistence,
+            records,
+        });
+    }
+
+    /// Failure: one report per record with the error.
+    pub fn fail(mut self, err: Arc<Error>, persistence: Persistence) {
+        let records = std::mem::take(&mut self.records);
+        self.core.memory.release(std::mem::take(&mut self.reserved));
+        self.core.reports.fail(self.topic.clone(), self.partition, err, persistence, records);
+    }
+
+    pub fn persistence_on_failure(&self) -> Persistence {
+        if self.maybe_sent { Persistence::PossiblyPersisted } else { Persistence::NotPersisted }
+    }
+}
+
+impl Drop for Batch {
+    /// A batch dropped with records still unreported (runtime shut down with
+    /// the request in flight, or a bug) still reports each record once.
+    fn drop(&mut self) {
+        if self.records.is_empty() && self.reserved == 0 {
+            return;
+        }
+        let records = std::mem::take(&mut self.records);
+        self.core.memory.release(std::mem::take(&mut self.reserved));
+        let p = self.persistence_on_failure();
+        self.core.reports.fail(
+            self.topic.clone(),
+            self.partition,
+            Arc::new(Error::new(error::CLOSED, "the producer was closed before the record's delivery was confirmed")),
+            p,
+            records,
+        );
+    }
+}
+
+pub struct PartitionState {
+    pub open: Option<Batch>,
+    pub ready: VecDeque<Batch>,
+    pub in_flight: u32,
+}
+
+/// One topic-partition's queue of batches.
+pub struct PartitionQueue {
+    pub topic: Arc<TopicName>,
+    pub partition: i32,
+    pub leader: AtomicI32,
+    pub state: Mutex<PartitionState>,
+}
+
+impl PartitionQueue {
+    pub fn new(topic: Arc<TopicName>, partition: i32, leader: i32) -> Arc<PartitionQueue> {
+        Arc::new(PartitionQueue {
+            topic,
+            partition,
+            leader: AtomicI32::new(leader),
+            state: Mutex::new(PartitionState { open: None, ready: VecDeque::new(), in_flight: 0 }),
+        })
+    }
+}
+
+/// What an append did, so the caller knows whether to wake the sender.
+pub struct AppendResult {
+    pub new_batch: bool,
+    pub batch_full: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn append(
+    core: &Arc<Core>,
+    pq: &PartitionQueue,
+    batch_size: usize,
+    timestamp: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RecordHeader<'_>],
+    token: Token,
+    reserved: usize,
+) -> AppendResult {
+    let mut st = pq.state.lock();
+    let mut new_batch = false;
+    let fits = match &st.open {
+        Some(b) => {
+            let builder = b.builder.as_ref().expect("open batch has a builder");
+            builder.size_in_bytes() + builder.record_size(timestamp, key, value, headers) <= batch_size
+        }
+        None => false,
+    };
+    if !fits {
+        if let Some(mut full) = st.open.take() {
+            full.full = true;
+            st.ready.push_back(full);
+        }
+        let cap = batch_size.max(reserved + 64).min(batch_size.max(reserved) + 128);
+        st.open = Some(Batch::new(core.clone(), pq.topic.clone(), pq.partition, cap));
+        new_batch = true;
+    }
+    let b = st.open.as_mut().expect("open batch");
+    b.builder.as_mut().expect("builder").append(timestamp, key, value, headers);
+    b.records.push(RecordMeta { token, timestamp });
+    b.reserved += reserved;
+    let batch_full = b.builder.as_ref().expect("builder").size_in_bytes() >= batch_size;
+    if batch_full {
+        let mut full = st.open.take().expect("open");
+        full.full = true;
+        st.ready.push_back(full);
+    }
+    AppendResult { new_batch, batch_full }
+}
+
+/// A record waiting for its topic's metadata (copied, since the caller's
+/// buffers are only borrowed during kp_send).
+pub struct PendingRecord {
+    pub partition: i32,
+    pub key: Option<Box<[u8]>>,
+    pub value: Option<Box<[u8]>>,
+    pub headers: Vec<(Box<[u8]>, Option<Box<[u8]>>)>,
+    pub timestamp: i64,
+    pub token: Token,
+    pub reserved: usize,
+    pub enqueued: Instant,
+}
+
+pub struct TopicMeta {
+    pub partitions: Vec<Arc<PartitionQueue>>,
+    pub known: bool,
+    pub last_error: Option<Error>,
+}
+
+pub struct TopicHandle {
+    pub name: Arc<TopicName>,
+    pub meta: RwLock<TopicMeta>,
+    pub pending: Mutex<Vec<PendingRecord>>,
+    pub sticky: AtomicI32,
+    pub sticky_bytes: AtomicUsize,
+    pub round_robin: AtomicU32,
+    pub metadata_requested: Instant,
+}
+
+impl TopicHandle {
+    pub fn new(name: &str) -> Arc<TopicHandle> {
+        Arc::new(TopicHandle {
+            name: TopicName::new(name),
+            meta: RwLock::new(TopicMeta { partitions: Vec::new(), known: false, last_error: None }),
+            pending: Mutex::new(Vec::new()),
+            sticky: AtomicI32::new(-1),
+            sticky_bytes: AtomicUsize::new(0),
+            round_robin: AtomicU32::new(0),
+            metadata_requested: Instant::now(),
+        })
+    }
+}
+
+/// Kafka's topic name rules: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::new(error::INVALID_TOPIC, "topic name is empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::new(error::INVALID_TOPIC, format!("topic name \"{name}\" is not allowed")));
+    }
+    if name.len() > 249 {
+        return Err(Error::new(
+            error::INVALID_TOPIC,
+            format!("topic name is {} characters long; the limit is 249", name.len()),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(Error::new(
+            error::INVALID_TOPIC,
+            format!("topic name \"{}\" contains '{}'; only ASCII letters, digits, '.', '_' and '-' are allowed", name.escape_default(), c.escape_default()),
+        ));
+    }
+    Ok(())
+}
+
+fn varint_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+/// Upper bound of a record's encoded size inside a batch (independent of its
+/// position), used for memory accounting and the max.request.size check.
+pub fn record_size_upper_bound(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[RecordHeader<'_>]) -> usize {
+    let field = |b: Option<&[u8]>| match b {
+        Some(b) => varint_len(b.len() as i64) + b.len(),
+        None => 1,
+    };
+    let mut body = 1 + 10 + 5 + field(key) + field(value) + varint_len(headers.len() as i64);
+    for h in headers {
+        body += field(Some(h.key)) + field(h.value);
+    }
+    body + varint_len(body as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("has space").unwrap_err().message.contains("' '"));
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn varints() {
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(-1), 1);
+        assert_eq!(varint_len(63), 1);
+        assert_eq!(varint_len(64), 2);
+        assert_eq!(varint_len(i64::MIN), 10);
+    }
+
+    #[test]
+    fn memory_pool_blocks_then_fails() {
+        let pool = MemoryPool::new(100);
+        let closing = AtomicBool::new(false);
+        pool.reserve(80, Duration::ZERO, &closing).unwrap();
+        assert_eq!(pool.reserve(30, Duration::ZERO, &closing).unwrap_err().code, error::QUEUE_FULL);
+        let t = Instant::now();
+        assert_eq!(pool.reserve(30, Duration::from_millis(50), &closing).unwrap_err().code, error::QUEUE_FULL);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        pool.release(80);
+        pool.reserve(30, Duration::ZERO, &closing).unwrap();
+    }
+}

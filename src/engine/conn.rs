@@ -1,0 +1,447 @@
+//! Connection layer: one I/O task per live broker connection. Requests are
+//! pipelined (written without waiting) and responses matched to callers in
+//! order by correlation id. Generic over the byte stream so it can be tested
+//! without sockets.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{self, Error};
+use crate::protocol::api::{self, Request};
+use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+
+/// Largest response frame accepted from a broker (a hostile or broken broker
+/// must not make us allocate without bound).
+const MAX_RESPONSE_FRAME: usize = 256 * 1024 * 1024;
+
+/// Connection settings taken from the producer configuration.
+#[derive(Clone, Debug)]
+pub struct ConnSettings {
+    pub client_id: String,
+    pub request_timeout: Duration,
+    pub setup_timeout: Duration,
+    pub reconnect_backoff: Duration,
+    pub reconnect_backoff_max: Duration,
+    pub send_buffer_bytes: i32,
+    pub receive_buffer_bytes: i32,
+}
+
+/// API version ranges the broker announced, plus finalized features.
+#[derive(Debug, Default, Clone)]
+pub struct BrokerApis {
+    ranges: Vec<(i16, i16, i16)>,
+    pub finalized_features: Vec<(String, i16, i16)>,
+}
+
+impl BrokerApis {
+    pub fn range(&self, key: i16) -> Option<(i16, i16)> {
+        self.ranges.iter().find(|r| r.0 == key).map(|r| (r.1, r.2))
+    }
+
+    pub fn version_for<R: Request>(&self) -> Option<i16> {
+        let b = self.range(R::API_KEY)?;
+        api::negotiate((R::MIN_VERSION, R::MAX_VERSION), b)
+    }
+
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.finalized_features.iter().find(|f| f.0 == name).map(|f| f.1).unwrap_or(0)
+    }
+}
+
+struct Outgoing {
+    frame: BytesMut,
+    correlation_id: i32,
+    /// None for acks=0 produce requests: the broker sends no response.
+    reply: Option<oneshot::Sender<Result<Bytes, Error>>>,
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// One established connection (TCP + ApiVersions done).
+pub struct Session {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    next_correlation: AtomicI32,
+    pub apis: Arc<BrokerApis>,
+    alive: Arc<AtomicBool>,
+    killed: Arc<tokio::sync::Notify>,
+}
+
+impl Session {
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire) && !self.tx.is_closed()
+    }
+
+    fn kill(&self) {
+        self.alive.store(false, Ordering::Release);
+        self.killed.notify_one();
+    }
+}
+
+/// A broker we may talk to; owns at most one live session at a time.
+pub struct Broker {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    settings: ConnSettings,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    failures: parking_lot::Mutex<(u32, Option<Instant>, String)>,
+    /// Produce requests currently awaiting a response.
+    pub in_flight: AtomicUsize,
+    /// Until when the broker asked us to back off (quota throttling).
+    pub throttled_until: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl Broker {
+    pub fn new(node_id: i32, host: String, port: u16, settings: ConnSettings) -> Arc<Broker> {
+        Arc::new(Broker {
+            node_id,
+            host,
+            port,
+            settings,
+            session: tokio::sync::Mutex::new(None),
+            failures: parking_lot::Mutex::new((0, None, String::new())),
+            in_flight: AtomicUsize::new(0),
+            throttled_until: parking_lot::Mutex::new(None),
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// True while a reconnect backoff after a failure is running.
+    pub fn in_backoff(&self) -> bool {
+        let f = self.failures.lock();
+        matches!(f.1, Some(t) if Instant::now() < t)
+    }
+
+    pub fn last_failure(&self) -> Option<String> {
+        let f = self.failures.lock();
+        if f.0 > 0 { Some(f.2.clone()) } else { None }
+    }
+
+    pub fn throttle_remaining(&self) -> Option<Duration> {
+        let t = self.throttled_until.lock();
+        t.and_then(|t| t.checked_duration_since(Instant::now()))
+    }
+
+    /// The live session, connecting first when there is none.
+    pub async fn session(&self) -> Result<Arc<Session>, Error> {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            if s.is_alive() {
+                return Ok(s.clone());
+            }
+        }
+        *guard = None;
+        {
+            let f = self.failures.lock();
+            if let Some(t) = f.1 {
+                if Instant::now() < t {
+                    return Err(Error::new(
+                        error::TRANSPORT,
+                        format!("broker {} ({}) unreachable: {}", self.node_id, self.addr(), f.2),
+                    ));
+                }
+            }
+        }
+        match tokio::time::timeout(self.settings.setup_timeout, self.connect()).await {
+            Ok(Ok(s)) => {
+                *self.failures.lock() = (0, None, String::new());
+                let s = Arc::new(s);
+                *guard = Some(s.clone());
+                Ok(s)
+            }
+            Ok(Err(e)) => Err(self.note_failure(e.message)),
+            Err(_) => Err(self.note_failure(format!(
+                "connection setup timed out after {} ms",
+                self.settings.setup_timeout.as_millis()
+            ))),
+        }
+    }
+
+    fn note_failure(&self, why: String) -> Error {
+        let mut f = self.failures.lock();
+        f.0 = f.0.saturating_add(1);
+        let base = self.settings.reconnect_backoff.as_millis() as u64;
+        let max = self.settings.reconnect_backoff_max.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << (f.0 - 1).min(20)).min(max.max(base));
+        let jitter = if exp > 0 { fastrand::u64(0..=exp / 5) } else { 0 };
+        f.1 = Some(Instant::now() + Duration::from_millis(exp + jitter));
+        f.2 = why.clone();
+        Error::new(error::TRANSPORT, format!("broker {} ({}): {}", self.node_id, self.addr(), why))
+    }
+
+    /// Drops the current session (e.g. after a request timeout); in-flight
+    /// requests on it fail with a transport error.
+    pub async fn reset(&self, why: &str) {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.take() {
+            s.kill();
+        }
+        let _ = why;
+    }
+
+    async fn connect(&self) -> Result<Session, Error> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| Error::new(error::TRANSPORT, format!("connect to {} failed: {e}", self.addr())))?;
+        let _ = stream.set_nodelay(true);
+        let sock = socket2_ref(&stream);
+        if self.settings.send_buffer_bytes > 0 {
+            set_buf(sock, libc::SO_SNDBUF, self.settings.send_buffer_bytes);
+        }
+        if self.settings.receive_buffer_bytes > 0 {
+            set_buf(sock, libc::SO_RCVBUF, self.settings.receive_buffer_bytes);
+        }
+        start_session(stream, &self.settings.client_id).await
+    }
+
+    /// Sends a request and waits (up to request.timeout.ms) for its response.
+    pub async fn request<R: Request>(&self, req: &R) -> Result<R::Response, Error> {
+        let session = self.session().await?;
+        let version = session.apis.version_for::<R>().ok_or_else(|| {
+            Error::new(
+                error::UNSUPPORTED_VERSION,
+                format!("broker {} supports no version of API {} that kp speaks", self.node_id, R::API_KEY),
+            )
+        })?;
+        self.request_on(&session, req, version).await
+    }
+
+    pub async fn request_on<R: Request>(
+        &self,
+        session: &Arc<Session>,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, Error> {
+        let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::with_capacity(256);
+        api::encode_request(&mut frame, req, version, corr, &self.settings.client_id);
+        let (tx, rx) = oneshot::channel();
+        session
+            .tx
+            .send(Outgoing { frame, correlation_id: corr, reply: Some(tx), written: None })
+            .map_err(|_| Error::new(error::TRANSPORT, format!("connection to broker {} closed", self.node_id)))?;
+        let bytes = match tokio::time::timeout(self.settings.request_timeout, rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => {
+                return Err(Error::new(error::TRANSPORT, format!("connection to broker {} lost", self.node_id)))
+            }
+            Err(_) => {
+                session.kill();
+                return Err(Error::new(
+                    error::REQUEST_TIMED_OUT,
+                    format!(
+                        "no response from broker {} within request.timeout.ms ({} ms)",
+                        self.node_id,
+                        self.settings.request_timeout.as_millis()
+                    ),
+                ));
+            }
+        };
+        let (_, resp) = api::decode_response::<R>(version, bytes).map_err(|e| {
+            session.kill();
+            Error::new(error::BAD_RESPONSE, format!("broker {} sent an undecodable response: {e}", self.node_id))
+        })?;
+        Ok(resp)
+    }
+
+    /// Sends a request the broker will not answer (produce with acks=0);
+    /// resolves once it has been written to the socket.
+    pub async fn send_no_response<R: Request>(
+        &self,
+        session: &Arc<Session>,
+        req: &R,
+        version: i16,
+    ) -> Result<(), Error> {
+        let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::with_capacity(256);
+        api::encode_request(&mut frame, req, version, corr, &self.settings.client_id);
+        let (tx, rx) = oneshot::channel();
+        session
+            .tx
+            .send(Outgoing { frame, correlation_id: corr, reply: None, written: Some(tx) })
+            .map_err(|_| Error::new(error::TRANSPORT, format!("connection to broker {} closed", self.node_id)))?;
+        match tokio::time::timeout(self.settings.request_timeout, rx).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::new(error::TRANSPORT, format!("connection to broker {} lost", self.node_id))),
+            Err(_) => {
+                session.kill();
+                Err(Error::new(error::REQUEST_TIMED_OUT, "socket write timed out"))
+            }
+        }
+    }
+}
+
+fn socket2_ref(s: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    s.as_raw_fd()
+}
+
+fn set_buf(fd: i32, opt: i32, size: i32) {
+    // SAFETY: fd is a valid open socket owned by the TcpStream for the duration
+    // of this call; the option value is a plain int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &size as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Runs the ApiVersions handshake on a fresh stream and spawns its I/O task.
+pub async fn start_session<S>(mut stream: S, client_id: &str) -> Result<Session, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut apis = None;
+    for version in [3i16, 0] {
+        let req = ApiVersionsRequest {
+            client_software_name: "kp".into(),
+            client_software_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let mut frame = BytesMut::new();
+        api::encode_request(&mut frame, &req, version, 0, client_id);
+        stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| Error::new(error::TRANSPORT, format!("write failed: {e}")))?;
+        let resp = read_frame(&mut stream)
+            .await
+            .map_err(|e| Error::new(error::TRANSPORT, format!("ApiVersions handshake failed: {e}")))?;
+        let (_, r): (i32, ApiVersionsResponse) = api::decode_response::<ApiVersionsRequest>(version, resp)
+            .map_err(|e| Error::new(error::BAD_RESPONSE, format!("bad ApiVersions response: {e}")))?;
+        if r.error_code == error::UNSUPPORTED_VERSION as i16 && version != 0 {
+            continue;
+        }
+        if r.error_code != 0 {
+            return Err(Error::new(r.error_code as i32, "ApiVersions request failed"));
+        }
+        apis = Some(BrokerApis {
+            ranges: r.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect(),
+            finalized_features: r
+                .finalized_features
+                .iter()
+                .map(|f| (f.name.clone(), f.max_version_level, f.min_version_level))
+                .collect(),
+        });
+        break;
+    }
+    let apis = apis.ok_or_else(|| Error::new(error::UNSUPPORTED_VERSION, "broker rejected every ApiVersions version"))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let alive = Arc::new(AtomicBool::new(true));
+    let killed = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone()));
+    Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
+}
+
+async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
+    let len = s.read_i32().await?;
+    if len < 4 || len as usize > MAX_RESPONSE_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame length {len}")));
+    }
+    let mut buf = BytesMut::zeroed(len as usize);
+    s.read_exact(&mut buf).await?;
+    Ok(buf.freeze())
+}
+
+struct Pending {
+    correlation_id: i32,
+    reply: oneshot::Sender<Result<Bytes, Error>>,
+}
+
+async fn io_task<S>(
+    stream: S,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    alive: Arc<AtomicBool>,
+    killed: Arc<tokio::sync::Notify>,
+)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let pending: Arc<parking_lot::Mutex<VecDeque<Pending>>> = Arc::new(parking_lot::Mutex::new(VecDeque::new()));
+    let reader_pending = pending.clone();
+    let reader_alive = alive.clone();
+    let mut reader = tokio::spawn(async move {
+        loop {
+            let frame = match read_frame(&mut rd).await {
+                Ok(f) => f,
+                Err(e) => return format!("read failed: {e}"),
+            };
+            let corr = match api::peek_correlation_id(&frame) {
+                Ok(c) => c,
+                Err(e) => return format!("bad response header: {e}"),
+            };
+            let p = reader_pending.lock().pop_front();
+            match p {
+                Some(p) if p.correlation_id == corr => {
+                    let _ = p.reply.send(Ok(frame));
+                }
+                Some(p) => {
+                    let _ = p.reply.send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
+                    return format!("correlation id mismatch: expected {}, got {corr}", p.correlation_id);
+                }
+                None => return format!("unexpected response with correlation id {corr}"),
+            }
+            if !reader_alive.load(Ordering::Acquire) {
+                return "connection closed".into();
+            }
+        }
+    });
+    let mut out = BytesMut::new();
+    let why: String = 'outer: loop {
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(first) = msg else { break 'outer "connection no longer used".into() };
+                if !alive.load(Ordering::Acquire) { break 'outer "connection closed".into(); }
+                let mut batch = vec![first];
+                while batch.len() < 64 {
+                    match rx.try_recv() { Ok(m) => batch.push(m), Err(_) => break }
+                }
+                out.clear();
+                let mut written = Vec::new();
+                {
+                    let mut p = pending.lock();
+                    for m in batch {
+                        out.extend_from_slice(&m.frame);
+                        if let Some(reply) = m.reply { p.push_back(Pending { correlation_id: m.correlation_id, reply }); }
+                        if let Some(w) = m.written { written.push(w); }
+                    }
+                }
+                if let Err(e) = wr.write_all(&out).await { break 'outer format!("write failed: {e}"); }
+                for w in written { let _ = w.send(()); }
+                if out.capacity() > 4 * 1024 * 1024 { out = BytesMut::new(); }
+            }
+            r = &mut reader => {
+                break 'outer r.unwrap_or_else(|e| format!("reader stopped: {e}"));
+            }
+            _ = killed.notified() => {
+                break 'outer "connection closed by the client".into();
+            }
+        }
+    };
+    alive.store(false, Ordering::Release);
+    reader.abort();
+    let _ = wr.shutdown().await;
+    let drained: Vec<Pending> = pending.lock().drain(..).collect();
+    for p in drained {
+        let _ = p.reply.send(Err(Error::new(error::TRANSPORT, format!("connection lost: {why}"))));
+    }
+    rx.close();
+    while let Ok(m) = rx.try_recv() {
+        if let Some(r) = m.reply {
+            let _ = r.send(Err(Error::new(error::TRANSPORT, format!("connection lost: {why}"))));
+        }
+    }
+}

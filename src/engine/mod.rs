@@ -1,0 +1,564 @@
+//! The producer engine: metadata, partitioner, accumulator, sender. It runs on
+//! its own tokio runtime; callers interact through `Producer` from any thread.
+
+pub mod accumulator;
+pub mod conn;
+pub mod report;
+mod sender;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::config::{DeliveryMode, Partitioner, ProducerConfig};
+use crate::error::{self, Error};
+use crate::partitioner::{crc32_partition, murmur2_partition};
+use crate::protocol::record_batch::RecordHeader;
+
+use accumulator::{append, record_size_upper_bound, validate_topic_name, Core, MemoryPool, PartitionQueue, PendingRecord, TopicHandle};
+use conn::{Broker, ConnSettings};
+pub use report::{Dispatch, Persistence, ReportView, SyncResult, SyncSlot, Token, TopicName};
+
+/// Partition value meaning "let the partitioner choose".
+pub const PARTITION_ANY: i32 = -1;
+
+/// A record as the caller hands it to `send` (borrowed for the call).
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [RecordHeader<'a>],
+    /// Milliseconds since the epoch; 0 means now.
+    pub timestamp_ms: i64,
+}
+
+/// A user partitioner: (topic, key, partition count) → partition.
+pub type PartitionerFn = dyn Fn(&str, Option<&[u8]>, i32) -> i32 + Send + Sync;
+
+pub(crate) struct Inner {
+    pub cfg: ProducerConfig,
+    pub core: Arc<Core>,
+    pub topics: RwLock<HashMap<Arc<str>, Arc<TopicHandle>>>,
+    pub all_partitions: RwLock<Vec<Arc<PartitionQueue>>>,
+    pub brokers: RwLock<HashMap<i32, Arc<Broker>>>,
+    pub bootstrap: Vec<Arc<Broker>>,
+    pub conn_settings: ConnSettings,
+    pub sender_wake: Notify,
+    pub metadata_wake: Notify,
+    pub metadata_needed: AtomicBool,
+    pub metadata_lock: Mutex<u64>,
+    pub metadata_cv: Condvar,
+    pub last_cluster_error: Mutex<Option<Error>>,
+    pub closing: AtomicBool,
+    pub shutdown: AtomicBool,
+    pub shutdown_notify: Notify,
+    pub flushing: AtomicUsize,
+    pub partitioner_fn: Option<Arc<PartitionerFn>>,
+}
+
+/// The producer. All methods are thread-safe.
+pub struct Producer {
+    inner: Arc<Inner>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    delivery_thread: Mutex<Option<JoinHandle<()>>>,
+    delivery_thread_id: Mutex<Option<std::thread::ThreadId>>,
+    dispatch: Arc<Dispatch>,
+    closed: AtomicBool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Producer {
+    pub fn new(cfg: ProducerConfig, dispatch: Arc<Dispatch>, partitioner_fn: Option<Arc<PartitionerFn>>) -> Result<Producer, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kp-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(error::INTERNAL, format!("cannot start the I/O runtime: {e}")))?;
+        let conn_settings = ConnSettings {
+            client_id: cfg.client_id.clone(),
+            request_timeout: Duration::from_millis(cfg.request_timeout_ms),
+            setup_timeout: Duration::from_millis(cfg.connection_setup_timeout_ms),
+            reconnect_backoff: Duration::from_millis(cfg.reconnect_backoff_ms),
+            reconnect_backoff_max: Duration::from_millis(cfg.reconnect_backoff_max_ms),
+            send_buffer_bytes: cfg.send_buffer_bytes,
+            receive_buffer_bytes: cfg.receive_buffer_bytes,
+        };
+        let bootstrap = cfg
+            .bootstrap
+            .iter()
+            .enumerate()
+            .map(|(i, (h, p))| Broker::new(-1 - i as i32, h.clone(), *p, conn_settings.clone()))
+            .collect();
+        let inner = Arc::new(Inner {
+            core: Arc::new(Core { reports: report::ReportQueue::new(), memory: MemoryPool::new(cfg.buffer_memory) }),
+            cfg,
+            topics: RwLock::new(HashMap::new()),
+            all_partitions: RwLock::new(Vec::new()),
+            brokers: RwLock::new(HashMap::new()),
+            bootstrap,
+            conn_settings,
+            sender_wake: Notify::new(),
+            metadata_wake: Notify::new(),
+            metadata_needed: AtomicBool::new(true),
+            metadata_lock: Mutex::new(0),
+            metadata_cv: Condvar::new(),
+            last_cluster_error: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            shutdown_notify: Notify::new(),
+            flushing: AtomicUsize::new(0),
+            partitioner_fn,
+        });
+        runtime.spawn(sender::metadata_loop(inner.clone()));
+        runtime.spawn(sender::sender_loop(inner.clone()));
+        let p = Producer {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+            delivery_thread: Mutex::new(None),
+            delivery_thread_id: Mutex::new(None),
+            dispatch,
+            closed: AtomicBool::new(false),
+        };
+        if p.inner.cfg.delivery_mode == DeliveryMode::Thread {
+            let inner = p.inner.clone();
+            let d = p.dispatch.clone();
+            let h = std::thread::Builder::new()
+                .name("kp-delivery".into())
+                .spawn(move || inner.core.reports.run_delivery_thread(&*d))
+                .map_err(|e| Error::new(error::INTERNAL, format!("cannot start the delivery thread: {e}")))?;
+            *p.delivery_thread_id.lock() = Some(h.thread().id());
+            *p.delivery_thread.lock() = Some(h);
+        }
+        Ok(p)
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.cfg
+    }
+
+    /// Accepts a record. On Ok the record will get exactly one report.
+    pub fn send(&self, rec: &Record<'_>, token: Token) -> Result<(), Error> {
+        let inner = &*self.inner;
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(Error::new(error::CLOSED, "the producer is closed or closing"));
+        }
+        if rec.partition < PARTITION_ANY {
+            return Err(Error::new(error::INVALID_ARG, format!("partition {} is invalid", rec.partition)));
+        }
+        if rec.timestamp_ms < 0 {
+            return Err(Error::new(error::INVALID_ARG, format!("timestamp {} is negative", rec.timestamp_ms)));
+        }
+        let size = record_size_upper_bound(rec.key, rec.value, rec.headers);
+        // Batch header (61) plus produce request overhead for one partition.
+        let request_size = size + 61 + 64 + rec.topic.len();
+        if request_size > inner.cfg.max_request_size {
+            return Err(Error::new(
+                error::RECORD_TOO_LARGE,
+                format!(
+                    "the record is {request_size} bytes when serialized, larger than max.request.size ({})",
+                    inner.cfg.max_request_size
+                ),
+            ));
+        }
+        if size > inner.cfg.buffer_memory {
+            return Err(Error::new(
+                error::RECORD_TOO_LARGE,
+                format!("the record is {size} bytes, larger than buffer.memory ({})", inner.cfg.buffer_memory),
+            ));
+        }
+        let topic = self.topic_handle(rec.topic)?;
+        inner.core.memory.reserve(size, Duration::from_millis(inner.cfg.max_block_ms), &inner.closing)?;
+        let timestamp = if rec.timestamp_ms == 0 { now_ms() } else { rec.timestamp_ms };
+        match inner.append_known(&topic, rec, timestamp, token, size) {
+            Ok(None) => {
+                inner.core.reports.accepted();
+                Ok(())
+            }
+            Ok(Some(token)) => {
+                // Metadata not known yet: keep a copy until it is.
+                let mut pending = topic.pending.lock();
+                if topic.meta.read().known {
+                    drop(pending);
+                    match inner.append_known(&topic, rec, timestamp, token, size) {
+                        Ok(None) => {
+                            inner.core.reports.accepted();
+                            return Ok(());
+                        }
+                        Ok(Some(_)) => unreachable!("known topic"),
+                        Err(e) => {
+                            inner.core.memory.release(size);
+                            return Err(e);
+                        }
+                    }
+                }
+                pending.push(PendingRecord {
+                    partition: rec.partition,
+                    key: rec.key.map(Into::into),
+                    value: rec.value.map(Into::into),
+                    headers: rec.headers.iter().map(|h| (h.key.into(), h.value.map(Into::into))).collect(),
+                    timestamp,
+                    token,
+                    reserved: size,
+                    enqueued: Instant::now(),
+                });
+                inner.core.reports.accepted();
+                drop(pending);
+                inner.request_metadata();
+                Ok(())
+            }
+            Err(e) => {
+                inner.core.memory.release(size);
+                Err(e)
+            }
+        }
+    }
+
+    fn topic_handle(&self, name: &str) -> Result<Arc<TopicHandle>, Error> {
+        if let Some(t) = self.inner.topics.read().get(name) {
+            return Ok(t.clone());
+        }
+        validate_topic_name(name)?;
+        let mut w = self.inner.topics.write();
+        let t = w.entry(Arc::from(name)).or_insert_with(|| TopicHandle::new(name)).clone();
+        drop(w);
+        self.inner.request_metadata();
+        Ok(t)
+    }
+
+    /// Waits up to `timeout` until every accepted record has been reported.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner.flushing.fetch_add(1, Ordering::AcqRel);
+        inner.sender_wake.notify_one();
+        let done = inner.core.reports.wait_all_done(timeout, self.serve_here());
+        inner.flushing.fetch_sub(1, Ordering::AcqRel);
+        if done {
+            Ok(())
+        } else {
+            Err(Error::new(
+                error::TIMED_OUT,
+                format!("flush timed out with {} record(s) not yet reported", inner.core.reports.outstanding()),
+            ))
+        }
+    }
+
+    /// Whether the calling thread must dispatch reports itself while waiting.
+    fn serve_here(&self) -> Option<&Dispatch> {
+        let on_delivery_thread = *self.delivery_thread_id.lock() == Some(std::thread::current().id());
+        if self.inner.cfg.delivery_mode == DeliveryMode::Poll || on_delivery_thread {
+            Some(&*self.dispatch)
+        } else {
+            None
+        }
+    }
+
+    /// Serves waiting reports on this thread (poll mode). Returns how many.
+    pub fn poll(&self, timeout: Duration) -> usize {
+        if self.inner.cfg.delivery_mode != DeliveryMode::Poll {
+            std::thread::sleep(timeout.min(Duration::from_millis(10)));
+            return 0;
+        }
+        self.inner.core.reports.serve(&*self.dispatch, timeout)
+    }
+
+    pub fn poll_fd(&self) -> i32 {
+        self.inner.core.reports.fd()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.inner.core.reports.outstanding()
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.core.memory.used()
+    }
+
+    /// Partitions of a topic and their leaders (like Java's partitionsFor).
+    pub fn partitions_for(&self, topic: &str, timeout: Duration) -> Result<Vec<(i32, i32)>, Error> {
+        let t = self.topic_handle(topic)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let m = t.meta.read();
+                if m.known {
+                    return Ok(m.partitions.iter().map(|p| (p.partition, p.leader.load(Ordering::Acquire))).collect());
+                }
+            }
+            if Instant::now() >= deadline {
+                let m = t.meta.read();
+                let why = m
+                    .last_error
+                    .clone()
+                    .or_else(|| self.inner.last_cluster_error.lock().clone())
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    error::TIMED_OUT,
+                    format!("metadata for topic \"{topic}\" not available within {} ms{why}", timeout.as_millis()),
+                ));
+            }
+            self.inner.request_metadata();
+            let mut g = self.inner.metadata_lock.lock();
+            let _ = self.inner.metadata_cv.wait_until(&mut g, deadline.min(Instant::now() + Duration::from_millis(100)));
+        }
+    }
+
+    /// Drops every record not yet sent (queued or waiting for metadata); each
+    /// gets one report with PURGED_QUEUED (or `code`).
+    pub fn purge_queued(&self, code: i32, message: &str) -> usize {
+        self.inner.purge_queued(code, message)
+    }
+
+    /// Closes the producer: stops accepting records, sends what is queued and
+    /// waits up to `timeout` for it; what is still unreported then fails with
+    /// CLOSED. Every accepted record has had its report when this returns
+    /// (in thread mode the delivery thread has run them; in poll mode they ran
+    /// on this thread).
+    pub fn close(&self, timeout: Duration) -> Result<(), Error> {
+        if *self.delivery_thread_id.lock() == Some(std::thread::current().id()) {
+            return Err(Error::new(error::STATE, "kp_producer_close must not be called from a delivery callback"));
+        }
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        inner.closing.store(true, Ordering::Release);
+        inner.core.memory.wake_all();
+        inner.flushing.fetch_add(1, Ordering::AcqRel);
+        inner.sender_wake.notify_one();
+        let complete = inner.core.reports.wait_all_done(timeout, self.serve_here());
+        if !complete {
+            inner.purge_queued(error::CLOSED, "the producer was closed (close timeout) before the record was sent");
+        }
+        inner.shutdown.store(true, Ordering::Release);
+        inner.shutdown_notify.notify_waiters();
+        inner.sender_wake.notify_one();
+        if let Some(rt) = self.runtime.lock().take() {
+            // In-flight requests are abandoned: their batches report CLOSED
+            // (possibly persisted) from their drop guards.
+            rt.shutdown_timeout(Duration::from_millis(if complete { 1000 } else { 100 }));
+        }
+        // Records that were never appended anywhere (cannot happen after the
+        // purge, but make sure) and outcomes from the drop guards.
+        inner.purge_queued(error::CLOSED, "the producer was closed before the record was sent");
+        match self.inner.cfg.delivery_mode {
+            DeliveryMode::Poll => {
+                while self.inner.core.reports.serve(&*self.dispatch, Duration::ZERO) > 0 {}
+            }
+            DeliveryMode::Thread => {
+                inner.core.reports.stop_delivery_thread();
+                if let Some(h) = self.delivery_thread.lock().take() {
+                    let _ = h.join();
+                }
+            }
+        }
+        if complete {
+            Ok(())
+        } else {
+            Err(Error::new(error::TIMED_OUT, "close timed out; unsent records were reported as CLOSED"))
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.close(Duration::ZERO);
+    }
+}
+
+impl Inner {
+    pub fn request_metadata(&self) {
+        self.metadata_needed.store(true, Ordering::Release);
+        self.metadata_wake.notify_one();
+    }
+
+    /// Appends to a known topic. Ok(Some(token)) hands the token back when
+    /// the topic's metadata is not known yet.
+    fn append_known(&self, topic: &TopicHandle, rec: &Record<'_>, timestamp: i64, token: Token, size: usize) -> Result<Option<Token>, Error> {
+        let meta = topic.meta.read();
+        if !meta.known {
+            return Ok(Some(token));
+        }
+        let n = meta.partitions.len() as i32;
+        let partition = self.choose_partition(topic, &meta.partitions, rec.partition, rec.key, size)?;
+        let pq = &meta.partitions[partition as usize];
+        debug_assert!(partition < n);
+        let r = append(&self.core, pq, self.effective_batch_size(), timestamp, rec.key, rec.value, rec.headers, token, size);
+        drop(meta);
+        if r.new_batch || r.batch_full {
+            self.sender_wake.notify_one();
+        }
+        Ok(None)
+    }
+
+    fn effective_batch_size(&self) -> usize {
+        self.cfg.batch_size.min(self.cfg.max_request_size.saturating_sub(256)).max(1)
+    }
+
+    fn choose_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], explicit: i32, key: Option<&[u8]>, size: usize) -> Result<i32, Error> {
+        let n = parts.len() as i32;
+        if n == 0 {
+            return Err(Error::new(error::UNKNOWN_PARTITION, format!("topic \"{}\" has no partitions", topic.name.name)));
+        }
+        if explicit != PARTITION_ANY {
+            if explicit >= n {
+                return Err(Error::new(
+                    error::UNKNOWN_PARTITION,
+                    format!("partition {explicit} does not exist: topic \"{}\" has {n} partition(s)", topic.name.name),
+                ));
+            }
+            return Ok(explicit);
+        }
+        if let Some(f) = &self.partitioner_fn {
+            let p = f(&topic.name.name, key, n);
+            if p < 0 || p >= n {
+                return Err(Error::new(
+                    error::PARTITIONER_FAILED,
+                    format!("the custom partitioner returned {p} for a topic with {n} partition(s)"),
+                ));
+            }
+            return Ok(p);
+        }
+        let key = if self.cfg.partitioner_ignore_keys { None } else { key };
+        let un = n as u32;
+        Ok(match (self.cfg.partitioner, key) {
+            (Partitioner::Murmur2Random | Partitioner::Murmur2, Some(k)) => murmur2_partition(k, un),
+            (Partitioner::ConsistentRandom | Partitioner::Consistent, Some(k)) => crc32_partition(k, un),
+            (Partitioner::Consistent, None) => crc32_partition(&[], un),
+            (Partitioner::Random, _) => fastrand::i32(0..n),
+            (Partitioner::RoundRobin, _) => (topic.round_robin.fetch_add(1, Ordering::Relaxed) % un) as i32,
+            (_, None) => self.sticky_partition(topic, parts, size),
+        })
+    }
+
+    /// Sticky partitioning for null keys (KIP-480): stay on one partition
+    /// until about batch.size bytes went there, then move to another one that
+    /// has a leader.
+    fn sticky_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], size: usize) -> i32 {
+        let n = parts.len() as i32;
+        let cur = topic.sticky.load(Ordering::Relaxed);
+        if cur >= 0 && cur < n {
+            let used = topic.sticky_bytes.fetch_add(size, Ordering::Relaxed) + size;
+            if used < self.effective_batch_size() {
+                return cur;
+            }
+        }
+        let available: Vec<i32> = parts.iter().filter(|p| p.leader.load(Ordering::Relaxed) >= 0).map(|p| p.partition).collect();
+        let next = if available.len() > 1 {
+            loop {
+                let c = available[fastrand::usize(0..available.len())];
+                if c != cur {
+                    break c;
+                }
+            }
+        } else if available.len() == 1 {
+            available[0]
+        } else {
+            fastrand::i32(0..n)
+        };
+        topic.sticky.store(next, Ordering::Relaxed);
+        topic.sticky_bytes.store(size, Ordering::Relaxed);
+        next
+    }
+
+    fn pending_to_partitions(&self, topic: &TopicHandle) {
+        let pending: Vec<PendingRecord> = std::mem::take(&mut *topic.pending.lock());
+        for p in pending {
+            let headers: Vec<RecordHeader<'_>> = p.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect();
+            let rec = Record {
+                topic: &topic.name.name,
+                partition: p.partition,
+                key: p.key.as_deref(),
+                value: p.value.as_deref(),
+                headers: &headers,
+                timestamp_ms: p.timestamp,
+            };
+            match self.append_known(topic, &rec, p.timestamp, p.token.clone(), p.reserved) {
+                Ok(None) => {}
+                Ok(Some(_)) => unreachable!("topic known"),
+                Err(e) => {
+                    self.core.memory.release(p.reserved);
+                    self.core.reports.fail(
+                        topic.name.clone(),
+                        p.partition,
+                        Arc::new(e),
+                        Persistence::NotPersisted,
+                        vec![report::RecordMeta { token: p.token, timestamp: p.timestamp }],
+                    );
+                }
+            }
+        }
+    }
+
+    fn fail_pending(&self, topic: &TopicHandle, err: &Error, only_older_than: Option<Instant>) {
+        let failed: Vec<PendingRecord> = {
+            let mut pending = topic.pending.lock();
+            match only_older_than {
+                None => std::mem::take(&mut *pending),
+                Some(limit) => {
+                    let (old, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|p| p.enqueued <= limit);
+                    *pending = keep;
+                    old
+                }
+            }
+        };
+        if failed.is_empty() {
+            return;
+        }
+        let err = Arc::new(err.clone());
+        let mut reserved = 0;
+        let metas = failed
+            .into_iter()
+            .map(|p| {
+                reserved += p.reserved;
+                report::RecordMeta { token: p.token, timestamp: p.timestamp }
+            })
+            .collect();
+        self.core.memory.release(reserved);
+        self.core.reports.fail(topic.name.clone(), PARTITION_ANY, err, Persistence::NotPersisted, metas);
+    }
+
+    pub fn purge_queued(&self, code: i32, message: &str) -> usize {
+        let err = Error::new(code, message);
+        let topics: Vec<Arc<TopicHandle>> = self.topics.read().values().cloned().collect();
+        let mut n = 0;
+        for t in &topics {
+            n += t.pending.lock().len();
+            self.fail_pending(t, &err, None);
+        }
+        let err = Arc::new(err);
+        for pq in self.all_partitions.read().iter() {
+            let batches: Vec<_> = {
+                let mut st = pq.state.lock();
+                let mut v: Vec<_> = st.ready.drain(..).collect();
+                v.extend(st.open.take());
+                v
+            };
+            for b in batches {
+                n += b.record_count();
+                let p = b.persistence_on_failure();
+                b.fail(err.clone(), p);
+            }
+        }
+        self.memory_wake();
+        n
+    }
+
+    fn memory_wake(&self) {
+        self.core.memory.wake_all();
+    }
+
+    pub fn broker(&self, id: i32) -> Option<Arc<Broker>> {
+        self.brokers.read().get(&id).cloned()
+    }
+}

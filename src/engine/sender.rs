@@ -1,0 +1,466 @@
+//! The sender task (drains ready batches into multi-partition produce
+//! requests, one request at a time per broker up to max.in.flight, handles
+//! responses, retries and timeouts) and the metadata task.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{self, Error};
+use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+use crate::protocol::messages::{PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData};
+use crate::protocol::record_batch::ProducerStamp;
+
+use super::accumulator::{Batch, PartitionQueue, TopicHandle};
+use super::conn::Broker;
+use super::report::Persistence;
+use super::Inner;
+
+fn backoff(base_ms: u64, max_ms: u64, attempt: u32) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(max_ms.max(base_ms));
+    // ±20% jitter, like the Java client.
+    let jitter = exp / 5;
+    let v = if jitter > 0 { exp - jitter + fastrand::u64(0..=2 * jitter) } else { exp };
+    Duration::from_millis(v)
+}
+
+pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
+    let max_age = Duration::from_millis(inner.cfg.metadata_max_age_ms);
+    let min_gap = Duration::from_millis(inner.cfg.retry_backoff_ms.clamp(10, 1000));
+    let mut last_attempt: Option<Instant> = None;
+    let mut last_success = Instant::now();
+    let mut failures: u32 = 0;
+    loop {
+        if inner.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let wanted = inner.metadata_needed.load(Ordering::Acquire);
+        let due = last_success.elapsed() >= max_age;
+        if !(wanted || due) {
+            tokio::select! {
+                _ = inner.metadata_wake.notified() => {}
+                _ = tokio::time::sleep(max_age.saturating_sub(last_success.elapsed())) => {}
+                _ = inner.shutdown_notify.notified() => return,
+            }
+            continue;
+        }
+        if let Some(t) = last_attempt {
+            let gap = if failures > 0 {
+                backoff(inner.cfg.retry_backoff_ms.max(50), inner.cfg.retry_backoff_max_ms.max(1000), failures)
+            } else {
+                min_gap
+            };
+            let since = t.elapsed();
+            if since < gap {
+                tokio::select! {
+                    _ = tokio::time::sleep(gap - since) => {}
+                    _ = inner.shutdown_notify.notified() => return,
+                }
+            }
+        }
+        inner.metadata_needed.store(false, Ordering::Release);
+        last_attempt = Some(Instant::now());
+        let topics: Vec<Arc<str>> = inner.topics.read().keys().cloned().collect();
+        match fetch_metadata(&inner, &topics).await {
+            Ok(resp) => {
+                failures = 0;
+                last_success = Instant::now();
+                *inner.last_cluster_error.lock() = None;
+                if apply_metadata(&inner, resp) {
+                    inner.metadata_needed.store(true, Ordering::Release);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                *inner.last_cluster_error.lock() = Some(e);
+                inner.metadata_needed.store(true, Ordering::Release);
+            }
+        }
+        expire_pending(&inner);
+        {
+            let mut g = inner.metadata_lock.lock();
+            *g += 1;
+            inner.metadata_cv.notify_all();
+        }
+        inner.sender_wake.notify_one();
+    }
+}
+
+/// Records waiting for metadata past delivery.timeout.ms fail, saying why.
+fn expire_pending(inner: &Inner) {
+    let timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
+    let Some(limit) = Instant::now().checked_sub(timeout) else { return };
+    let topics: Vec<Arc<TopicHandle>> = inner.topics.read().values().cloned().collect();
+    for t in topics {
+        let has_old = t.pending.lock().iter().any(|p| p.enqueued <= limit);
+        if !has_old {
+            continue;
+        }
+        let why = t.meta.read().last_error.clone();
+        let err = match (why, inner.last_cluster_error.lock().clone()) {
+            (_, Some(c)) => Error::new(
+                if c.code == error::ALL_BROKERS_DOWN { error::ALL_BROKERS_DOWN } else { error::TIMED_OUT },
+                format!("no metadata for topic \"{}\" within delivery.timeout.ms ({} ms): {}", t.name.name, timeout.as_millis(), c.message),
+            ),
+            (Some(e), None) => Error::new(
+                e.code,
+                format!("topic \"{}\" not available within delivery.timeout.ms ({} ms): {}", t.name.name, timeout.as_millis(), e.message),
+            ),
+            (None, None) => Error::new(
+                error::TIMED_OUT,
+                format!("no metadata for topic \"{}\" within delivery.timeout.ms ({} ms)", t.name.name, timeout.as_millis()),
+            ),
+        };
+        inner.fail_pending(&t, &err, Some(limit));
+    }
+}
+
+async fn fetch_metadata(inner: &Inner, topics: &[Arc<str>]) -> Result<MetadataResponse, Error> {
+    let req = MetadataRequest {
+        topics: Some(topics.iter().map(|t| MetadataRequestTopic { topic_id: Default::default(), name: Some(t.to_string()) }).collect()),
+        allow_auto_topic_creation: inner.cfg.allow_auto_create_topics,
+        include_cluster_authorized_operations: false,
+        include_topic_authorized_operations: false,
+    };
+    // Known brokers first (connected ones first), then the bootstrap list.
+    let mut candidates: Vec<Arc<Broker>> = inner.brokers.read().values().cloned().collect();
+    fastrand::shuffle(&mut candidates);
+    candidates.sort_by_key(|b| b.in_backoff());
+    candidates.extend(inner.bootstrap.iter().cloned());
+    let mut errors = Vec::new();
+    for b in candidates {
+        match b.request(&req).await {
+            Ok(r) => return Ok(r),
+            Err(e) => errors.push(format!("{}: {}", b.addr(), e.message)),
+        }
+        if inner.shutdown.load(Ordering::Acquire) {
+            break;
+        }
+    }
+    errors.dedup();
+    Err(Error::new(error::ALL_BROKERS_DOWN, format!("no broker answered a metadata request ({})", errors.join("; "))))
+}
+
+/// Applies a metadata response. Returns true when another refresh is needed soon.
+fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
+    let mut again = false;
+    {
+        let mut brokers = inner.brokers.write();
+        for b in &resp.brokers {
+            let port = b.port as u16;
+            let replace = match brokers.get(&b.node_id) {
+                Some(old) => old.host != b.host || old.port != port,
+                None => true,
+            };
+            if replace {
+                brokers.insert(b.node_id, Broker::new(b.node_id, b.host.clone(), port, inner.conn_settings.clone()));
+            }
+        }
+    }
+    let topics: HashMap<Arc<str>, Arc<TopicHandle>> = inner.topics.read().clone();
+    for t in &resp.topics {
+        let Some(name) = t.name.as_deref() else { continue };
+        let Some(handle) = topics.get(name) else { continue };
+        if t.error_code != 0 {
+            let code = t.error_code as i32;
+            let err = Error::new(code, format!("metadata for topic \"{name}\": {}", error::description(code)));
+            handle.meta.write().last_error = Some(err.clone());
+            if error::is_retriable(code) {
+                again = true;
+            } else {
+                inner.fail_pending(handle, &err, None);
+            }
+            continue;
+        }
+        let mut parts: Vec<(i32, i32)> = t.partitions.iter().map(|p| (p.partition_index, if p.error_code == 0 || p.leader_id >= 0 { p.leader_id } else { -1 })).collect();
+        parts.sort();
+        let mut newly_known = false;
+        {
+            let mut meta = handle.meta.write();
+            meta.last_error = None;
+            let have = meta.partitions.len();
+            let mut added = Vec::new();
+            for &(idx, leader) in &parts {
+                if leader < 0 {
+                    again = true;
+                }
+                let idx = idx as usize;
+                if idx < have {
+                    meta.partitions[idx].leader.store(leader, Ordering::Release);
+                } else if idx == meta.partitions.len() {
+                    let pq = PartitionQueue::new(handle.name.clone(), idx as i32, leader);
+                    meta.partitions.push(pq.clone());
+                    added.push(pq);
+                }
+            }
+            if !meta.known && !meta.partitions.is_empty() {
+                meta.known = true;
+                newly_known = true;
+            }
+            if !added.is_empty() {
+                inner.all_partitions.write().extend(added);
+            }
+        }
+        if newly_known || !handle.pending.lock().is_empty() {
+            inner.pending_to_partitions(handle);
+        }
+    }
+    again
+}
+
+struct InFlight {
+    pq: Arc<PartitionQueue>,
+    batch: Batch,
+}
+
+pub(crate) async fn sender_loop(inner: Arc<Inner>) {
+    let linger = Duration::from_millis(inner.cfg.linger_ms);
+    let delivery_timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
+    let max_in_flight = inner.cfg.max_in_flight;
+    let max_request = inner.cfg.max_request_size;
+    let mut drain_start = 0usize;
+    loop {
+        if inner.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let mut next_wake = now + Duration::from_millis(500);
+        let flushing = inner.flushing.load(Ordering::Acquire) > 0;
+        let mut need_metadata = false;
+        let parts: Vec<Arc<PartitionQueue>> = inner.all_partitions.read().clone();
+        let mut requests: HashMap<i32, (Arc<Broker>, Vec<InFlight>, usize)> = HashMap::new();
+        let mut more_ready = false;
+        let n = parts.len();
+        for i in 0..n {
+            let pq = &parts[(drain_start + i) % n];
+            let mut expired = Vec::new();
+            let mut st = pq.state.lock();
+            // Expire what waited too long (never what is in flight).
+            while let Some(front) = st.ready.front() {
+                if now.duration_since(front.created) >= delivery_timeout {
+                    expired.push(st.ready.pop_front().expect("front"));
+                } else {
+                    break;
+                }
+            }
+            if let Some(open) = &st.open {
+                if now.duration_since(open.created) >= delivery_timeout {
+                    expired.extend(st.open.take());
+                }
+            }
+            if let Some(open) = &st.open {
+                let due = open.created + linger;
+                if open.full || flushing || now >= due {
+                    let b = st.open.take().expect("open");
+                    st.ready.push_back(b);
+                } else {
+                    next_wake = next_wake.min(due);
+                }
+            }
+            if !st.ready.is_empty() {
+                let leader = pq.leader.load(Ordering::Acquire);
+                let broker = if leader >= 0 { inner.broker(leader) } else { None };
+                match broker {
+                    None => need_metadata = true,
+                    Some(broker) => {
+                        let front = st.ready.front().expect("nonempty");
+                        if let Some(t) = front.retry_at.filter(|t| *t > now) {
+                            next_wake = next_wake.min(t);
+                        } else if let Some(rem) = broker.throttle_remaining() {
+                            next_wake = next_wake.min(now + rem);
+                        } else if broker.in_flight.load(Ordering::Acquire) < max_in_flight {
+                            let entry = requests.entry(leader).or_insert_with(|| (broker.clone(), Vec::new(), 0));
+                            let size = front.size();
+                            if entry.2 == 0 || entry.2 + size <= max_request {
+                                let batch = st.ready.pop_front().expect("front");
+                                entry.2 += size + 32;
+                                entry.1.push(InFlight { pq: pq.clone(), batch });
+                                st.in_flight += 1;
+                                if !st.ready.is_empty() {
+                                    more_ready = true;
+                                }
+                            } else {
+                                more_ready = true;
+                            }
+                        }
+                    }
+                }
+            }
+            drop(st);
+            for b in expired {
+                let p = b.persistence_on_failure();
+                let err = Error::new(
+                    error::TIMED_OUT,
+                    format!(
+                        "delivery.timeout.ms ({} ms) expired before the batch for {}-{} was sent{}",
+                        delivery_timeout.as_millis(),
+                        pq.topic.name,
+                        pq.partition,
+                        if b.attempts > 0 { format!(" (after {} attempt(s))", b.attempts) } else { String::new() }
+                    ),
+                );
+                b.fail(Arc::new(err), p);
+            }
+        }
+        drain_start = drain_start.wrapping_add(1);
+        if need_metadata {
+            inner.request_metadata();
+        }
+        let sent_any = !requests.is_empty();
+        for (_, (broker, batches, _)) in requests {
+            broker.in_flight.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(send_produce(inner.clone(), broker, batches));
+        }
+        if sent_any && more_ready {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = inner.sender_wake.notified() => {}
+            _ = tokio::time::sleep_until(next_wake.into()) => {}
+            _ = inner.shutdown_notify.notified() => return,
+        }
+    }
+}
+
+async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<InFlight>) {
+    let acks = inner.cfg.acks;
+    // Seal (compress + header + CRC) once; retries reuse the sealed bytes.
+    let mut sealed_ok = Vec::with_capacity(batches.len());
+    for mut f in batches.drain(..) {
+        if f.batch.sealed.is_none() {
+            let builder = f.batch.builder.take().expect("unsealed batch has a builder");
+            match builder.seal(inner.cfg.compression, ProducerStamp::NONE) {
+                Ok(s) => f.batch.sealed = Some(s.bytes),
+                Err(e) => {
+                    f.pq.state.lock().in_flight -= 1;
+                    f.batch.fail(Arc::new(Error::new(error::INTERNAL, format!("compression failed: {e}"))), Persistence::NotPersisted);
+                    continue;
+                }
+            }
+        }
+        sealed_ok.push(f);
+    }
+    let batches = sealed_ok;
+    if batches.is_empty() {
+        broker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        inner.sender_wake.notify_one();
+        return;
+    }
+    let mut topic_data: Vec<TopicProduceData> = Vec::new();
+    for f in &batches {
+        let name = &*f.pq.topic.name;
+        let pd = PartitionProduceData { index: f.pq.partition, records: f.batch.sealed.clone().expect("sealed") };
+        match topic_data.iter_mut().find(|t| t.name == name) {
+            Some(t) => t.partition_data.push(pd),
+            None => topic_data.push(TopicProduceData { name: name.to_string(), partition_data: vec![pd] }),
+        }
+    }
+    let req = ProduceRequest {
+        transactional_id: None,
+        acks,
+        timeout_ms: inner.cfg.request_timeout_ms.min(i32::MAX as u64) as i32,
+        topic_data,
+    };
+    let mut batches = batches;
+    for f in batches.iter_mut() {
+        f.batch.maybe_sent = true;
+    }
+    let result: Result<Option<ProduceResponse>, Error> = if acks == 0 {
+        match broker.session().await {
+            Ok(s) => match s.apis.version_for::<ProduceRequest>() {
+                Some(v) => broker.send_no_response(&s, &req, v).await.map(|_| None),
+                None => Err(Error::new(error::UNSUPPORTED_VERSION, "broker supports no Produce version kp speaks")),
+            },
+            Err(e) => Err(e),
+        }
+    } else {
+        broker.request(&req).await.map(Some)
+    };
+    broker.in_flight.fetch_sub(1, Ordering::AcqRel);
+    let now = Instant::now();
+    match result {
+        Ok(None) => {
+            for f in batches {
+                f.pq.state.lock().in_flight -= 1;
+                f.batch.succeed(-1, -1, Persistence::PossiblyPersisted);
+            }
+        }
+        Ok(Some(resp)) => {
+            if resp.throttle_time_ms > 0 {
+                *broker.throttled_until.lock() = Some(now + Duration::from_millis(resp.throttle_time_ms as u64));
+            }
+            for f in batches {
+                let pr = resp
+                    .responses
+                    .iter()
+                    .filter(|t| t.name == *f.pq.topic.name)
+                    .flat_map(|t| t.partition_responses.iter())
+                    .find(|p| p.index == f.pq.partition);
+                match pr {
+                    None => retry_or_fail(&inner, f, Error::new(error::BAD_RESPONSE, "the produce response did not mention the partition"), now),
+                    Some(p) if p.error_code == 0 => {
+                        f.pq.state.lock().in_flight -= 1;
+                        f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);
+                    }
+                    Some(p) => {
+                        let code = p.error_code as i32;
+                        let mut msg = format!("broker {} rejected the batch for {}-{}: {}", broker.node_id, f.pq.topic.name, f.pq.partition, error::description(code));
+                        if let Some(m) = p.error_message.as_deref().filter(|m| !m.is_empty()) {
+                            msg.push_str(&format!(" ({m})"));
+                        }
+                        if let Some(r) = p.record_errors.first() {
+                            if let Some(m) = r.batch_index_error_message.as_deref() {
+                                msg.push_str(&format!(" [record {}: {m}]", r.batch_index));
+                            }
+                        }
+                        let mut f = f;
+                        // The broker answered: it did not write this batch.
+                        f.batch.maybe_sent = f.batch.attempts > 0 && f.batch.maybe_sent;
+                        retry_or_fail(&inner, f, Error::new(code, msg), now);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            if matches!(e.code, error::REQUEST_TIMED_OUT | error::TRANSPORT | error::BAD_RESPONSE) {
+                inner.request_metadata();
+            }
+            for f in batches {
+                retry_or_fail(&inner, f, e.clone(), now);
+            }
+        }
+    }
+    inner.sender_wake.notify_one();
+}
+
+fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
+    let InFlight { pq, mut batch } = f;
+    let delivery_timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
+    if error::needs_metadata_refresh(err.code) {
+        inner.request_metadata();
+    }
+    let mut st = pq.state.lock();
+    st.in_flight -= 1;
+    let expired = now.duration_since(batch.created) >= delivery_timeout;
+    if err.retriable() && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
+        batch.attempts += 1;
+        batch.retry_at = Some(now + backoff(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms, batch.attempts));
+        st.ready.push_front(batch);
+        return;
+    }
+    drop(st);
+    let p = batch.persistence_on_failure();
+    let err = if expired && err.retriable() {
+        Error::new(
+            error::TIMED_OUT,
+            format!("delivery.timeout.ms ({} ms) expired after {} attempt(s); last error: {}", delivery_timeout.as_millis(), batch.attempts + 1, err),
+        )
+    } else if err.retriable() {
+        Error::new(err.code, format!("{} (gave up after {} attempt(s); retries={})", err.message, batch.attempts + 1, inner.cfg.retries))
+    } else {
+        err
+    };
+    batch.fail(Arc::new(err), p);
+}

@@ -1,0 +1,211 @@
+use bytes::BytesMut;
+
+use crate::protocol::api::{Request, Response, API_METADATA};
+use crate::protocol::wire::*;
+use crate::protocol::DecodeError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataRequestTopic {
+    /// v10+ (all zeros = unknown)
+    pub topic_id: Uuid,
+    /// nullable from v10 (only meaningful with a topic id, v12+)
+    pub name: Option<String>,
+}
+
+/// Metadata request, v4..=12 (v9+ flexible).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataRequest {
+    /// `None` = all topics.
+    pub topics: Option<Vec<MetadataRequestTopic>>,
+    pub allow_auto_topic_creation: bool,
+    /// v8..=10
+    pub include_cluster_authorized_operations: bool,
+    /// v8+
+    pub include_topic_authorized_operations: bool,
+}
+
+impl Default for MetadataRequest {
+    fn default() -> Self {
+        MetadataRequest {
+            topics: None,
+            allow_auto_topic_creation: true,
+            include_cluster_authorized_operations: false,
+            include_topic_authorized_operations: false,
+        }
+    }
+}
+
+impl MetadataRequest {
+    /// Metadata for all topics.
+    pub fn all_topics() -> Self {
+        Self::default()
+    }
+
+    /// Metadata for these topic names.
+    pub fn for_topics<S: AsRef<str>>(names: &[S], allow_auto_topic_creation: bool) -> Self {
+        MetadataRequest {
+            topics: Some(
+                names
+                    .iter()
+                    .map(|n| MetadataRequestTopic {
+                        topic_id: [0; 16],
+                        name: Some(n.as_ref().to_owned()),
+                    })
+                    .collect(),
+            ),
+            allow_auto_topic_creation,
+            ..Default::default()
+        }
+    }
+}
+
+impl Request for MetadataRequest {
+    const API_KEY: i16 = API_METADATA;
+    const MIN_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 12;
+    type Response = MetadataResponse;
+
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 9;
+        put_nullable_arr_len(out, self.topics.as_ref().map(|t| t.len()), flex);
+        for t in self.topics.iter().flatten() {
+            if version >= 10 {
+                put_uuid(out, &t.topic_id);
+                put_nullable_str(out, t.name.as_deref(), flex);
+            } else {
+                put_str(out, t.name.as_deref().unwrap_or(""), flex);
+            }
+            put_tagged_fields_if(out, flex);
+        }
+        put_bool(out, self.allow_auto_topic_creation);
+        if (8..=10).contains(&version) {
+            put_bool(out, self.include_cluster_authorized_operations);
+        }
+        if version >= 8 {
+            put_bool(out, self.include_topic_authorized_operations);
+        }
+        put_tagged_fields_if(out, flex);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataBroker {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataPartition {
+    pub error_code: i16,
+    pub partition_index: i32,
+    pub leader_id: i32,
+    /// v7+ (default -1)
+    pub leader_epoch: i32,
+    pub replica_nodes: Vec<i32>,
+    pub isr_nodes: Vec<i32>,
+    /// v5+
+    pub offline_replicas: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataTopic {
+    pub error_code: i16,
+    /// null only for unknown topics queried by id (v12+)
+    pub name: Option<String>,
+    /// v10+ (zeros when unknown)
+    pub topic_id: Uuid,
+    pub is_internal: bool,
+    pub partitions: Vec<MetadataPartition>,
+    /// v8+ (default i32::MIN)
+    pub topic_authorized_operations: i32,
+}
+
+/// Metadata response, v4..=12.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataResponse {
+    pub throttle_time_ms: i32,
+    pub brokers: Vec<MetadataBroker>,
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub topics: Vec<MetadataTopic>,
+    /// v8..=10 (default i32::MIN)
+    pub cluster_authorized_operations: i32,
+}
+
+impl Response for MetadataResponse {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 9;
+        let throttle_time_ms = r.get_i32()?;
+        let brokers = r.array(flex, 9, |r| {
+            let b = MetadataBroker {
+                node_id: r.get_i32()?,
+                host: r.string(flex)?,
+                port: r.get_i32()?,
+                rack: r.nullable_string(flex)?,
+            };
+            r.tagged_fields_if(flex)?;
+            Ok(b)
+        })?;
+        let cluster_id = r.nullable_string(flex)?;
+        let controller_id = r.get_i32()?;
+        let topics = r.array(flex, 4, |r| {
+            let error_code = r.get_i16()?;
+            let name = r.nullable_string(flex)?;
+            let topic_id = if version >= 10 { r.get_uuid()? } else { [0; 16] };
+            let is_internal = r.get_bool()?;
+            let partitions = r.array(flex, 12, |r| {
+                let error_code = r.get_i16()?;
+                let partition_index = r.get_i32()?;
+                let leader_id = r.get_i32()?;
+                let leader_epoch = if version >= 7 { r.get_i32()? } else { -1 };
+                let replica_nodes = r.i32_array(flex)?;
+                let isr_nodes = r.i32_array(flex)?;
+                let offline_replicas = if version >= 5 {
+                    r.i32_array(flex)?
+                } else {
+                    Vec::new()
+                };
+                r.tagged_fields_if(flex)?;
+                Ok(MetadataPartition {
+                    error_code,
+                    partition_index,
+                    leader_id,
+                    leader_epoch,
+                    replica_nodes,
+                    isr_nodes,
+                    offline_replicas,
+                })
+            })?;
+            let topic_authorized_operations = if version >= 8 {
+                r.get_i32()?
+            } else {
+                i32::MIN
+            };
+            r.tagged_fields_if(flex)?;
+            Ok(MetadataTopic {
+                error_code,
+                name,
+                topic_id,
+                is_internal,
+                partitions,
+                topic_authorized_operations,
+            })
+        })?;
+        let cluster_authorized_operations = if (8..=10).contains(&version) {
+            r.get_i32()?
+        } else {
+            i32::MIN
+        };
+        r.tagged_fields_if(flex)?;
+        Ok(MetadataResponse {
+            throttle_time_ms,
+            brokers,
+            cluster_id,
+            controller_id,
+            topics,
+            cluster_authorized_operations,
+        })
+    }
+}

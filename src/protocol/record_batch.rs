@@ -1,0 +1,534 @@
+//! Record batch format v2 (magic 2): the producer's hot path.
+//!
+//! Layout of the 61-byte batch header (big endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0  | 8 | base offset |
+//! | 8  | 4 | batch length (bytes after this field) |
+//! | 12 | 4 | partition leader epoch |
+//! | 16 | 1 | magic (2) |
+//! | 17 | 4 | CRC-32C of bytes 21..end |
+//! | 21 | 2 | attributes (codec bits 0-2, timestamp type bit 3, transactional bit 4, control bit 5) |
+//! | 23 | 4 | last offset delta |
+//! | 27 | 8 | base timestamp |
+//! | 35 | 8 | max timestamp |
+//! | 43 | 8 | producer id |
+//! | 51 | 2 | producer epoch |
+//! | 53 | 4 | base sequence |
+//! | 57 | 4 | record count |
+//!
+//! followed by the records (compressed as one block when a codec is set).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::compression::{self, Compression, CompressionError};
+use super::wire::{put_varint, put_varlong, varint_len, varlong_len, Reader};
+use super::DecodeError;
+
+/// Size of the v2 batch header.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// Bytes of the header before the CRC-covered region starts (attributes onwards).
+pub const CRC_START: usize = 21;
+
+const OFF_BATCH_LEN: usize = 8;
+const OFF_LEADER_EPOCH: usize = 12;
+const OFF_MAGIC: usize = 16;
+const OFF_CRC: usize = 17;
+const OFF_ATTRIBUTES: usize = 21;
+const OFF_LAST_OFFSET_DELTA: usize = 23;
+const OFF_BASE_TS: usize = 27;
+const OFF_MAX_TS: usize = 35;
+const OFF_PRODUCER_ID: usize = 43;
+const OFF_PRODUCER_EPOCH: usize = 51;
+const OFF_BASE_SEQUENCE: usize = 53;
+const OFF_RECORD_COUNT: usize = 57;
+
+/// Attribute bits.
+pub const ATTR_CODEC_MASK: i16 = 0x07;
+pub const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub const ATTR_CONTROL: i16 = 0x20;
+
+/// Default cap on the decompressed size of one batch in [`decode_batches`].
+pub const DEFAULT_MAX_UNCOMPRESSED: usize = 64 * 1024 * 1024;
+
+/// A record header borrowed from the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader<'a> {
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
+/// Producer identity stamped into a batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+impl ProducerStamp {
+    /// No idempotence: -1 / -1 / -1, not transactional.
+    pub const NONE: ProducerStamp = ProducerStamp {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        transactional: false,
+    };
+}
+
+impl Default for ProducerStamp {
+    fn default() -> Self {
+        ProducerStamp::NONE
+    }
+}
+
+/// A sealed, ready-to-send batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBatch {
+    /// The complete batch (header + possibly compressed records).
+    pub bytes: Bytes,
+    pub record_count: i32,
+    /// Header + uncompressed records size.
+    pub uncompressed_size: usize,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+/// Builds one v2 record batch. Records are encoded in place, uncompressed,
+/// right after a reserved 61-byte header; [`BatchBuilder::seal`] compresses
+/// and fills the header.
+#[derive(Debug)]
+pub struct BatchBuilder {
+    buf: BytesMut,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+#[inline]
+fn opt_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => 1, // varint(-1)
+        Some(b) => varint_len(b.len() as i32) + b.len(),
+    }
+}
+
+impl BatchBuilder {
+    /// `cap` is the expected total batch size (header included).
+    pub fn with_capacity(cap: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(cap.max(BATCH_HEADER_LEN));
+        buf.put_bytes(0, BATCH_HEADER_LEN);
+        BatchBuilder {
+            buf,
+            count: 0,
+            base_timestamp: -1,
+            max_timestamp: -1,
+        }
+    }
+
+    #[inline]
+    fn deltas(&self, timestamp: i64) -> (i64, i32) {
+        let ts_delta = if self.count == 0 {
+            0
+        } else {
+            timestamp.wrapping_sub(self.base_timestamp)
+        };
+        (ts_delta, self.count)
+    }
+
+    #[inline]
+    fn body_len(
+        ts_delta: i64,
+        offset_delta: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> usize {
+        let mut n = 1 // attributes
+            + varlong_len(ts_delta)
+            + varint_len(offset_delta)
+            + opt_len(key)
+            + opt_len(value)
+            + varint_len(headers.len() as i32);
+        for h in headers {
+            n += varint_len(h.key.len() as i32) + h.key.len() + opt_len(h.value);
+        }
+        n
+    }
+
+    /// Exact encoded size (length varint included) of the record that
+    /// [`append`](Self::append) would write now with these arguments.
+    pub fn record_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> usize {
+        let (td, od) = self.deltas(timestamp);
+        let body = Self::body_len(td, od, key, value, headers);
+        varint_len(body as i32) + body
+    }
+
+    /// Encode one record in place and return its offset delta. The first
+    /// record's timestamp becomes the batch's base timestamp.
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> i32 {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        } else if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+        }
+        let (td, od) = self.deltas(timestamp);
+        let body = Self::body_len(td, od, key, value, headers);
+        let b = &mut self.buf;
+        b.reserve(varint_len(body as i32) + body);
+        put_varint(b, body as i32);
+        b.put_i8(0); // record attributes (unused)
+        put_varlong(b, td);
+        put_varint(b, od);
+        put_opt(b, key);
+        put_opt(b, value);
+        put_varint(b, headers.len() as i32);
+        for h in headers {
+            put_varint(b, h.key.len() as i32);
+            b.put_slice(h.key);
+            put_opt(b, h.value);
+        }
+        self.count += 1;
+        od
+    }
+
+    pub fn record_count(&self) -> i32 {
+        self.count
+    }
+
+    /// Uncompressed size including the 61-byte header.
+    pub fn size_in_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Timestamp of the first record (-1 when empty).
+    pub fn first_timestamp(&self) -> i64 {
+        self.base_timestamp
+    }
+
+    /// Largest record timestamp (-1 when empty).
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    /// The encoded, uncompressed records (without header).
+    pub fn records_bytes(&self) -> &[u8] {
+        &self.buf[BATCH_HEADER_LEN..]
+    }
+
+    /// Compress the records (if asked), fill the header and compute the CRC.
+    pub fn seal(self, c: Compression, producer: ProducerStamp) -> Result<SealedBatch, CompressionError> {
+        let uncompressed_size = self.buf.len();
+        let mut out = match c {
+            Compression::None => self.buf,
+            _ => {
+                let records = &self.buf[BATCH_HEADER_LEN..];
+                let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + records.len() / 2 + 64);
+                out.put_bytes(0, BATCH_HEADER_LEN);
+                compression::compress(c, records, &mut out)?;
+                out
+            }
+        };
+        let h = &mut out[..];
+        let mut attributes = c.codec_id() as i16;
+        if producer.transactional {
+            attributes |= ATTR_TRANSACTIONAL;
+        }
+        let batch_len = (h.len() - 12) as i32;
+        h[0..8].copy_from_slice(&0i64.to_be_bytes());
+        h[OFF_BATCH_LEN..OFF_BATCH_LEN + 4].copy_from_slice(&batch_len.to_be_bytes());
+        h[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        h[OFF_MAGIC] = 2;
+        h[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        h[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&(self.count - 1).to_be_bytes());
+        h[OFF_BASE_TS..OFF_BASE_TS + 8].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        h[OFF_MAX_TS..OFF_MAX_TS + 8].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        h[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&self.count.to_be_bytes());
+        write_stamp(h, producer);
+        Ok(SealedBatch {
+            bytes: out.freeze(),
+            record_count: self.count,
+            uncompressed_size,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+        })
+    }
+}
+
+#[inline]
+fn put_opt(b: &mut BytesMut, v: Option<&[u8]>) {
+    match v {
+        None => put_varint(b, -1),
+        Some(v) => {
+            put_varint(b, v.len() as i32);
+            b.put_slice(v);
+        }
+    }
+}
+
+/// Write producer fields + transactional bit and recompute the CRC.
+fn write_stamp(h: &mut [u8], s: ProducerStamp) {
+    let mut attributes = i16::from_be_bytes([h[OFF_ATTRIBUTES], h[OFF_ATTRIBUTES + 1]]);
+    if s.transactional {
+        attributes |= ATTR_TRANSACTIONAL;
+    } else {
+        attributes &= !ATTR_TRANSACTIONAL;
+    }
+    h[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    h[OFF_PRODUCER_ID..OFF_PRODUCER_ID + 8].copy_from_slice(&s.producer_id.to_be_bytes());
+    h[OFF_PRODUCER_EPOCH..OFF_PRODUCER_EPOCH + 2].copy_from_slice(&s.producer_epoch.to_be_bytes());
+    h[OFF_BASE_SEQUENCE..OFF_BASE_SEQUENCE + 4].copy_from_slice(&s.base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&h[CRC_START..]);
+    h[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Rewrite producer id / epoch / base sequence / transactional bit of one
+/// sealed batch in place and recompute its CRC (for retries after an epoch
+/// bump or sequence reset). Returns `false` (and leaves `batch` untouched) if
+/// `batch` is not a complete v2 batch.
+pub fn restamp(batch: &mut [u8], stamp: ProducerStamp) -> bool {
+    if batch.len() < BATCH_HEADER_LEN || batch[OFF_MAGIC] != 2 {
+        return false;
+    }
+    let len = i32::from_be_bytes(batch[8..12].try_into().unwrap());
+    if len < 0 || len as usize + 12 != batch.len() {
+        return false;
+    }
+    write_stamp(batch, stamp);
+    true
+}
+
+/// [`restamp`] for a shared `Bytes`: reuses the allocation when `batch` is
+/// the only reference, copies otherwise.
+pub fn restamp_bytes(batch: Bytes, stamp: ProducerStamp) -> Bytes {
+    let mut m = match batch.try_into_mut() {
+        Ok(m) => m,
+        Err(b) => BytesMut::from(&b[..]),
+    };
+    restamp(&mut m, stamp);
+    m.freeze()
+}
+
+// ---------------------------------------------------------------------------
+// decoding
+
+/// A decoded record header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedHeader {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedRecord {
+    pub attributes: i8,
+    pub timestamp_delta: i64,
+    /// base timestamp + delta
+    pub timestamp: i64,
+    pub offset_delta: i32,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<DecodedHeader>,
+}
+
+/// A decoded (CRC-verified, decompressed) v2 batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedBatch {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+    pub records: Vec<DecodedRecord>,
+}
+
+impl DecodedBatch {
+    pub fn codec_id(&self) -> u8 {
+        (self.attributes & ATTR_CODEC_MASK) as u8
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+    /// true = LogAppendTime, false = CreateTime
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_TIMESTAMP_TYPE != 0
+    }
+}
+
+/// Decode one or more concatenated v2 batches, verifying CRCs and
+/// decompressing (each batch's records capped at [`DEFAULT_MAX_UNCOMPRESSED`]).
+pub fn decode_batches(buf: &[u8]) -> Result<Vec<DecodedBatch>, DecodeError> {
+    decode_batches_with_limit(buf, DEFAULT_MAX_UNCOMPRESSED)
+}
+
+/// [`decode_batches`] with an explicit per-batch decompressed-size cap.
+pub fn decode_batches_with_limit(
+    buf: &[u8],
+    max_uncompressed: usize,
+) -> Result<Vec<DecodedBatch>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        out.push(decode_one(&mut r, max_uncompressed)?);
+    }
+    Ok(out)
+}
+
+fn decode_one(r: &mut Reader<'_>, max_uncompressed: usize) -> Result<DecodedBatch, DecodeError> {
+    let base_offset = r.get_i64()?;
+    let batch_length = r.get_i32()?;
+    if batch_length < (BATCH_HEADER_LEN - 12) as i32 {
+        return Err(DecodeError::Invalid("record batch length too small"));
+    }
+    let body = r.get_slice(batch_length as usize)?;
+    let mut b = Reader::new(body);
+    let partition_leader_epoch = b.get_i32()?;
+    let magic = b.get_i8()?;
+    if magic != 2 {
+        return Err(DecodeError::Invalid("unsupported record batch magic"));
+    }
+    let crc = b.get_u32()?;
+    let actual = crc32c::crc32c(b.rest());
+    if actual != crc {
+        return Err(DecodeError::CrcMismatch {
+            expected: crc,
+            actual,
+        });
+    }
+    let attributes = b.get_i16()?;
+    let last_offset_delta = b.get_i32()?;
+    let base_timestamp = b.get_i64()?;
+    let max_timestamp = b.get_i64()?;
+    let producer_id = b.get_i64()?;
+    let producer_epoch = b.get_i16()?;
+    let base_sequence = b.get_i32()?;
+    let record_count = b.get_i32()?;
+    if record_count < 0 {
+        return Err(DecodeError::Invalid("negative record count"));
+    }
+    let codec = (attributes & ATTR_CODEC_MASK) as u8;
+    let decompressed;
+    let payload: &[u8] = if codec == compression::CODEC_NONE {
+        b.rest()
+    } else {
+        decompressed = compression::decompress(codec, b.rest(), max_uncompressed)?;
+        &decompressed
+    };
+    let mut pr = Reader::new(payload);
+    // a record takes at least 7 bytes
+    let n = record_count as usize;
+    if n > pr.remaining() / 7 {
+        return Err(DecodeError::Invalid("record count exceeds batch size"));
+    }
+    let mut records = Vec::with_capacity(n);
+    for _ in 0..n {
+        records.push(decode_record(&mut pr, base_timestamp)?);
+    }
+    if !pr.is_empty() {
+        return Err(DecodeError::Invalid("trailing bytes after the last record"));
+    }
+    Ok(DecodedBatch {
+        base_offset,
+        batch_length,
+        partition_leader_epoch,
+        magic,
+        crc,
+        attributes,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        record_count,
+        records,
+    })
+}
+
+fn get_varint_bytes(r: &mut Reader<'_>) -> Result<Option<Vec<u8>>, DecodeError> {
+    let len = r.get_varint()?;
+    match len {
+        -1 => Ok(None),
+        l if l < 0 => Err(DecodeError::Invalid("negative record field length")),
+        l => Ok(Some(r.get_slice(l as usize)?.to_vec())),
+    }
+}
+
+fn decode_record(r: &mut Reader<'_>, base_timestamp: i64) -> Result<DecodedRecord, DecodeError> {
+    let len = r.get_varint()?;
+    if len < 0 {
+        return Err(DecodeError::Invalid("negative record length"));
+    }
+    let mut rr = Reader::new(r.get_slice(len as usize)?);
+    let attributes = rr.get_i8()?;
+    let timestamp_delta = rr.get_varlong()?;
+    let offset_delta = rr.get_varint()?;
+    let key = get_varint_bytes(&mut rr)?;
+    let value = get_varint_bytes(&mut rr)?;
+    let nh = rr.get_varint()?;
+    if nh < 0 {
+        return Err(DecodeError::Invalid("negative header count"));
+    }
+    // a header takes at least 2 bytes
+    if nh as usize > rr.remaining() / 2 {
+        return Err(DecodeError::Invalid("header count exceeds record size"));
+    }
+    let mut headers = Vec::with_capacity(nh as usize);
+    for _ in 0..nh {
+        let key = get_varint_bytes(&mut rr)?
+            .ok_or(DecodeError::Invalid("null record header key"))?;
+        let value = get_varint_bytes(&mut rr)?;
+        headers.push(DecodedHeader { key, value });
+    }
+    if !rr.is_empty() {
+        return Err(DecodeError::Invalid("record length does not match its fields"));
+    }
+    Ok(DecodedRecord {
+        attributes,
+        timestamp_delta,
+        timestamp: base_timestamp.wrapping_add(timestamp_delta),
+        offset_delta,
+        key,
+        value,
+        headers,
+    })
+}

@@ -1,0 +1,8 @@
+//! Tests of the protocol layer (run with `cargo test --lib protocol`).
+
+mod batch_tests;
+mod compression_tests;
+mod oracle_batches;
+mod oracle_messages;
+mod robustness;
+mod wire_tests;

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Independent reader for kp's tests: consumes a topic with confluent-kafka
+(librdkafka's consumer, not kp) and prints one JSON object per record with
+keys/values/headers base64-encoded, so the test can compare bytes exactly.
+
+usage: consume.py BOOTSTRAP TOPIC EXPECTED_COUNT [--timeout S] [--isolation read_committed|read_uncommitted]
+Stops when EXPECTED_COUNT records were read or after the timeout (exit 3
+if fewer arrived). Prints the records sorted by (partition, offset).
+"""
+import argparse
+import base64
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError
+
+
+def b64(b):
+    return None if b is None else base64.b64encode(b).decode()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bootstrap")
+    ap.add_argument("topic")
+    ap.add_argument("count", type=int)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--isolation", default="read_uncommitted")
+    a = ap.parse_args()
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "group.id": "kp-verify-" + uuid.uuid4().hex,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": a.isolation,
+        "enable.partition.eof": False,
+    })
+    c.subscribe([a.topic])
+    out = []
+    deadline = time.time() + a.timeout
+    while len(out) < a.count and time.time() < deadline:
+        for m in c.consume(num_messages=10000, timeout=0.5):
+            if m.error():
+                if m.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    continue
+                print("consume error: %s" % m.error(), file=sys.stderr)
+                continue
+            ts_type, ts = m.timestamp()
+            out.append({
+                "partition": m.partition(),
+                "offset": m.offset(),
+                "key": b64(m.key()),
+                "value": b64(m.value()),
+                "headers": [[k, b64(v)] for k, v in (m.headers() or [])],
+                "timestamp": ts,
+                "timestamp_type": ts_type,
+            })
+    # Linger briefly to catch records beyond the expected count (duplicates).
+    end = time.time() + 1.0
+    while time.time() < end:
+        for m in c.consume(num_messages=10000, timeout=0.2):
+            if not m.error():
+                ts_type, ts = m.timestamp()
+                out.append({"partition": m.partition(), "offset": m.offset(), "key": b64(m.key()),
+                            "value": b64(m.value()), "headers": [[k, b64(v)] for k, v in (m.headers() or [])],
+                            "timestamp": ts, "timestamp_type": ts_type})
+    c.close()
+    out.sort(key=lambda r: (r["partition"], r["offset"]))
+    for r in out:
+        print(json.dumps(r))
+    if len(out) < a.count:
+        print("only %d of %d records arrived within %.0fs" % (len(out), a.count, a.timeout), file=sys.stderr)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

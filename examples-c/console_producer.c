@@ -50,7 +50,7 @@ static int set(kp_config_t *cfg, const char *k, const char *v) {
 
 int main(int argc, char **argv) {
     const char *bootstrap = NULL, *topic = NULL;
-    const char *key_sep = "\t";
+    static char key_sep[64] = "\t";
     int parse_key = 0, sync_mode = 0;
     int32_t partition = KP_PARTITION_ANY;
     kp_config_t *cfg = kp_config_new();
@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
             } else if (!strcmp(k, "parse.key")) {
                 parse_key = !strcmp(val, "true");
             } else if (!strcmp(k, "key.separator")) {
-                key_sep = strdup(val);
+                snprintf(key_sep, sizeof key_sep, "%s", val);
             } else {
                 fprintf(stderr, "console_producer: unsupported --property %s\n", k);
                 kp_config_destroy(cfg);

@@ -117,9 +117,14 @@ pub struct Batch {
     pub attempts: u32,
     pub retry_at: Option<Instant>,
     pub reserved: usize,
-    /// A request carrying this batch may have reached the broker.
-    pub maybe_sent: bool,
+    /// A request carrying this batch is awaiting its response.
+    pub in_request: bool,
+    /// An earlier attempt ended without a clear answer (timeout, lost
+    /// connection): the batch may be in the log.
+    pub ambiguous: bool,
     pub full: bool,
+    /// Why the last attempt failed (for the report if time runs out).
+    pub last_error: Option<Error>,
 }
 
 impl Batch {
@@ -135,8 +140,10 @@ impl Batch {
             attempts: 0,
             retry_at: None,
             reserved: 0,
-            maybe_sent: false,
+            in_request: false,
+            ambiguous: false,
             full: false,
+            last_error: None,
         }
     }
 
@@ -176,7 +183,7 @@ impl Batch {
     }
 
     pub fn persistence_on_failure(&self) -> Persistence {
-        if self.maybe_sent { Persistence::PossiblyPersisted } else { Persistence::NotPersisted }
+        if self.in_request || self.ambiguous { Persistence::PossiblyPersisted } else { Persistence::NotPersisted }
     }
 }
 

@@ -290,16 +290,26 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
             drop(st);
             for b in expired {
                 let p = b.persistence_on_failure();
-                let err = Error::new(
-                    error::TIMED_OUT,
-                    format!(
-                        "delivery.timeout.ms ({} ms) expired before the batch for {}-{} was sent{}",
-                        delivery_timeout.as_millis(),
-                        pq.topic.name,
-                        pq.partition,
-                        if b.attempts > 0 { format!(" (after {} attempt(s))", b.attempts) } else { String::new() }
+                let err = match &b.last_error {
+                    Some(last) => Error::new(
+                        last.code,
+                        format!(
+                            "{} (delivery.timeout.ms of {} ms expired after {} attempt(s))",
+                            last.message,
+                            delivery_timeout.as_millis(),
+                            b.attempts
+                        ),
                     ),
-                );
+                    None => Error::new(
+                        error::TIMED_OUT,
+                        format!(
+                            "delivery.timeout.ms ({} ms) expired before the batch for {}-{} could be sent",
+                            delivery_timeout.as_millis(),
+                            pq.topic.name,
+                            pq.partition
+                        ),
+                    ),
+                };
                 b.fail(Arc::new(err), p);
             }
         }
@@ -365,7 +375,7 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     };
     let mut batches = batches;
     for f in batches.iter_mut() {
-        f.batch.maybe_sent = true;
+        f.batch.in_request = true;
     }
     let result: Result<Option<ProduceResponse>, Error> = if acks == 0 {
         match broker.session().await {
@@ -380,6 +390,9 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     };
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
     let now = Instant::now();
+    for f in batches.iter_mut() {
+        f.batch.in_request = false;
+    }
     match result {
         Ok(None) => {
             for f in batches {
@@ -416,8 +429,12 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
                             }
                         }
                         let mut f = f;
-                        // The broker answered: it did not write this batch.
-                        f.batch.maybe_sent = f.batch.attempts > 0 && f.batch.maybe_sent;
+                        // The broker answered. Only these two codes leave the
+                        // batch possibly written (timed out waiting for
+                        // replication, or written to the leader only).
+                        if code == error::REQUEST_TIMED_OUT || code == error::NOT_ENOUGH_REPLICAS_AFTER_APPEND {
+                            f.batch.ambiguous = true;
+                        }
                         retry_or_fail(&inner, f, Error::new(code, msg), now);
                     }
                 }
@@ -427,7 +444,8 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
             if matches!(e.code, error::REQUEST_TIMED_OUT | error::TRANSPORT | error::BAD_RESPONSE) {
                 inner.request_metadata();
             }
-            for f in batches {
+            for mut f in batches {
+                f.batch.ambiguous = true;
                 retry_or_fail(&inner, f, e.clone(), now);
             }
         }
@@ -446,6 +464,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
     let expired = now.duration_since(batch.created) >= delivery_timeout;
     if err.retriable() && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
         batch.attempts += 1;
+        batch.last_error = Some(err);
         batch.retry_at = Some(now + backoff(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms, batch.attempts));
         st.ready.push_front(batch);
         return;
@@ -453,9 +472,11 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
     drop(st);
     let p = batch.persistence_on_failure();
     let err = if expired && err.retriable() {
+        // Keep the broker's code: it says what went wrong; the message says
+        // that the time ran out.
         Error::new(
-            error::TIMED_OUT,
-            format!("delivery.timeout.ms ({} ms) expired after {} attempt(s); last error: {}", delivery_timeout.as_millis(), batch.attempts + 1, err),
+            err.code,
+            format!("{} (delivery.timeout.ms of {} ms expired after {} attempt(s))", err.message, delivery_timeout.as_millis(), batch.attempts + 1),
         )
     } else if err.retriable() {
         Error::new(err.code, format!("{} (gave up after {} attempt(s); retries={})", err.message, batch.attempts + 1, inner.cfg.retries))

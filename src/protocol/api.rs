@@ -287,3 +287,83 @@ pub fn negotiate(ours: (i16, i16), broker: (i16, i16)) -> Option<i16> {
 pub fn negotiate_for<R: Request>(broker: (i16, i16)) -> Option<i16> {
     negotiate((R::MIN_VERSION, R::MAX_VERSION), broker)
 }
+
+// ---------------------------------------------------------------------------
+// broker side (for mock brokers in tests): decode requests, encode responses
+
+/// A request that can also be decoded (broker side).
+pub trait DecodeRequest: Request + Sized {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+/// A response that can also be encoded (broker side).
+pub trait EncodeResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut);
+}
+
+/// A decoded request header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+/// Decode the request header of `frame` (size prefix already stripped);
+/// returns the header and a reader positioned at the body.
+pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader, Reader<'_>), DecodeError> {
+    let mut r = Reader::new(frame);
+    let api_key = r.get_i16()?;
+    let api_version = r.get_i16()?;
+    let correlation_id = r.get_i32()?;
+    let client_id = r.get_nullable_string()?;
+    if request_header_version(api_key, api_version) >= 2 {
+        r.skip_tagged_fields()?;
+    }
+    Ok((
+        RequestHeader {
+            api_key,
+            api_version,
+            correlation_id,
+            client_id,
+        },
+        r,
+    ))
+}
+
+/// Decode a whole request frame (size prefix stripped) as `R`.
+pub fn decode_request<R: DecodeRequest>(frame: &[u8]) -> Result<(RequestHeader, R), DecodeError> {
+    let (h, mut r) = decode_request_header(frame)?;
+    if h.api_key != R::API_KEY {
+        return Err(DecodeError::Invalid("request api key does not match the expected type"));
+    }
+    if !(R::MIN_VERSION..=R::MAX_VERSION).contains(&h.api_version) {
+        return Err(DecodeError::UnsupportedVersion {
+            api_key: h.api_key,
+            version: h.api_version,
+        });
+    }
+    let body = R::decode_body(h.api_version, &mut r)?;
+    Ok((h, body))
+}
+
+/// Append a complete response frame: size prefix, response header (v0, or v1
+/// with empty tagged fields when flexible; always v0 for ApiVersions), body.
+pub fn encode_response<T: EncodeResponse>(
+    out: &mut BytesMut,
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+    resp: &T,
+) {
+    let start = out.len();
+    out.put_i32(0);
+    out.put_i32(correlation_id);
+    if response_header_version(api_key, version) >= 1 {
+        put_empty_tagged_fields(out);
+    }
+    resp.encode_body(version, out);
+    let size = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}

@@ -249,6 +249,11 @@ fn snappy_raw_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(),
     if n > limit - out.len() {
         return Err(CompressionError::TooLarge { limit });
     }
+    // A snappy element expands at most ~21x (3-byte copy -> 64 bytes); reject
+    // implausible length headers before allocating for them.
+    if n > block.len().saturating_mul(32).saturating_add(64) {
+        return Err(CompressionError::Corrupt("snappy length header exceeds the maximum ratio"));
+    }
     let start = out.len();
     out.resize(start + n, 0);
     match snap::raw::Decoder::new().decompress(block, &mut out[start..]) {
@@ -393,14 +398,15 @@ fn lz4_frame_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, Compressi
             }
             out.extend_from_slice(data);
         } else {
-            let cap = room.min(max_block);
+            // LZ4 expands at most ~255x: never allocate more than the block can produce
+            let cap = room.min(max_block).min(data.len().saturating_mul(255).saturating_add(16));
             let start = out.len();
             out.resize(start + cap, 0);
             match lz4_flex::block::decompress_into(data, &mut out[start..]) {
                 Ok(n) => out.truncate(start + n),
                 Err(_) => {
                     out.truncate(start);
-                    return Err(if cap < max_block {
+                    return Err(if cap == room && room < max_block {
                         CompressionError::TooLarge { limit }
                     } else {
                         Corrupt("bad lz4 block")

@@ -1,6 +1,16 @@
 //! Sans-I/O Kafka protocol layer: wire primitives, record batches (magic v2),
 //! compression codecs, request/response messages and framing helpers.
 //!
+//! Client side: [`api::encode_request`] / [`api::encode_request_vectored`]
+//! and [`api::decode_response`]. Broker side (for mock brokers in tests):
+//! [`api::decode_request`] / [`api::encode_response`].
+//!
+//! Vectored writes: [`api::encode_request_vectored`] returns the frame as a
+//! `Vec<Bytes>`; record batches of Produce requests (>= 1 KiB) are the
+//! caller's own `Bytes` (refcount bump, no copy), everything else is packed
+//! into small owned segments. Concatenated, the segments are byte-identical
+//! to [`api::encode_request`]'s output.
+//!
 //! Nothing in here performs I/O. Encoders write into `BytesMut`; decoders read
 //! from byte slices and never panic, loop forever or allocate in proportion to
 //! an attacker-controlled length prefix (collection lengths are capped by the
@@ -19,8 +29,9 @@ mod tests;
 use std::fmt;
 
 pub use api::{
-    decode_response, encode_request, encode_request_vectored, is_flexible, negotiate,
-    peek_correlation_id, Request, Response,
+    decode_request, decode_response, encode_request, encode_request_vectored, encode_response,
+    is_flexible, negotiate, peek_correlation_id, DecodeRequest, EncodeResponse, Request,
+    RequestHeader, Response,
 };
 pub use compression::{Compression, CompressionError};
 pub use record_batch::{

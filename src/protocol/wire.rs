@@ -404,14 +404,14 @@ impl<'a> Reader<'a> {
 pub const fn uvarint_len(v: u32) -> usize {
     // 1 + floor((bits - 1) / 7) for v > 0
     let bits = 32 - (v | 1).leading_zeros() as usize;
-    (bits + 6) / 7
+    bits.div_ceil(7)
 }
 
 /// Encoded size of an unsigned varlong.
 #[inline]
 pub const fn uvarlong_len(v: u64) -> usize {
     let bits = 64 - (v | 1).leading_zeros() as usize;
-    (bits + 6) / 7
+    bits.div_ceil(7)
 }
 
 #[inline]
@@ -625,4 +625,12 @@ pub fn put_tagged_fields_if<B: BufMut + ?Sized>(out: &mut B, flexible: bool) {
     if flexible {
         put_empty_tagged_fields(out)
     }
+}
+
+/// One tagged field: uvarint tag, uvarint size, then `data`.
+#[inline]
+pub fn put_tagged_field<B: BufMut + ?Sized>(out: &mut B, tag: u32, data: &[u8]) {
+    put_uvarint(out, tag);
+    put_uvarint(out, data.len() as u32);
+    out.put_slice(data);
 }

@@ -1,11 +1,14 @@
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
-use crate::protocol::api::{Request, Response, API_API_VERSIONS};
+use crate::protocol::api::{DecodeRequest, EncodeResponse, Request, Response, API_API_VERSIONS};
 use crate::protocol::errors::UNSUPPORTED_VERSION;
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
 
 /// ApiVersions request, v0..=4 (v3+ flexible; v3 and v4 have the same body).
+///
+/// Brokers reject (INVALID_REQUEST) software names/versions that do not match
+/// `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?` (KIP-511).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApiVersionsRequest {
     /// v3+
@@ -194,6 +197,72 @@ impl Response for ApiVersionsResponse {
                     }
                     Err(_) => Err(e),
                 }
+            }
+        }
+    }
+}
+
+impl DecodeRequest for ApiVersionsRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut req = ApiVersionsRequest::default();
+        if version >= 3 {
+            req.client_software_name = r.get_compact_string()?;
+            req.client_software_version = r.get_compact_string()?;
+            r.skip_tagged_fields()?;
+        }
+        Ok(req)
+    }
+}
+
+impl EncodeResponse for ApiVersionsResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 3;
+        out.put_i16(self.error_code);
+        put_arr_len(out, self.api_keys.len(), flex);
+        for k in &self.api_keys {
+            out.put_i16(k.api_key);
+            out.put_i16(k.min_version);
+            out.put_i16(k.max_version);
+            put_tagged_fields_if(out, flex);
+        }
+        if version >= 1 {
+            out.put_i32(self.throttle_time_ms);
+        }
+        if flex {
+            let mut fields: Vec<(u32, BytesMut)> = Vec::new();
+            if !self.supported_features.is_empty() {
+                let mut b = BytesMut::new();
+                put_compact_array_len(&mut b, self.supported_features.len());
+                for f in &self.supported_features {
+                    put_compact_string(&mut b, &f.name);
+                    b.put_i16(f.min_version);
+                    b.put_i16(f.max_version);
+                    put_empty_tagged_fields(&mut b);
+                }
+                fields.push((0, b));
+            }
+            if self.finalized_features_epoch != -1 {
+                let mut b = BytesMut::new();
+                b.put_i64(self.finalized_features_epoch);
+                fields.push((1, b));
+            }
+            if !self.finalized_features.is_empty() {
+                let mut b = BytesMut::new();
+                put_compact_array_len(&mut b, self.finalized_features.len());
+                for f in &self.finalized_features {
+                    put_compact_string(&mut b, &f.name);
+                    b.put_i16(f.max_version_level);
+                    b.put_i16(f.min_version_level);
+                    put_empty_tagged_fields(&mut b);
+                }
+                fields.push((2, b));
+            }
+            if self.zk_migration_ready {
+                fields.push((3, BytesMut::from(&[1u8][..])));
+            }
+            put_uvarint(out, fields.len() as u32);
+            for (tag, data) in &fields {
+                put_tagged_field(out, *tag, data);
             }
         }
     }

@@ -1,6 +1,6 @@
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
-use crate::protocol::api::{Request, Response, API_METADATA};
+use crate::protocol::api::{DecodeRequest, EncodeResponse, Request, Response, API_METADATA};
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
 
@@ -207,5 +207,87 @@ impl Response for MetadataResponse {
             topics,
             cluster_authorized_operations,
         })
+    }
+}
+
+impl DecodeRequest for MetadataRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 9;
+        let topics = match r.nullable_array_len(flex, 2)? {
+            None => None,
+            Some(n) => {
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (topic_id, name) = if version >= 10 {
+                        (r.get_uuid()?, r.nullable_string(flex)?)
+                    } else {
+                        ([0; 16], Some(r.string(flex)?))
+                    };
+                    r.tagged_fields_if(flex)?;
+                    v.push(MetadataRequestTopic { topic_id, name });
+                }
+                Some(v)
+            }
+        };
+        let allow_auto_topic_creation = r.get_bool()?;
+        let include_cluster_authorized_operations =
+            if (8..=10).contains(&version) { r.get_bool()? } else { false };
+        let include_topic_authorized_operations = if version >= 8 { r.get_bool()? } else { false };
+        r.tagged_fields_if(flex)?;
+        Ok(MetadataRequest {
+            topics,
+            allow_auto_topic_creation,
+            include_cluster_authorized_operations,
+            include_topic_authorized_operations,
+        })
+    }
+}
+
+impl EncodeResponse for MetadataResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 9;
+        out.put_i32(self.throttle_time_ms);
+        put_arr_len(out, self.brokers.len(), flex);
+        for b in &self.brokers {
+            out.put_i32(b.node_id);
+            put_str(out, &b.host, flex);
+            out.put_i32(b.port);
+            put_nullable_str(out, b.rack.as_deref(), flex);
+            put_tagged_fields_if(out, flex);
+        }
+        put_nullable_str(out, self.cluster_id.as_deref(), flex);
+        out.put_i32(self.controller_id);
+        put_arr_len(out, self.topics.len(), flex);
+        for t in &self.topics {
+            out.put_i16(t.error_code);
+            put_nullable_str(out, t.name.as_deref(), flex);
+            if version >= 10 {
+                put_uuid(out, &t.topic_id);
+            }
+            put_bool(out, t.is_internal);
+            put_arr_len(out, t.partitions.len(), flex);
+            for p in &t.partitions {
+                out.put_i16(p.error_code);
+                out.put_i32(p.partition_index);
+                out.put_i32(p.leader_id);
+                if version >= 7 {
+                    out.put_i32(p.leader_epoch);
+                }
+                put_i32_array(out, &p.replica_nodes, flex);
+                put_i32_array(out, &p.isr_nodes, flex);
+                if version >= 5 {
+                    put_i32_array(out, &p.offline_replicas, flex);
+                }
+                put_tagged_fields_if(out, flex);
+            }
+            if version >= 8 {
+                out.put_i32(t.topic_authorized_operations);
+            }
+            put_tagged_fields_if(out, flex);
+        }
+        if (8..=10).contains(&version) {
+            out.put_i32(self.cluster_authorized_operations);
+        }
+        put_tagged_fields_if(out, flex);
     }
 }

@@ -1,6 +1,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::protocol::api::{BodySink, Request, Response, VectoredWriter, API_PRODUCE};
+use crate::protocol::api::{
+    BodySink, DecodeRequest, EncodeResponse, Request, Response, VectoredWriter, API_PRODUCE,
+};
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
 
@@ -236,5 +238,94 @@ impl Response for ProduceResponse {
             throttle_time_ms,
             node_endpoints,
         })
+    }
+}
+
+impl DecodeRequest for ProduceRequest {
+    /// `records` are copied out of the frame (a null record set decodes as empty).
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 9;
+        let transactional_id = r.nullable_string(flex)?;
+        let acks = r.get_i16()?;
+        let timeout_ms = r.get_i32()?;
+        let topic_data = r.array(flex, 2, |r| {
+            let name = r.string(flex)?;
+            let partition_data = r.array(flex, 5, |r| {
+                let index = r.get_i32()?;
+                let records = Bytes::copy_from_slice(r.nullable_bytes(flex)?.unwrap_or(&[]));
+                r.tagged_fields_if(flex)?;
+                Ok(PartitionProduceData { index, records })
+            })?;
+            r.tagged_fields_if(flex)?;
+            Ok(TopicProduceData { name, partition_data })
+        })?;
+        r.tagged_fields_if(flex)?;
+        Ok(ProduceRequest {
+            transactional_id,
+            acks,
+            timeout_ms,
+            topic_data,
+        })
+    }
+}
+
+impl EncodeResponse for ProduceResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 9;
+        put_arr_len(out, self.responses.len(), flex);
+        for t in &self.responses {
+            put_str(out, &t.name, flex);
+            put_arr_len(out, t.partition_responses.len(), flex);
+            for p in &t.partition_responses {
+                out.put_i32(p.index);
+                out.put_i16(p.error_code);
+                out.put_i64(p.base_offset);
+                out.put_i64(p.log_append_time_ms);
+                if version >= 5 {
+                    out.put_i64(p.log_start_offset);
+                }
+                if version >= 8 {
+                    put_arr_len(out, p.record_errors.len(), flex);
+                    for e in &p.record_errors {
+                        out.put_i32(e.batch_index);
+                        put_nullable_str(out, e.batch_index_error_message.as_deref(), flex);
+                        put_tagged_fields_if(out, flex);
+                    }
+                    put_nullable_str(out, p.error_message.as_deref(), flex);
+                }
+                if flex {
+                    match (&p.current_leader, version >= 10) {
+                        (Some(l), true) => {
+                            let mut b = BytesMut::with_capacity(9);
+                            b.put_i32(l.leader_id);
+                            b.put_i32(l.leader_epoch);
+                            put_empty_tagged_fields(&mut b);
+                            put_uvarint(out, 1);
+                            put_tagged_field(out, 0, &b);
+                        }
+                        _ => put_empty_tagged_fields(out),
+                    }
+                }
+            }
+            put_tagged_fields_if(out, flex);
+        }
+        out.put_i32(self.throttle_time_ms);
+        if flex {
+            if version >= 10 && !self.node_endpoints.is_empty() {
+                let mut b = BytesMut::new();
+                put_compact_array_len(&mut b, self.node_endpoints.len());
+                for n in &self.node_endpoints {
+                    b.put_i32(n.node_id);
+                    put_compact_string(&mut b, &n.host);
+                    b.put_i32(n.port);
+                    put_compact_nullable_string(&mut b, n.rack.as_deref());
+                    put_empty_tagged_fields(&mut b);
+                }
+                put_uvarint(out, 1);
+                put_tagged_field(out, 0, &b);
+            } else {
+                put_empty_tagged_fields(out);
+            }
+        }
     }
 }

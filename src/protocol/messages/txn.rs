@@ -4,7 +4,7 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::protocol::api::{
-    Request, Response, API_ADD_OFFSETS_TO_TXN, API_ADD_PARTITIONS_TO_TXN, API_END_TXN,
+    DecodeRequest, EncodeResponse, Request, Response, API_ADD_OFFSETS_TO_TXN, API_ADD_PARTITIONS_TO_TXN, API_END_TXN,
     API_FIND_COORDINATOR, API_INIT_PRODUCER_ID, API_TXN_OFFSET_COMMIT,
 };
 use crate::protocol::wire::*;
@@ -156,7 +156,7 @@ impl FindCoordinatorResponse {
         self.coordinators
             .iter()
             .find(|c| c.key == key)
-            .or_else(|| match self.coordinators.as_slice() {
+            .or(match self.coordinators.as_slice() {
                 [only] if only.key.is_empty() => Some(only),
                 _ => None,
             })
@@ -518,5 +518,233 @@ impl Response for TxnOffsetCommitResponse {
             throttle_time_ms,
             topics,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// broker side
+
+impl DecodeRequest for InitProducerIdRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 2;
+        let transactional_id = r.nullable_string(flex)?;
+        let transaction_timeout_ms = r.get_i32()?;
+        let (producer_id, producer_epoch) = if version >= 3 {
+            (r.get_i64()?, r.get_i16()?)
+        } else {
+            (-1, -1)
+        };
+        r.tagged_fields_if(flex)?;
+        Ok(InitProducerIdRequest {
+            transactional_id,
+            transaction_timeout_ms,
+            producer_id,
+            producer_epoch,
+        })
+    }
+}
+
+impl EncodeResponse for InitProducerIdResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        out.put_i32(self.throttle_time_ms);
+        out.put_i16(self.error_code);
+        out.put_i64(self.producer_id);
+        out.put_i16(self.producer_epoch);
+        put_tagged_fields_if(out, version >= 2);
+    }
+}
+
+impl DecodeRequest for FindCoordinatorRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 3;
+        let mut keys = Vec::new();
+        if version <= 3 {
+            keys.push(r.string(flex)?);
+        }
+        let key_type = if version >= 1 { r.get_i8()? } else { 0 };
+        if version >= 4 {
+            keys = r.array(true, 1, |r| r.get_compact_string())?;
+        }
+        r.tagged_fields_if(flex)?;
+        Ok(FindCoordinatorRequest { keys, key_type })
+    }
+}
+
+impl EncodeResponse for FindCoordinatorResponse {
+    /// v0..=3 encode the first coordinator only.
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 3;
+        if version >= 1 {
+            out.put_i32(self.throttle_time_ms);
+        }
+        if version <= 3 {
+            let empty = Coordinator::default();
+            let c = self.coordinators.first().unwrap_or(&empty);
+            out.put_i16(c.error_code);
+            if version >= 1 {
+                put_nullable_str(out, c.error_message.as_deref(), flex);
+            }
+            out.put_i32(c.node_id);
+            put_str(out, &c.host, flex);
+            out.put_i32(c.port);
+        } else {
+            put_compact_array_len(out, self.coordinators.len());
+            for c in &self.coordinators {
+                put_compact_string(out, &c.key);
+                out.put_i32(c.node_id);
+                put_compact_string(out, &c.host);
+                out.put_i32(c.port);
+                out.put_i16(c.error_code);
+                put_compact_nullable_string(out, c.error_message.as_deref());
+                put_empty_tagged_fields(out);
+            }
+        }
+        put_tagged_fields_if(out, flex);
+    }
+}
+
+impl DecodeRequest for AddPartitionsToTxnRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 3;
+        let transactional_id = r.string(flex)?;
+        let producer_id = r.get_i64()?;
+        let producer_epoch = r.get_i16()?;
+        let topics = r.array(flex, 2, |r| {
+            let name = r.string(flex)?;
+            let partitions = r.i32_array(flex)?;
+            r.tagged_fields_if(flex)?;
+            Ok(AddPartitionsToTxnTopic { name, partitions })
+        })?;
+        r.tagged_fields_if(flex)?;
+        Ok(AddPartitionsToTxnRequest {
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            topics,
+        })
+    }
+}
+
+impl EncodeResponse for AddPartitionsToTxnResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 3;
+        out.put_i32(self.throttle_time_ms);
+        put_arr_len(out, self.results_by_topic.len(), flex);
+        for t in &self.results_by_topic {
+            put_str(out, &t.name, flex);
+            put_arr_len(out, t.results_by_partition.len(), flex);
+            for p in &t.results_by_partition {
+                out.put_i32(p.partition_index);
+                out.put_i16(p.partition_error_code);
+                put_tagged_fields_if(out, flex);
+            }
+            put_tagged_fields_if(out, flex);
+        }
+        put_tagged_fields_if(out, flex);
+    }
+}
+
+impl DecodeRequest for AddOffsetsToTxnRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 3;
+        let req = AddOffsetsToTxnRequest {
+            transactional_id: r.string(flex)?,
+            producer_id: r.get_i64()?,
+            producer_epoch: r.get_i16()?,
+            group_id: r.string(flex)?,
+        };
+        r.tagged_fields_if(flex)?;
+        Ok(req)
+    }
+}
+
+impl EncodeResponse for AddOffsetsToTxnResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        out.put_i32(self.throttle_time_ms);
+        out.put_i16(self.error_code);
+        put_tagged_fields_if(out, version >= 3);
+    }
+}
+
+impl DecodeRequest for EndTxnRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 3;
+        let req = EndTxnRequest {
+            transactional_id: r.string(flex)?,
+            producer_id: r.get_i64()?,
+            producer_epoch: r.get_i16()?,
+            committed: r.get_bool()?,
+        };
+        r.tagged_fields_if(flex)?;
+        Ok(req)
+    }
+}
+
+impl EncodeResponse for EndTxnResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        out.put_i32(self.throttle_time_ms);
+        out.put_i16(self.error_code);
+        if version >= 5 {
+            out.put_i64(self.producer_id);
+            out.put_i16(self.producer_epoch);
+        }
+        put_tagged_fields_if(out, version >= 3);
+    }
+}
+
+impl DecodeRequest for TxnOffsetCommitRequest {
+    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let flex = version >= 3;
+        let mut req = TxnOffsetCommitRequest {
+            transactional_id: r.string(flex)?,
+            group_id: r.string(flex)?,
+            producer_id: r.get_i64()?,
+            producer_epoch: r.get_i16()?,
+            ..Default::default()
+        };
+        if version >= 3 {
+            req.generation_id = r.get_i32()?;
+            req.member_id = r.string(flex)?;
+            req.group_instance_id = r.nullable_string(flex)?;
+        }
+        req.topics = r.array(flex, 2, |r| {
+            let name = r.string(flex)?;
+            let partitions = r.array(flex, 13, |r| {
+                let partition_index = r.get_i32()?;
+                let committed_offset = r.get_i64()?;
+                let committed_leader_epoch = if version >= 2 { r.get_i32()? } else { -1 };
+                let committed_metadata = r.nullable_string(flex)?;
+                r.tagged_fields_if(flex)?;
+                Ok(TxnOffsetCommitPartition {
+                    partition_index,
+                    committed_offset,
+                    committed_leader_epoch,
+                    committed_metadata,
+                })
+            })?;
+            r.tagged_fields_if(flex)?;
+            Ok(TxnOffsetCommitTopic { name, partitions })
+        })?;
+        r.tagged_fields_if(flex)?;
+        Ok(req)
+    }
+}
+
+impl EncodeResponse for TxnOffsetCommitResponse {
+    fn encode_body(&self, version: i16, out: &mut BytesMut) {
+        let flex = version >= 3;
+        out.put_i32(self.throttle_time_ms);
+        put_arr_len(out, self.topics.len(), flex);
+        for t in &self.topics {
+            put_str(out, &t.name, flex);
+            put_arr_len(out, t.partitions.len(), flex);
+            for p in &t.partitions {
+                out.put_i32(p.partition_index);
+                out.put_i16(p.error_code);
+                put_tagged_fields_if(out, flex);
+            }
+            put_tagged_fields_if(out, flex);
+        }
+        put_tagged_fields_if(out, flex);
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the protocol layer (run with `cargo test --lib protocol`).
 
 mod batch_tests;
+mod broker_side;
 mod compression_tests;
 mod oracle_batches;
 mod oracle_messages;

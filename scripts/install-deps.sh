@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent installer of the tools kp's tests use, for a fresh Debian 12 machine.
+# Installs only what is missing (and runs `apt-get update` only then):
+#   - kcat                     independent consumer for cross-checks (Debian: kcat 1.7.1, librdkafka 2.0.2)
+#   - valgrind                 memory checks of the C ABI examples
+#   - confluent_kafka (python) independent consumer for cross-checks, for the DEFAULT python3:
+#       * default python3 is /usr/bin/python3 -> apt package python3-confluent-kafka (1.7.0)
+#       * otherwise (e.g. pyenv 3.11, first on PATH on the dev machine, which cannot see
+#         Debian's dist-packages) -> `python3 -m pip install confluent-kafka`
+#         (verified 2026-11: pyenv 3.11.7 gets confluent-kafka 2.x wheels with bundled librdkafka)
+#   - java 17 + maven          only if missing (needed by testbed/kafka.sh)
+# then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
+# Set PYTHON=/path/to/python to target another interpreter.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+SUDO=()
+if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || { log "not root and no sudo"; exit 1; }
+    SUDO=(sudo)
+fi
+
+apt_pkgs=()
+command -v kcat >/dev/null || apt_pkgs+=(kcat)
+command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
+command -v java >/dev/null || apt_pkgs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || apt_pkgs+=(maven)
+
+pip_confluent=0
+if ! "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
+    if [[ $(command -v "$PYTHON") == /usr/bin/python3 ]]; then
+        apt_pkgs+=(python3-confluent-kafka)
+    else
+        pip_confluent=1
+    fi
+fi
+
+if ((${#apt_pkgs[@]})); then
+    log "apt-get install: ${apt_pkgs[*]}"
+    "${SUDO[@]}" apt-get update -qq >&2
+    "${SUDO[@]}" apt-get install -y -qq "${apt_pkgs[@]}" >&2
+else
+    log "apt packages already present (kcat, valgrind, java, mvn)"
+fi
+
+if ((pip_confluent)); then
+    log "pip install confluent-kafka for $(command -v "$PYTHON") (Debian's python3-confluent-kafka only serves /usr/bin/python3)"
+    PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q 'confluent-kafka>=2.3'
+    command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
+else
+    log "python confluent_kafka present (or installed via apt) for $(command -v "$PYTHON")"
+fi
+"$PYTHON" -c 'import confluent_kafka as c; v = c.version(); v = v[0] if isinstance(v, tuple) else v; print("install-deps: confluent_kafka", v, "librdkafka", c.libversion()[0])' >&2
+
+"$REPO_ROOT/testbed/kafka.sh" fetch
+log "done"

@@ -1,0 +1,504 @@
+#!/usr/bin/env bash
+# kp test bed: a real Apache Kafka 4.1.1 (KRaft) cluster run from Maven Central jars.
+#
+#   testbed/kafka.sh fetch                         download jars into .testbed/jars (cached)
+#   testbed/kafka.sh start 1|3                     wipe, format and start 1 or 3 nodes, wait until ready
+#   testbed/kafka.sh stop                          SIGTERM, SIGKILL after grace; safe when nothing runs
+#   testbed/kafka.sh status
+#   testbed/kafka.sh kill-node N                   SIGKILL node N (failure tests)
+#   testbed/kafka.sh start-node N                  restart node N (no reformat), wait until ready
+#   testbed/kafka.sh create-topic T P RF [--config k=v | k=v ...]
+#   testbed/kafka.sh consume T N [ConsoleConsumer args...]
+#   testbed/kafka.sh console-produce T [ConsoleProducer args...]   (reads stdin)
+#   testbed/kafka.sh dump-log T PARTITION [NODE]
+#   testbed/kafka.sh java CLASS [args...]          any class, testbed classpath, tools logging
+#
+# Ports (all bound to 127.0.0.1):
+#   1 node : PLAINTEXT ${KP_TESTBED_PORT:-39092}, CONTROLLER KP_TESTBED_PORT+1 (39093)
+#   3 nodes: node n PLAINTEXT 3n092, CONTROLLER 3n093  (31092/31093, 32092/32093, 33092/33093)
+#            i.e. KP_TESTBED_BASE(30092) + n*1000; override with KP_TESTBED_BASE.
+# After start, .testbed/cluster/env holds KP_BOOTSTRAP=... and KP_TESTBED_NODES=N
+# (source it with `set -a; . .testbed/cluster/env; set +a`).
+# Client subcommands use $KP_BOOTSTRAP from the environment if set, else that env file.
+#
+# Environment knobs:
+#   KP_TESTBED_DIR        state dir (default <repo>/.testbed)
+#   KP_TESTBED_JARS       jar dir (default $KP_TESTBED_DIR/jars)
+#   KP_TESTBED_TIMEOUT    seconds to wait for node readiness (default 120)
+#   KP_TESTBED_STOP_GRACE seconds between SIGTERM and SIGKILL on stop (default 20)
+#   KP_CONSUME_TIMEOUT_MS ConsoleConsumer --timeout-ms (default 10000)
+#   KP_BROKER_HEAP        broker heap opts (default "-Xms256m -Xmx512m")
+#   KP_TOOLS_JAVA_OPTS    JVM opts for tools (default "-Xms32m -Xmx512m")
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+TB_DIR=${KP_TESTBED_DIR:-$REPO_ROOT/.testbed}
+JARS_DIR=${KP_TESTBED_JARS:-$TB_DIR/jars}
+CLUSTER_DIR=$TB_DIR/cluster
+ENV_FILE=$CLUSTER_DIR/env
+READY_TIMEOUT=${KP_TESTBED_TIMEOUT:-120}
+STOP_GRACE=${KP_TESTBED_STOP_GRACE:-20}
+SINGLE_PORT=${KP_TESTBED_PORT:-39092}
+MULTI_BASE=${KP_TESTBED_BASE:-30092}
+KAFKA_VERSION=4.1.1
+JAVA=${JAVA:-java}
+BROKER_HEAP=${KP_BROKER_HEAP:--Xms256m -Xmx512m}
+TOOLS_JAVA_OPTS=${KP_TOOLS_JAVA_OPTS:--Xms32m -Xmx512m}
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# ---------------------------------------------------------------- jars / java
+
+jars_present() {
+    [[ -f $JARS_DIR/kafka_2.13-$KAFKA_VERSION.jar && -f $JARS_DIR/kafka-tools-$KAFKA_VERSION.jar \
+        && -f $JARS_DIR/log4j-slf4j-impl-2.24.3.jar && -f $JARS_DIR/.complete ]]
+}
+
+cmd_fetch() {
+    if jars_present; then
+        log "jars already present in $JARS_DIR ($(ls "$JARS_DIR"/*.jar | wc -l) jars); skipping fetch"
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+    log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $JARS_DIR ..."
+    rm -rf "$JARS_DIR"
+    mkdir -p "$JARS_DIR"
+    # (sed strips the stray ANSI resets Maven 3.8 prints even with -B -q)
+    mvn -B -q -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$JARS_DIR" -DincludeScope=runtime -Dstyle.color=never 2>&1 \
+        | sed -e $'s/\x1b\\[[0-9;]*m//g' -e '/^$/d' >&2 \
+        || die "maven fetch failed"
+    jars_present_files=$(ls "$JARS_DIR"/*.jar | wc -l)
+    touch "$JARS_DIR/.complete"
+    jars_present || die "fetch finished but expected jars are missing in $JARS_DIR"
+    log "fetched $jars_present_files jars"
+}
+
+need_jars() {
+    jars_present || die "Kafka jars missing; run: $0 fetch"
+    command -v "$JAVA" >/dev/null || die "java not found (need Java 17+)"
+}
+
+# Run a Kafka tool class in the foreground: stdout = tool output, logs -> stderr.
+# Short-lived tools get C1-only JIT for faster startup (KP_TOOLS_FAST=0 disables).
+run_tool() {
+    need_jars
+    local fast=()
+    [[ ${KP_TOOLS_FAST:-1} == 1 ]] && fast=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC)
+    # shellcheck disable=SC2086
+    "$JAVA" $TOOLS_JAVA_OPTS "${fast[@]}" -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2-tools.properties" \
+        -cp "$JARS_DIR/*" "$@"
+}
+
+# ---------------------------------------------------------------- cluster layout
+
+node_dir() { echo "$CLUSTER_DIR/node$1"; }
+
+# ports_for NODES N -> "plaintext controller"
+ports_for() {
+    local nodes=$1 n=$2
+    if [[ $nodes == 1 ]]; then
+        echo "$SINGLE_PORT $((SINGLE_PORT + 1))"
+    else
+        echo "$((MULTI_BASE + n * 1000)) $((MULTI_BASE + n * 1000 + 1))"
+    fi
+}
+
+cluster_nodes() {
+    [[ -f $ENV_FILE ]] || { echo 0; return; }
+    sed -n 's/^KP_TESTBED_NODES=//p' "$ENV_FILE"
+}
+
+# bootstrap servers: $KP_BOOTSTRAP, else the env file of the cluster we started.
+bootstrap() {
+    if [[ -n ${KP_BOOTSTRAP:-} ]]; then
+        echo "$KP_BOOTSTRAP"
+        return
+    fi
+    [[ -f $ENV_FILE ]] || die "no cluster: set KP_BOOTSTRAP or run: $0 start 1|3"
+    local b
+    b=$(sed -n 's/^KP_BOOTSTRAP=//p' "$ENV_FILE")
+    [[ -n $b ]] || die "KP_BOOTSTRAP missing in $ENV_FILE"
+    echo "$b"
+}
+
+# Alive and not a zombie (brokers are reparented to PID 1, which may reap late).
+alive() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z ]]
+}
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# PID of node n if it is alive and really our broker, else empty.
+node_pid() {
+    local f pid
+    f=$(node_dir "$1")/pid
+    [[ -f $f ]] || return 0
+    pid=$(<"$f")
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    if alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $(node_dir "$1")/server.properties"; then
+        echo "$pid"
+    fi
+}
+
+write_props() {
+    local nodes=$1 n=$2 dir pp cp voters="" i
+    dir=$(node_dir "$n")
+    read -r pp cp < <(ports_for "$nodes" "$n")
+    mkdir -p "$dir/data"
+    {
+        echo "# generated by testbed/kafka.sh start $nodes"
+        echo "process.roles=broker,controller"
+        echo "node.id=$n"
+        echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp"
+        echo "advertised.listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp"
+        echo "inter.broker.listener.name=PLAINTEXT"
+        echo "controller.listener.names=CONTROLLER"
+        echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        echo "log.dirs=$dir/data"
+        if [[ $nodes == 1 ]]; then
+            echo "controller.quorum.bootstrap.servers=127.0.0.1:$cp"
+            echo "num.partitions=1"
+            echo "default.replication.factor=1"
+            echo "min.insync.replicas=1"
+            echo "offsets.topic.replication.factor=1"
+            echo "transaction.state.log.replication.factor=1"
+            echo "transaction.state.log.min.isr=1"
+            echo "share.coordinator.state.topic.replication.factor=1"
+            echo "share.coordinator.state.topic.min.isr=1"
+        else
+            for ((i = 1; i <= nodes; i++)); do
+                voters+="${voters:+,}$i@127.0.0.1:$(ports_for "$nodes" "$i" | cut -d' ' -f2)"
+            done
+            echo "controller.quorum.voters=$voters"
+            echo "num.partitions=1"
+            echo "default.replication.factor=3"
+            echo "min.insync.replicas=2"
+            echo "offsets.topic.replication.factor=3"
+            echo "transaction.state.log.replication.factor=3"
+            echo "transaction.state.log.min.isr=2"
+            echo "share.coordinator.state.topic.replication.factor=3"
+            echo "share.coordinator.state.topic.min.isr=2"
+            echo "unclean.leader.election.enable=false"
+        fi
+        # Fewer internal-topic partitions: faster first group/txn use on 2 cores.
+        echo "offsets.topic.num.partitions=10"
+        echo "transaction.state.log.num.partitions=10"
+        echo "share.coordinator.state.topic.num.partitions=10"
+        echo "auto.create.topics.enable=false"
+        echo "group.initial.rebalance.delay.ms=0"
+        echo "num.network.threads=2"
+        echo "num.io.threads=4"
+        echo "log.cleaner.dedupe.buffer.size=33554432"
+    } >"$dir/server.properties"
+}
+
+launch_node() {
+    local n=$1 dir
+    dir=$(node_dir "$n")
+    [[ -z $(node_pid "$n") ]] || die "node $n already running (pid $(node_pid "$n"))"
+    local pp
+    pp=$(grep -o 'PLAINTEXT://127.0.0.1:[0-9]*' "$dir/server.properties" | head -1 | sed 's/.*://')
+    port_open "$pp" && die "port 127.0.0.1:$pp already in use (another Kafka? try: $0 stop)"
+    echo "===== $(date -Is) start node $n =====" >>"$dir/server.log"
+    # setsid: brokers survive the caller's process group (e.g. a test harness timeout).
+    # shellcheck disable=SC2086
+    setsid "$JAVA" $BROKER_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2-broker.properties" \
+        -cp "$JARS_DIR/*" kafka.Kafka "$dir/server.properties" \
+        >>"$dir/server.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+    log "node $n starting (pid $!, PLAINTEXT 127.0.0.1:$pp, log $dir/server.log)"
+}
+
+# Wait until node n logged "Kafka Server started" (in this run) and its port accepts.
+wait_ready() {
+    local n=$1 deadline dir pp pid start_line
+    dir=$(node_dir "$n")
+    pp=$(grep -o 'PLAINTEXT://127.0.0.1:[0-9]*' "$dir/server.properties" | head -1 | sed 's/.*://')
+    pid=$(<"$dir/pid")
+    # only look at log lines after the last "start node" marker
+    start_line=$(grep -n '^===== .* start node' "$dir/server.log" | tail -1 | cut -d: -f1)
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while :; do
+        if ! alive "$pid"; then
+            tail -n 30 "$dir/server.log" >&2
+            die "node $n (pid $pid) exited during startup; see $dir/server.log"
+        fi
+        if tail -n +"${start_line:-1}" "$dir/server.log" | grep -q 'Kafka Server started' && port_open "$pp"; then
+            return 0
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$dir/server.log" >&2
+            die "node $n not ready after ${READY_TIMEOUT}s; see $dir/server.log"
+        fi
+        sleep 0.5
+    done
+}
+
+# ---------------------------------------------------------------- subcommands
+
+cmd_start() {
+    local nodes=${1:-}
+    [[ $nodes == 1 || $nodes == 3 ]] || die "usage: $0 start 1|3"
+    need_jars
+    cmd_stop quiet
+    log "wiping $CLUSTER_DIR"
+    rm -rf "$CLUSTER_DIR"
+    mkdir -p "$CLUSTER_DIR"
+    local t0=$SECONDS n cluster_id boot=""
+    cluster_id=$(run_tool kafka.tools.StorageTool random-uuid | tail -1)
+    [[ -n $cluster_id ]] || die "StorageTool random-uuid returned nothing"
+    # Format all nodes in parallel (one short JVM each). 1 node: dynamic quorum with
+    # --standalone; 3 nodes: static controller.quorum.voters, no --standalone.
+    local fmt_pids=()
+    for ((n = 1; n <= nodes; n++)); do
+        write_props "$nodes" "$n"
+        local fmt=(format -t "$cluster_id" -c "$(node_dir "$n")/server.properties")
+        [[ $nodes == 1 ]] && fmt+=(--standalone)
+        run_tool kafka.tools.StorageTool "${fmt[@]}" >"$(node_dir "$n")/format.log" 2>&1 &
+        fmt_pids+=($!)
+        boot+="${boot:+,}127.0.0.1:$(ports_for "$nodes" "$n" | cut -d' ' -f1)"
+    done
+    for ((n = 1; n <= nodes; n++)); do
+        wait "${fmt_pids[n - 1]}" \
+            || { cat "$(node_dir "$n")/format.log" >&2; die "format of node $n failed"; }
+    done
+    log "formatted $nodes node(s) in $((SECONDS - t0))s, cluster id $cluster_id"
+    for ((n = 1; n <= nodes; n++)); do launch_node "$n"; done
+    for ((n = 1; n <= nodes; n++)); do wait_ready "$n"; done
+    printf 'KP_BOOTSTRAP=%s\nKP_TESTBED_NODES=%s\n' "$boot" "$nodes" >"$ENV_FILE"
+    log "cluster of $nodes node(s) ready in $((SECONDS - t0))s: KP_BOOTSTRAP=$boot (also in $ENV_FILE)"
+}
+
+cmd_stop() {
+    local quiet=${1:-} n pids=() nodes=() d
+    for d in "$CLUSTER_DIR"/node*; do
+        [[ -d $d ]] || continue
+        n=${d##*/node}
+        local pid
+        pid=$(node_pid "$n")
+        if [[ -n $pid ]]; then
+            pids+=("$pid")
+            nodes+=("$n")
+        fi
+    done
+    # The env file only describes a running cluster: drop it so tests skip instead of hanging.
+    rm -f "$ENV_FILE"
+    if ((${#pids[@]} == 0)); then
+        [[ $quiet == quiet ]] || log "nothing running"
+        rm -f "$CLUSTER_DIR"/node*/pid
+        return 0
+    fi
+    log "stopping node(s) ${nodes[*]} (SIGTERM pids ${pids[*]}, SIGKILL after ${STOP_GRACE}s)"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    # A combined broker+controller blocks in controlled shutdown once the controller quorum
+    # is gone (seen on 3 nodes when the other two exit first). Such a node can never finish,
+    # so SIGKILL it 3 s after fewer than a majority of the cluster's nodes are left.
+    local total majority noquorum_at=-1
+    total=$(find "$CLUSTER_DIR" -maxdepth 2 -path '*/node*/server.properties' | wc -l)
+    majority=$((total / 2 + 1))
+    local deadline=$((SECONDS + STOP_GRACE)) live killed=0
+    while :; do
+        live=()
+        for pid in "${pids[@]}"; do alive "$pid" && live+=("$pid"); done
+        ((${#live[@]} == 0)) && break
+        if ((total > 1 && ${#live[@]} < majority && !killed)); then
+            ((noquorum_at >= 0)) || noquorum_at=$SECONDS
+            if ((SECONDS - noquorum_at >= 3)); then
+                log "controller quorum gone (${#live[@]} of $total nodes left), SIGKILL: ${live[*]}"
+                kill -KILL "${live[@]}" 2>/dev/null || true
+                killed=1
+                deadline=$((SECONDS + 10))
+            fi
+        fi
+        if ((SECONDS >= deadline)); then
+            ((killed)) && die "pids ${live[*]} still alive 10s after SIGKILL"
+            log "still alive after ${STOP_GRACE}s, SIGKILL: ${live[*]}"
+            kill -KILL "${live[@]}" 2>/dev/null || true
+            killed=1
+            deadline=$((SECONDS + 10))
+        fi
+        sleep 0.2
+    done
+    # Exited brokers are zombies until PID 1 reaps them (here: up to ~2 s); wait a little
+    # so that `pgrep java` right after stop is clean. Zombies hold no ports or memory.
+    deadline=$((SECONDS + 5))
+    for pid in "${pids[@]}"; do
+        while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
+    done
+    rm -f "$CLUSTER_DIR"/node*/pid
+    log "stopped"
+}
+
+cmd_kill_node() {
+    local n=${1:-} pid
+    [[ $n =~ ^[0-9]+$ && -d $(node_dir "$n") ]] || die "usage: $0 kill-node N (no node $n in $CLUSTER_DIR)"
+    pid=$(node_pid "$n")
+    [[ -n $pid ]] || die "node $n is not running"
+    kill -KILL "$pid"
+    local deadline=$((SECONDS + 10))
+    while alive "$pid"; do
+        ((SECONDS < deadline)) || die "node $n (pid $pid) did not die after SIGKILL"
+        sleep 0.1
+    done
+    rm -f "$(node_dir "$n")/pid"
+    log "node $n killed (SIGKILL pid $pid)"
+}
+
+cmd_start_node() {
+    local n=${1:-} t0=$SECONDS
+    [[ $n =~ ^[0-9]+$ && -f $(node_dir "$n")/server.properties ]] \
+        || die "usage: $0 start-node N (no node $n in $CLUSTER_DIR; run start first)"
+    need_jars
+    launch_node "$n"
+    wait_ready "$n"
+    log "node $n ready in $((SECONDS - t0))s"
+}
+
+cmd_status() {
+    local d n pid pp any=0
+    for d in "$CLUSTER_DIR"/node*; do
+        [[ -f $d/server.properties ]] || continue
+        any=1
+        n=${d##*/node}
+        pid=$(node_pid "$n")
+        pp=$(grep -o 'PLAINTEXT://127.0.0.1:[0-9]*' "$d/server.properties" | head -1 | sed 's/.*://')
+        if [[ -n $pid ]]; then
+            if port_open "$pp"; then
+                echo "node $n: running pid $pid, 127.0.0.1:$pp open"
+            else
+                echo "node $n: running pid $pid, 127.0.0.1:$pp NOT accepting"
+            fi
+        else
+            echo "node $n: stopped (127.0.0.1:$pp)"
+        fi
+    done
+    ((any)) || echo "no cluster in $CLUSTER_DIR"
+    [[ -f $ENV_FILE ]] && cat "$ENV_FILE"
+    [[ -n ${KP_BOOTSTRAP:-} ]] && echo "(environment overrides: KP_BOOTSTRAP=$KP_BOOTSTRAP)"
+    return 0
+}
+
+cmd_create_topic() {
+    (($# >= 3)) || die "usage: $0 create-topic NAME PARTITIONS RF [--config k=v | k=v ...]"
+    local topic=$1 parts=$2 rf=$3 b extra=() a prev=""
+    shift 3
+    for a in "$@"; do
+        # bare k=v means --config k=v
+        if [[ $a =~ ^[a-z][a-z0-9._-]*= && $prev != --config ]]; then
+            extra+=(--config "$a")
+        else
+            extra+=("$a")
+        fi
+        prev=$a
+    done
+    b=$(bootstrap)
+    run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$b" --create \
+        --topic "$topic" --partitions "$parts" --replication-factor "$rf" "${extra[@]}" >&2
+    # Wait until metadata shows every partition with a leader.
+    local deadline=$((SECONDS + 60)) out led
+    while :; do
+        out=$(run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$b" --describe --topic "$topic" 2>/dev/null || true)
+        led=$(grep -Ec $'\tLeader: [0-9]+' <<<"$out" || true)
+        if ((led == parts)); then
+            echo "$out"
+            return 0
+        fi
+        ((SECONDS < deadline)) || { echo "$out" >&2; die "topic $topic: only $led/$parts partitions have a leader after 60s"; }
+        sleep 0.5
+    done
+}
+
+cmd_consume() {
+    (($# >= 2)) || die "usage: $0 consume TOPIC N [ConsoleConsumer args...]"
+    local topic=$1 n=$2 iso=(--isolation-level read_committed)
+    shift 2
+    [[ " $* " == *" --isolation-level "* ]] && iso=()
+    # stdout: CreateTime:<ts>\tPartition:<p>\tOffset:<o>\t<headers>\t<key>\t<value>
+    # Exit status 3 when fewer than N messages arrived before the timeout
+    # (ConsoleConsumer itself exits 0 then, after logging a TimeoutException).
+    local b errf rc=0 got
+    b=$(bootstrap)
+    errf=$(mktemp)
+    run_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$b" \
+        --topic "$topic" --from-beginning --max-messages "$n" \
+        --timeout-ms "${KP_CONSUME_TIMEOUT_MS:-10000}" "${iso[@]}" \
+        --property print.timestamp=true --property print.partition=true \
+        --property print.offset=true --property print.headers=true \
+        --property print.key=true --property print.value=true "$@" 2>"$errf" || rc=$?
+    cat "$errf" >&2
+    got=$(sed -n 's/^Processed a total of \([0-9]*\) messages.*/\1/p' "$errf" | tail -1)
+    rm -f "$errf"
+    ((rc == 0)) || return "$rc"
+    if [[ -n $got ]] && ((got < n)); then
+        log "consume: only $got of $n messages from $topic within ${KP_CONSUME_TIMEOUT_MS:-10000} ms"
+        return 3
+    fi
+}
+
+cmd_console_produce() {
+    (($# >= 1)) || die "usage: $0 console-produce TOPIC [ConsoleProducer args...]  (lines on stdin)"
+    local topic=$1
+    shift
+    run_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$(bootstrap)" \
+        --topic "$topic" "$@"
+}
+
+cmd_dump_log() {
+    (($# >= 2)) || die "usage: $0 dump-log TOPIC PARTITION [NODE]"
+    local topic=$1 part=$2 node=${3:-} d files=()
+    if [[ -z $node ]]; then
+        for d in "$CLUSTER_DIR"/node*; do
+            if [[ -d $d/data/$topic-$part ]]; then node=${d##*/node}; break; fi
+        done
+        [[ -n $node ]] || die "no log dir $topic-$part under $CLUSTER_DIR/node*/data"
+    fi
+    d=$(node_dir "$node")/data/$topic-$part
+    [[ -d $d ]] || die "no log dir $d (node $node has no replica of $topic-$part?)"
+    shopt -s nullglob
+    files=("$d"/*.log)
+    ((${#files[@]})) || die "no .log segments in $d"
+    log "node $node: ${files[*]}"
+    local joined
+    joined=$(IFS=,; echo "${files[*]}")
+    run_tool kafka.tools.DumpLogSegments --files "$joined" --deep-iteration --print-data-log
+}
+
+cmd_java() {
+    (($# >= 1)) || die "usage: $0 java CLASS [args...]"
+    KP_TOOLS_FAST=0 run_tool "$@"
+}
+
+main() {
+    local cmd=${1:-}
+    (($#)) && shift
+    case $cmd in
+        fetch) cmd_fetch ;;
+        start) cmd_start "$@" ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        kill-node) cmd_kill_node "$@" ;;
+        start-node) cmd_start_node "$@" ;;
+        create-topic) cmd_create_topic "$@" ;;
+        consume) cmd_consume "$@" ;;
+        console-produce) cmd_console_produce "$@" ;;
+        dump-log) cmd_dump_log "$@" ;;
+        java) cmd_java "$@" ;;
+        -h | --help | help | "") usage ;;
+        *) log "unknown subcommand: $cmd"; usage ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the C examples against the real cluster ($KP_BOOTSTRAP), plain and
+# under AddressSanitizer/UBSan, and checks what they wrote with an
+# independent consumer (confluent-kafka).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${KP_BOOTSTRAP:?KP_BOOTSTRAP must point at a running cluster (scripts/test.sh sets it)}"
+RF=$(( ${KP_TESTBED_NODES:-3} < 3 ? ${KP_TESTBED_NODES:-3} : 3 ))
+passed=0
+failed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+count_records() { # topic expected -> prints how many the independent consumer read
+    python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$1" "$2" --timeout 60 2>/dev/null | wc -l
+}
+
+# The sanitizer builds really carry the sanitizer runtimes.
+for ex in producer console_producer; do
+    if ldd "build/asan/$ex" | grep -q libasan && ldd "build/asan/$ex" | grep -q libubsan; then
+        ok "build/asan/$ex links libasan and libubsan"
+    else
+        bad "build/asan/$ex is not linked with the sanitizers"
+    fi
+done
+
+for variant in build build/asan; do
+    topic="cex-producer-${variant//\//-}-$$"
+    bash testbed/kafka.sh create-topic "$topic" 3 "$RF" >/dev/null 2>&1
+    if out=$("$variant/producer" "$KP_BOOTSTRAP" "$topic" 20 2>&1); then
+        ok "$variant/producer exits 0"
+    else
+        bad "$variant/producer failed: $out"
+    fi
+    grep -q "async reports: 40 ok, 0 failed" <<<"$out" && ok "$variant/producer reports 20 sync + 20 async deliveries" \
+        || bad "$variant/producer report summary: $(tail -1 <<<"$out")"
+    n=$(count_records "$topic" 60)
+    [ "$n" = 60 ] && ok "$variant/producer: independent consumer reads 60 records" || bad "$variant/producer: consumer read $n of 60"
+
+    topic="cex-console-${variant//\//-}-$$"
+    bash testbed/kafka.sh create-topic "$topic" 3 "$RF" >/dev/null 2>&1
+    if seq 1 500 | sed 's/.*/key-&:value-&/' | "$variant/console_producer" --bootstrap-server "$KP_BOOTSTRAP" --topic "$topic" \
+        --property parse.key=true --property key.separator=: --compression-codec lz4 --producer-property linger.ms=10; then
+        ok "$variant/console_producer exits 0"
+    else
+        bad "$variant/console_producer exit status"
+    fi
+    recs=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$topic" 500 --timeout 60 2>/dev/null)
+    n=$(wc -l <<<"$recs")
+    [ "$n" = 500 ] && ok "$variant/console_producer: 500 records read back" || bad "$variant/console_producer: read $n of 500"
+    # key-7 -> base64 "a2V5LTc=", value-7 -> "dmFsdWUtNw=="
+    grep -q '"key": "a2V5LTc=", "value": "dmFsdWUtNw=="' <<<"$recs" && ok "$variant/console_producer: key and value split at the separator" \
+        || bad "$variant/console_producer: key-7/value-7 not found"
+
+    if err=$(echo x | "$variant/console_producer" --bootstrap-server "$KP_BOOTSTRAP" --topic "bad topic" 2>&1); then
+        bad "$variant/console_producer accepted an invalid topic"
+    else
+        grep -q "INVALID_TOPIC" <<<"$err" && ok "$variant/console_producer: invalid topic fails with INVALID_TOPIC" || bad "message: $err"
+    fi
+    if err=$(echo x | "$variant/console_producer" --bootstrap-server "$KP_BOOTSTRAP" --topic t --producer-property no.such=1 2>&1); then
+        bad "$variant/console_producer accepted an unknown property"
+    else
+        grep -q "no.such" <<<"$err" && ok "$variant/console_producer: unknown property is named" || bad "message: $err"
+    fi
+    if err=$(echo x | "$variant/console_producer" --bootstrap-server 127.0.0.1:1 --topic t \
+        --producer-property delivery.timeout.ms=2000 --producer-property request.timeout.ms=1000 --producer-property linger.ms=0 2>&1); then
+        bad "$variant/console_producer succeeded with an unreachable broker"
+    else
+        grep -q "ALL_BROKERS_DOWN" <<<"$err" && ok "$variant/console_producer: unreachable broker reported (non-zero exit)" || bad "message: $err"
+    fi
+done
+
+echo "c examples: $passed passed, $failed failed"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

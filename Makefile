@@ -10,7 +10,7 @@ MINOR   := $(word 2,$(subst ., ,$(VERSION)))
 SONAME  := $(if $(filter 0,$(MAJOR)),libkp.so.0.$(MINOR),libkp.so.$(MAJOR))
 CWARN   := -Wall -Wextra -Werror -pedantic
 LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
-EXAMPLES := producer console_producer
+EXAMPLES := producer console_producer transactional
 
 .PHONY: all lib header-check examples examples-asan demo test clean
 

@@ -29,11 +29,34 @@
 #define KP_PARTITION_ANY -1
 
 /*
+ kp_purge() flag: drop records not yet sent.
+ */
+#define KP_PURGE_QUEUED 1
+
+/*
+ kp_purge() flag: give up on records whose request is in flight (they may
+ still land in the log: their report says KP_POSSIBLY_PERSISTED).
+ */
+#define KP_PURGE_IN_FLIGHT 2
+
+/*
  Configuration object (opaque). Created by kp_config_new(), freed by
  kp_config_destroy() or consumed by a successful kp_producer_new().
  Not thread-safe: do not use one config from two threads at once.
  */
 typedef struct kp_config_t kp_config_t;
+
+/*
+ A rich error (opaque) from the transactional calls: code, message and
+ class. NULL means success. Free it with kp_error_destroy().
+ */
+typedef struct kp_error_t kp_error_t;
+
+/*
+ A list of (topic, partition, offset) for kp_send_offsets_to_transaction()
+ (opaque). Offsets are the next offset to consume (last processed + 1).
+ */
+typedef struct kp_offsets_t kp_offsets_t;
 
 /*
  Producer handle (opaque). All functions taking it are thread-safe, except
@@ -428,6 +451,24 @@ int kp_poll_fd(const struct kp_producer_t *p);
 kp_err_t kp_flush(struct kp_producer_t *p, int32_t timeout_ms);
 
 /*
+ The error that put the producer in its fatal state (e.g. fenced, or
+ not authorized to be idempotent): returns its code and writes its message
+ to `errstr`, or returns KP_OK when the producer is healthy. Once fatal,
+ every queued record has been reported with that error and kp_send()
+ fails fast with KP_ERR_FATAL; destroy the producer and create a new one.
+ */
+kp_err_t kp_producer_fatal_error(const struct kp_producer_t *p, char *errstr, size_t errstr_size);
+
+/*
+ Purges records (`flags`: KP_PURGE_QUEUED and/or KP_PURGE_IN_FLIGHT).
+ Each purged record gets exactly one report, with KP_ERR_PURGED_QUEUED or
+ KP_ERR_PURGED_IN_FLIGHT; serve them with kp_poll() in poll mode. With
+ idempotence the producer bumps its epoch afterwards; inside a transaction
+ the transaction must then be aborted. Thread-safe.
+ */
+kp_err_t kp_purge(struct kp_producer_t *p, int32_t flags);
+
+/*
  Number of records accepted but not yet reported. Thread-safe.
  */
 size_t kp_producer_outstanding(const struct kp_producer_t *p);
@@ -477,6 +518,102 @@ int32_t kp_topic_info_leader(const struct kp_topic_info_t *info, int32_t partiti
  Frees a topic info. NULL is a no-op.
  */
 void kp_topic_info_destroy(struct kp_topic_info_t *info);
+
+/*
+ Initialises transactions (needs `transactional.id`): finds the
+ transaction coordinator, gets the producer id and epoch, fences older
+ producers with the same transactional.id and aborts their open
+ transaction. Call once, before the first kp_begin_transaction(). Returns
+ NULL on success or an error (retriable ones, e.g. a timeout, may be
+ retried by calling again). Blocks up to `timeout_ms`.
+ */
+struct kp_error_t *kp_init_transactions(struct kp_producer_t *p, int32_t timeout_ms);
+
+/*
+ Starts a transaction (local; no network). Records sent until the commit or
+ abort belong to it.
+ */
+struct kp_error_t *kp_begin_transaction(struct kp_producer_t *p);
+
+/*
+ Flushes the transaction's records and commits it, waiting up to
+ `timeout_ms`. On error: kp_error_txn_requires_abort() → call
+ kp_abort_transaction(); kp_error_is_retriable() → call commit again;
+ kp_error_is_fatal() → destroy the producer.
+ */
+struct kp_error_t *kp_commit_transaction(struct kp_producer_t *p, int32_t timeout_ms);
+
+/*
+ Aborts the transaction: unsent records are reported with
+ KP_ERR_PURGED_QUEUED, in-flight ones are waited for (up to `timeout_ms`),
+ then the coordinator aborts it (read_committed consumers never see it).
+ */
+struct kp_error_t *kp_abort_transaction(struct kp_producer_t *p, int32_t timeout_ms);
+
+/*
+ Adds consumer offsets to the transaction (consume-transform-produce): the
+ group's committed offsets change only if the transaction commits.
+ */
+struct kp_error_t *kp_send_offsets_to_transaction(struct kp_producer_t *p,
+                                                  const struct kp_offsets_t *offsets,
+                                                  const char *group_id,
+                                                  int32_t timeout_ms);
+
+/*
+ The transaction protocol kp_init_transactions() negotiated: 2 for
+ Kafka 4's transactions v2 (KIP-890), 1 for the classic protocol, 0 when
+ transactions are not initialised (or p is NULL).
+ */
+int32_t kp_transaction_protocol_version(const struct kp_producer_t *p);
+
+/*
+ Creates an empty offsets list. Free with kp_offsets_destroy().
+ */
+struct kp_offsets_t *kp_offsets_new(void);
+
+/*
+ Adds (topic, partition, offset); `topic` is copied.
+ */
+kp_err_t kp_offsets_add(struct kp_offsets_t *o,
+                        const char *topic,
+                        int32_t partition,
+                        int64_t offset);
+
+/*
+ Frees an offsets list. NULL is a no-op.
+ */
+void kp_offsets_destroy(struct kp_offsets_t *o);
+
+/*
+ The error's code (KP_ERR_INVALID_ARG for NULL).
+ */
+kp_err_t kp_error_code(const struct kp_error_t *e);
+
+/*
+ The error's message (valid until kp_error_destroy(); "" for NULL).
+ */
+const char *kp_error_message(const struct kp_error_t *e);
+
+/*
+ Whether calling the same function again may succeed.
+ */
+bool kp_error_is_retriable(const struct kp_error_t *e);
+
+/*
+ Whether the producer can no longer be used (e.g. fenced).
+ */
+bool kp_error_is_fatal(const struct kp_error_t *e);
+
+/*
+ Whether the transaction must be aborted (kp_abort_transaction) before
+ the producer can go on.
+ */
+bool kp_error_txn_requires_abort(const struct kp_error_t *e);
+
+/*
+ Frees an error. NULL is a no-op.
+ */
+void kp_error_destroy(struct kp_error_t *e);
 
 /*
  Topic of the record (NUL-terminated; valid during the callback).

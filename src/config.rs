@@ -57,8 +57,8 @@ pub static REGISTRY: &[Def] = &[
     def!("client.id", [], Kind::Text, "kp", "Client id sent with every request (broker logs and quotas)."),
     def!("acks", ["request.required.acks"], Kind::Enum(&["all", "-1", "0", "1"]), "all",
         "Acknowledgements the leader must receive: 0 (none), 1 (leader only), all/-1 (all in-sync replicas)."),
-    def!("enable.idempotence", [], Kind::Bool, "false",
-        "Idempotent producer (producer id + sequence numbers). Requires acks=all and max.in.flight.requests.per.connection <= 5."),
+    def!("enable.idempotence", [], Kind::Bool, "true",
+        "Idempotent producer (producer id + sequence numbers: no duplicates from retries, order kept). Requires acks=all, retries > 0 and max.in.flight.requests.per.connection <= 5; when not set explicitly it is turned off if those conflict."),
     def!("linger.ms", ["queue.buffering.max.ms"], Kind::Int { min: 0, max: 900_000 }, "5",
         "How long a partition's batch may wait for more records before it is sent."),
     def!("batch.size", [], Kind::Int { min: 1, max: 100_000_000 }, "131072",
@@ -101,6 +101,10 @@ pub static REGISTRY: &[Def] = &[
     def!("partitioner.ignore.keys", [], Kind::Bool, "false", "Place keyed records as if they had no key."),
     def!("allow.auto.create.topics", [], Kind::Bool, "true",
         "Ask the broker to auto-create unknown topics in metadata requests (the broker's auto.create.topics.enable still decides)."),
+    def!("transactional.id", [], Kind::Text, "",
+        "Enables transactions (kp_init_transactions ...); implies enable.idempotence=true. Unset: no transactions."),
+    def!("transaction.timeout.ms", [], Kind::Int { min: 1, max: I32MAX }, "60000",
+        "How long the broker lets a transaction stay open before aborting it."),
     def!("delivery.report.mode", [], Kind::Enum(&["thread", "poll"]), "thread",
         "thread: callbacks run on a kp-owned thread; poll: callbacks run inside kp_poll/kp_flush on the caller's thread."),
     def!("security.protocol", [], Kind::Enum(&["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]), "plaintext",
@@ -278,6 +282,8 @@ pub struct ProducerConfig {
     pub partitioner_ignore_keys: bool,
     pub allow_auto_create_topics: bool,
     pub delivery_mode: DeliveryMode,
+    pub transactional_id: Option<String>,
+    pub transaction_timeout_ms: i32,
 }
 
 fn level(v: i64) -> Option<i32> {
@@ -300,8 +306,19 @@ impl ProducerConfig {
             "1" => 1,
             _ => -1,
         };
-        let idempotence = m.boolean("enable.idempotence");
         let max_in_flight = m.int("max.in.flight.requests.per.connection") as usize;
+        let retries_zero = m.is_set("retries") && m.int("retries") == 0;
+        // Like the Java producer: on by default, silently off when not asked
+        // for explicitly and other settings conflict with it.
+        let transactional_id = m.get("transactional.id").filter(|s| !s.is_empty());
+        if transactional_id.is_some() && m.is_set("enable.idempotence") && !m.boolean("enable.idempotence") {
+            return Err("\"transactional.id\" requires \"enable.idempotence\"=true, but it was set to false".into());
+        }
+        let idempotence = if transactional_id.is_some() || m.is_set("enable.idempotence") {
+            transactional_id.is_some() || m.boolean("enable.idempotence")
+        } else {
+            acks == -1 && max_in_flight <= 5 && !retries_zero
+        };
         if idempotence {
             if acks != -1 {
                 return Err(format!(
@@ -313,7 +330,7 @@ impl ProducerConfig {
                     "\"enable.idempotence\"=true requires \"max.in.flight.requests.per.connection\" <= 5, got {max_in_flight}"
                 ));
             }
-            if m.is_set("retries") && m.int("retries") == 0 {
+            if retries_zero {
                 return Err("\"enable.idempotence\"=true requires \"retries\" > 0".into());
             }
         }
@@ -379,6 +396,8 @@ impl ProducerConfig {
             partitioner,
             partitioner_ignore_keys: m.boolean("partitioner.ignore.keys"),
             allow_auto_create_topics: m.boolean("allow.auto.create.topics"),
+            transactional_id,
+            transaction_timeout_ms: m.int("transaction.timeout.ms") as i32,
             delivery_mode: if m.get("delivery.report.mode").as_deref() == Some("poll") {
                 DeliveryMode::Poll
             } else {
@@ -458,6 +477,10 @@ mod tests {
         assert_eq!(c.linger_ms, 5);
         assert_eq!(c.max_in_flight, 5);
         assert_eq!(c.partitioner, Partitioner::Murmur2Random);
+        assert!(c.idempotence, "idempotence is on by default");
+        let mut m = base();
+        m.set("acks", "1").unwrap();
+        assert!(!ProducerConfig::from_map(&m).unwrap().idempotence, "implicitly off with acks=1");
         assert!(ProducerConfig::from_map(&ConfigMap::default()).unwrap_err().contains("bootstrap.servers"));
         let mut m = base();
         m.set("enable.idempotence", "true").unwrap();

@@ -104,6 +104,22 @@ pub struct kp_report_t {
     _private: [u8; 0],
 }
 
+/// A rich error (opaque) from the transactional calls: code, message and
+/// class. NULL means success. Free it with kp_error_destroy().
+pub struct kp_error_t {
+    code: kp_err_t,
+    message: std::ffi::CString,
+    retriable: bool,
+    fatal: bool,
+    requires_abort: bool,
+}
+
+/// A list of (topic, partition, offset) for kp_send_offsets_to_transaction()
+/// (opaque). Offsets are the next offset to consume (last processed + 1).
+pub struct kp_offsets_t {
+    entries: Vec<(String, i32, i64)>,
+}
+
 /// Partition information of one topic (opaque), from kp_partitions_for().
 pub struct kp_topic_info_t {
     partitions: Vec<(i32, i32)>,
@@ -562,6 +578,48 @@ pub unsafe extern "C" fn kp_flush(p: *mut kp_producer_t, timeout_ms: i32) -> kp_
     })
 }
 
+/// The error that put the producer in its fatal state (e.g. fenced, or
+/// not authorized to be idempotent): returns its code and writes its message
+/// to `errstr`, or returns KP_OK when the producer is healthy. Once fatal,
+/// every queued record has been reported with that error and kp_send()
+/// fails fast with KP_ERR_FATAL; destroy the producer and create a new one.
+#[no_mangle]
+pub unsafe extern "C" fn kp_producer_fatal_error(p: *const kp_producer_t, errstr: *mut c_char, errstr_size: usize) -> kp_err_t {
+    guard(KP_ERR_INTERNAL, || match p.as_ref() {
+        None => KP_ERR_INVALID_ARG,
+        Some(p) => match p.producer.fatal_error() {
+            None => KP_OK,
+            Some(e) => {
+                write_errstr(errstr, errstr_size, &e.message);
+                e.code
+            }
+        },
+    })
+}
+
+/// kp_purge() flag: drop records not yet sent.
+pub const KP_PURGE_QUEUED: i32 = 1;
+/// kp_purge() flag: give up on records whose request is in flight (they may
+/// still land in the log: their report says KP_POSSIBLY_PERSISTED).
+pub const KP_PURGE_IN_FLIGHT: i32 = 2;
+
+/// Purges records (`flags`: KP_PURGE_QUEUED and/or KP_PURGE_IN_FLIGHT).
+/// Each purged record gets exactly one report, with KP_ERR_PURGED_QUEUED or
+/// KP_ERR_PURGED_IN_FLIGHT; serve them with kp_poll() in poll mode. With
+/// idempotence the producer bumps its epoch afterwards; inside a transaction
+/// the transaction must then be aborted. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn kp_purge(p: *mut kp_producer_t, flags: i32) -> kp_err_t {
+    guard(KP_ERR_INTERNAL, || match p.as_ref() {
+        None => KP_ERR_INVALID_ARG,
+        Some(_) if flags & !(KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) != 0 => KP_ERR_INVALID_ARG,
+        Some(p) => {
+            p.producer.purge(flags & KP_PURGE_QUEUED != 0, flags & KP_PURGE_IN_FLIGHT != 0);
+            KP_OK
+        }
+    })
+}
+
 /// Number of records accepted but not yet reported. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn kp_producer_outstanding(p: *const kp_producer_t) -> usize {
@@ -656,6 +714,177 @@ pub unsafe extern "C" fn kp_topic_info_destroy(info: *mut kp_topic_info_t) {
     guard((), || {
         if !info.is_null() {
             drop(Box::from_raw(info));
+        }
+    })
+}
+
+// ---------------------------------------------------------------- transactions
+
+fn txn_result(r: Result<(), crate::engine::txn::TxnError>) -> *mut kp_error_t {
+    match r {
+        Ok(()) => ptr::null_mut(),
+        Err(e) => Box::into_raw(Box::new(kp_error_t {
+            code: e.error.code,
+            message: std::ffi::CString::new(e.error.message.replace('\0', " ")).unwrap_or_default(),
+            retriable: e.retriable,
+            fatal: e.fatal,
+            requires_abort: e.requires_abort,
+        })),
+    }
+}
+
+fn error_obj(code: kp_err_t, msg: &str) -> *mut kp_error_t {
+    Box::into_raw(Box::new(kp_error_t {
+        code,
+        message: std::ffi::CString::new(msg).unwrap_or_default(),
+        retriable: false,
+        fatal: false,
+        requires_abort: false,
+    }))
+}
+
+fn with_producer(p: *mut kp_producer_t, f: impl FnOnce(&Producer) -> *mut kp_error_t) -> *mut kp_error_t {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller passes a producer from kp_producer_new or NULL.
+        match unsafe { p.as_ref() } {
+            None => error_obj(KP_ERR_INVALID_ARG, "producer is NULL"),
+            Some(p) => f(&p.producer),
+        }
+    }))
+    .unwrap_or_else(|_| error_obj(KP_ERR_INTERNAL, "internal error (panic caught)"))
+}
+
+fn ms(timeout_ms: i32) -> Duration {
+    Duration::from_millis(timeout_ms.max(0) as u64)
+}
+
+/// Initialises transactions (needs `transactional.id`): finds the
+/// transaction coordinator, gets the producer id and epoch, fences older
+/// producers with the same transactional.id and aborts their open
+/// transaction. Call once, before the first kp_begin_transaction(). Returns
+/// NULL on success or an error (retriable ones, e.g. a timeout, may be
+/// retried by calling again). Blocks up to `timeout_ms`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_init_transactions(p: *mut kp_producer_t, timeout_ms: i32) -> *mut kp_error_t {
+    with_producer(p, |p| txn_result(p.init_transactions(ms(timeout_ms))))
+}
+
+/// Starts a transaction (local; no network). Records sent until the commit or
+/// abort belong to it.
+#[no_mangle]
+pub unsafe extern "C" fn kp_begin_transaction(p: *mut kp_producer_t) -> *mut kp_error_t {
+    with_producer(p, |p| txn_result(p.begin_transaction()))
+}
+
+/// Flushes the transaction's records and commits it, waiting up to
+/// `timeout_ms`. On error: kp_error_txn_requires_abort() → call
+/// kp_abort_transaction(); kp_error_is_retriable() → call commit again;
+/// kp_error_is_fatal() → destroy the producer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_commit_transaction(p: *mut kp_producer_t, timeout_ms: i32) -> *mut kp_error_t {
+    with_producer(p, |p| txn_result(p.commit_transaction(ms(timeout_ms))))
+}
+
+/// Aborts the transaction: unsent records are reported with
+/// KP_ERR_PURGED_QUEUED, in-flight ones are waited for (up to `timeout_ms`),
+/// then the coordinator aborts it (read_committed consumers never see it).
+#[no_mangle]
+pub unsafe extern "C" fn kp_abort_transaction(p: *mut kp_producer_t, timeout_ms: i32) -> *mut kp_error_t {
+    with_producer(p, |p| txn_result(p.abort_transaction(ms(timeout_ms))))
+}
+
+/// Adds consumer offsets to the transaction (consume-transform-produce): the
+/// group's committed offsets change only if the transaction commits.
+#[no_mangle]
+pub unsafe extern "C" fn kp_send_offsets_to_transaction(
+    p: *mut kp_producer_t,
+    offsets: *const kp_offsets_t,
+    group_id: *const c_char,
+    timeout_ms: i32,
+) -> *mut kp_error_t {
+    with_producer(p, |p| {
+        // SAFETY: NULL-checked below; valid objects from kp_offsets_new.
+        let (Some(o), Some(g)) = (unsafe { offsets.as_ref() }, unsafe { cstr(group_id) }) else {
+            return error_obj(KP_ERR_INVALID_ARG, "offsets and group_id must be non-NULL");
+        };
+        txn_result(p.send_offsets_to_transaction(&o.entries, g, ms(timeout_ms)))
+    })
+}
+
+/// The transaction protocol kp_init_transactions() negotiated: 2 for
+/// Kafka 4's transactions v2 (KIP-890), 1 for the classic protocol, 0 when
+/// transactions are not initialised (or p is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn kp_transaction_protocol_version(p: *const kp_producer_t) -> i32 {
+    guard(0, || p.as_ref().map(|p| p.producer.transaction_protocol_version()).unwrap_or(0))
+}
+
+/// Creates an empty offsets list. Free with kp_offsets_destroy().
+#[no_mangle]
+pub extern "C" fn kp_offsets_new() -> *mut kp_offsets_t {
+    guard(ptr::null_mut(), || Box::into_raw(Box::new(kp_offsets_t { entries: Vec::new() })))
+}
+
+/// Adds (topic, partition, offset); `topic` is copied.
+#[no_mangle]
+pub unsafe extern "C" fn kp_offsets_add(o: *mut kp_offsets_t, topic: *const c_char, partition: i32, offset: i64) -> kp_err_t {
+    guard(KP_ERR_INTERNAL, || {
+        let (Some(o), Some(t)) = (o.as_mut(), cstr(topic)) else { return KP_ERR_INVALID_ARG };
+        if partition < 0 || offset < 0 {
+            return KP_ERR_INVALID_ARG;
+        }
+        o.entries.push((t.to_string(), partition, offset));
+        KP_OK
+    })
+}
+
+/// Frees an offsets list. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn kp_offsets_destroy(o: *mut kp_offsets_t) {
+    guard((), || {
+        if !o.is_null() {
+            drop(Box::from_raw(o));
+        }
+    })
+}
+
+/// The error's code (KP_ERR_INVALID_ARG for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_code(e: *const kp_error_t) -> kp_err_t {
+    guard(KP_ERR_INTERNAL, || e.as_ref().map(|e| e.code).unwrap_or(KP_ERR_INVALID_ARG))
+}
+
+/// The error's message (valid until kp_error_destroy(); "" for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_message(e: *const kp_error_t) -> *const c_char {
+    guard(ptr::null(), || e.as_ref().map(|e| e.message.as_ptr()).unwrap_or(c"".as_ptr()))
+}
+
+/// Whether calling the same function again may succeed.
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_is_retriable(e: *const kp_error_t) -> bool {
+    guard(false, || e.as_ref().is_some_and(|e| e.retriable))
+}
+
+/// Whether the producer can no longer be used (e.g. fenced).
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_is_fatal(e: *const kp_error_t) -> bool {
+    guard(false, || e.as_ref().is_some_and(|e| e.fatal))
+}
+
+/// Whether the transaction must be aborted (kp_abort_transaction) before
+/// the producer can go on.
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_txn_requires_abort(e: *const kp_error_t) -> bool {
+    guard(false, || e.as_ref().is_some_and(|e| e.requires_abort))
+}
+
+/// Frees an error. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_destroy(e: *mut kp_error_t) {
+    guard((), || {
+        if !e.is_null() {
+            drop(Box::from_raw(e));
         }
     })
 }

@@ -198,6 +198,8 @@ write_props() {
         echo "share.coordinator.state.topic.num.partitions=10"
         echo "auto.create.topics.enable=false"
         echo "group.initial.rebalance.delay.ms=0"
+        # Abort transactions left open past transaction.timeout.ms within ~1 s (default 10 s).
+        echo "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000"
         echo "num.network.threads=2"
         echo "num.io.threads=4"
         echo "log.cleaner.dedupe.buffer.size=33554432"

@@ -18,8 +18,9 @@ count_records() { # topic expected -> prints how many the independent consumer r
 }
 
 # The sanitizer builds really carry the sanitizer runtimes.
-for ex in producer console_producer; do
-    if ldd "build/asan/$ex" | grep -q libasan && ldd "build/asan/$ex" | grep -q libubsan; then
+for ex in producer console_producer transactional; do
+    libs=$(ldd "build/asan/$ex")   # not piped into grep -q: with pipefail, SIGPIPE would fail it
+    if grep -q libasan <<<"$libs" && grep -q libubsan <<<"$libs"; then
         ok "build/asan/$ex links libasan and libubsan"
     else
         bad "build/asan/$ex is not linked with the sanitizers"
@@ -70,6 +71,22 @@ for variant in build build/asan; do
     else
         grep -q "ALL_BROKERS_DOWN" <<<"$err" && ok "$variant/console_producer: unreachable broker reported (non-zero exit)" || bad "message: $err"
     fi
+
+    ta="cex-txa-${variant//\//-}-$$"
+    tb="cex-txb-${variant//\//-}-$$"
+    bash testbed/kafka.sh create-topic "$ta" 3 "$RF" >/dev/null 2>&1
+    bash testbed/kafka.sh create-topic "$tb" 2 "$RF" >/dev/null 2>&1
+    if out=$("$variant/transactional" "$KP_BOOTSTRAP" "$ta" "$tb" "cex-tid-${variant//\//-}-$$" 25 2>&1); then
+        ok "$variant/transactional exits 0 (75 ok + 25 purged reports, close OK)"
+    else
+        bad "$variant/transactional failed: $out"
+    fi
+    n=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$ta" 25 --timeout 60 --isolation read_committed 2>/dev/null | wc -l)
+    [ "$n" = 25 ] && ok "$variant/transactional: read_committed sees only the committed 25 on $ta" || bad "$variant/transactional: read_committed saw $n on $ta"
+    n=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$ta" 50 --timeout 60 --isolation read_uncommitted 2>/dev/null | wc -l)
+    [ "$n" = 50 ] && ok "$variant/transactional: read_uncommitted sees committed + aborted (50)" || bad "$variant/transactional: read_uncommitted saw $n"
+    n=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$tb" 25 --timeout 60 --isolation read_committed 2>/dev/null | wc -l)
+    [ "$n" = 25 ] && ok "$variant/transactional: $tb has the committed 25 and no purged record" || bad "$variant/transactional: $tb read_committed saw $n"
 done
 
 echo "c examples: $passed passed, $failed failed"

@@ -611,3 +611,119 @@ fn config_errors_name_the_key() {
     assert!(cstr_buf(&err).contains("acks"), "{}", cstr_buf(&err));
     unsafe { kp_config_destroy(cfg) };
 }
+
+#[test]
+fn idempotent_stream_is_exactly_once_and_in_order_through_leader_kills() {
+    if testbed_nodes() != Some(3) {
+        eprintln!("SKIPPED: needs the 3-node testbed cluster (scripts/test.sh) to kill leaders");
+        return;
+    }
+    let topic = unique_topic("idem");
+    create_topic(&topic, 3, 3, &["--config", "min.insync.replicas=2"]);
+    let p = TestProducer::new(&[("enable.idempotence", "true"), ("linger.ms", "5"), ("request.timeout.ms", "5000")]);
+    let n = 200_000usize;
+    let sent = AtomicUsize::new(0);
+    let kills = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..n {
+                let part = (i % 3) as i32;
+                let v = format!("p{part}-{i:09}");
+                let r = Rec { partition: part, ..Rec::new(&topic, v.as_bytes()) };
+                let (rc, msg) = p.send(&r, i);
+                assert_eq!(rc, KP_OK, "send {i}: {msg}");
+                sent.store(i + 1, Ordering::Release);
+                if i % 2000 == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+        // Kill the current leader of partition (k % 3) three times mid-stream.
+        for k in 0..3 {
+            while sent.load(Ordering::Acquire) < n * (k + 1) / 4 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let leader = leader_of(&p, &topic, k as i32);
+            kafka(&["kill-node", &leader.to_string()]);
+            kills.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_secs(2));
+            kafka(&["start-node", &leader.to_string()]);
+        }
+    });
+    assert_eq!(kills.load(Ordering::Relaxed), 3);
+    assert_eq!(p.flush(180_000), KP_OK, "flush after leader kills");
+    let reports = p.reports();
+    assert_one_report_each(&reports, n);
+    let failed: Vec<_> = reports.iter().filter(|r| r.error != KP_OK).collect();
+    assert!(failed.is_empty(), "{} record(s) failed, first: {:?}", failed.len(), failed.first());
+    let got = consume_independent(&topic, n, "read_uncommitted");
+    assert_eq!(got.len(), n, "exactly once: the consumer read {} records for {n} sent", got.len());
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    let mut seen = HashSet::new();
+    for c in &got {
+        let v = String::from_utf8(c.value.clone().unwrap()).unwrap();
+        let (ptag, seq) = v.split_once('-').unwrap();
+        assert_eq!(ptag, format!("p{}", c.partition), "record {v} in partition {}", c.partition);
+        let seq: i64 = seq.parse().unwrap();
+        if let Some(prev) = last.insert(c.partition, seq) {
+            assert!(seq > prev, "partition {}: {seq} after {prev} (out of order or duplicate)", c.partition);
+        }
+        assert!(seen.insert(seq), "duplicate {v}");
+    }
+    assert_eq!(seen.len(), n);
+    // The log carries kp's producer id and sequences.
+    let leader = leader_of(&p, &topic, 0).to_string();
+    let dump = kafka(&["dump-log", &topic, "0", &leader]);
+    let first = dump.lines().find(|l| l.contains("baseOffset: 0 ")).expect("first batch");
+    assert!(first.contains("baseSequence: 0 "), "{first}");
+    assert!(!first.contains("producerId: -1"), "{first}");
+}
+
+#[test]
+fn purge_reports_each_record_once_and_the_producer_carries_on() {
+    let topic = unique_topic("purge");
+    create_topic(&topic, 3, rf(), &[]);
+    // Queued only: a long linger keeps everything in the accumulator.
+    let p = TestProducer::new(&[("linger.ms", "60000")]);
+    for i in 0..500 {
+        assert_eq!(p.send(&Rec::new(&topic, b"queued"), i).0, KP_OK);
+    }
+    assert_eq!(unsafe { kp_purge(p.p, KP_PURGE_QUEUED) }, KP_OK);
+    let reports = p.wait_reports(500, Duration::from_secs(30));
+    assert_one_report_each(&reports, 500);
+    assert!(reports.iter().all(|r| r.error == KP_ERR_PURGED_QUEUED && r.persistence == KP_NOT_PERSISTED));
+    assert_eq!(unsafe { kp_purge(p.p, 8) }, KP_ERR_INVALID_ARG);
+    assert_eq!(unsafe { kp_purge(std::ptr::null_mut(), KP_PURGE_QUEUED) }, KP_ERR_INVALID_ARG);
+
+    // Queued and in flight, under load (idempotent producer: it must bump
+    // its epoch and keep going afterwards).
+    let p2 = TestProducer::new(&[("linger.ms", "0"), ("enable.idempotence", "true")]);
+    let value = vec![b'x'; 1000];
+    let n = 20_000;
+    for i in 0..n {
+        assert_eq!(p2.send(&Rec::new(&topic, &value), i).0, KP_OK);
+    }
+    assert_eq!(unsafe { kp_purge(p2.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
+    assert_eq!(p2.flush(60_000), KP_OK);
+    let reports = p2.reports();
+    assert_one_report_each(&reports, n);
+    let purged = reports.iter().filter(|r| r.error != KP_OK).count();
+    for r in &reports {
+        assert!(
+            [KP_OK, KP_ERR_PURGED_QUEUED, KP_ERR_PURGED_IN_FLIGHT].contains(&r.error),
+            "unexpected report {:?}",
+            r
+        );
+        if r.error == KP_ERR_PURGED_IN_FLIGHT {
+            assert_eq!(r.persistence, KP_POSSIBLY_PERSISTED);
+        }
+    }
+    assert!(purged > 0, "nothing was purged; the test proves nothing");
+    for i in 0..100 {
+        assert_eq!(p2.send(&Rec::new(&topic, b"after-purge"), n + i).0, KP_OK);
+    }
+    assert_eq!(p2.flush(60_000), KP_OK);
+    let after: Vec<_> = p2.reports().into_iter().filter(|r| r.tag >= n).collect();
+    assert_eq!(after.len(), 100);
+    assert!(after.iter().all(|r| r.error == KP_OK), "after purge: {:?}", after.iter().find(|r| r.error != KP_OK));
+}

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{self, Error};
-use crate::protocol::record_batch::{BatchBuilder, RecordHeader};
+use crate::protocol::record_batch::{BatchBuilder, ProducerStamp, RecordHeader};
 
 use super::report::{Outcome, Persistence, RecordMeta, ReportQueue, Token, TopicName};
 
@@ -125,6 +125,14 @@ pub struct Batch {
     pub full: bool,
     /// Why the last attempt failed (for the report if time runs out).
     pub last_error: Option<Error>,
+    /// Idempotence: the batch's base sequence once assigned (at drain).
+    pub base_seq: Option<i32>,
+    /// Producer id/epoch/sequence the batch must carry on its next send.
+    pub stamp: ProducerStamp,
+    /// What the sealed bytes currently carry.
+    pub sealed_stamp: ProducerStamp,
+    /// The purge generation when the batch was last sent (see kp_purge).
+    pub sent_generation: u64,
 }
 
 impl Batch {
@@ -144,6 +152,10 @@ impl Batch {
             ambiguous: false,
             full: false,
             last_error: None,
+            base_seq: None,
+            stamp: ProducerStamp::NONE,
+            sealed_stamp: ProducerStamp::NONE,
+            sent_generation: 0,
         }
     }
 
@@ -209,8 +221,26 @@ impl Drop for Batch {
 
 pub struct PartitionState {
     pub open: Option<Batch>,
+    /// Closed batches in send order; with idempotence, batches waiting for a
+    /// retry (sequence assigned) stay in sequence order at the front.
     pub ready: VecDeque<Batch>,
     pub in_flight: u32,
+    /// Idempotence: the next sequence to assign.
+    pub next_seq: i32,
+    /// Idempotence: the sequence the broker expects next (end of the last
+    /// acknowledged batch).
+    pub acked_next: i32,
+}
+
+impl PartitionState {
+    /// Puts a batch back for a retry, keeping sequence order.
+    pub fn requeue(&mut self, b: Batch) {
+        let pos = match b.base_seq {
+            None => 0,
+            Some(seq) => self.ready.iter().take_while(|o| o.base_seq.is_some_and(|s| s < seq)).count(),
+        };
+        self.ready.insert(pos, b);
+    }
 }
 
 /// One topic-partition's queue of batches.
@@ -227,7 +257,7 @@ impl PartitionQueue {
             topic,
             partition,
             leader: AtomicI32::new(leader),
-            state: Mutex::new(PartitionState { open: None, ready: VecDeque::new(), in_flight: 0 }),
+            state: Mutex::new(PartitionState { open: None, ready: VecDeque::new(), in_flight: 0, next_seq: 0, acked_next: 0 }),
         })
     }
 }
@@ -400,5 +430,33 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(50));
         pool.release(80);
         pool.reserve(30, Duration::ZERO, &closing).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::*;
+
+    fn core() -> Arc<Core> {
+        Arc::new(Core { reports: ReportQueue::new(), memory: MemoryPool::new(1 << 20) })
+    }
+
+    #[test]
+    fn requeue_keeps_sequence_order_ahead_of_new_batches() {
+        let c = core();
+        let t = TopicName::new("t");
+        let pq = PartitionQueue::new(t.clone(), 0, 1);
+        let mut st = pq.state.lock();
+        let mk = |seq: Option<i32>| {
+            let mut b = Batch::new(c.clone(), t.clone(), 0, 64);
+            b.base_seq = seq;
+            b
+        };
+        st.ready.push_back(mk(None));
+        st.requeue(mk(Some(20)));
+        st.requeue(mk(Some(5)));
+        st.requeue(mk(Some(10)));
+        let order: Vec<Option<i32>> = st.ready.iter().map(|b| b.base_seq).collect();
+        assert_eq!(order, vec![Some(5), Some(10), Some(20), None]);
     }
 }

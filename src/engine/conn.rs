@@ -215,6 +215,17 @@ impl Broker {
         self.request_on(&session, req, version).await
     }
 
+    /// Like `request`, with the version capped at `max_version`.
+    pub async fn request_capped<R: Request>(&self, req: &R, max_version: i16) -> Result<R::Response, Error> {
+        let session = self.session().await?;
+        let version = session
+            .apis
+            .range(R::API_KEY)
+            .and_then(|b| api::negotiate((R::MIN_VERSION, R::MAX_VERSION.min(max_version)), b))
+            .ok_or_else(|| Error::new(error::UNSUPPORTED_VERSION, format!("broker {} supports no usable version of API {}", self.node_id, R::API_KEY)))?;
+        self.request_on(&session, req, version).await
+    }
+
     pub async fn request_on<R: Request>(
         &self,
         session: &Arc<Session>,

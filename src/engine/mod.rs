@@ -3,8 +3,10 @@
 
 pub mod accumulator;
 pub mod conn;
+pub mod idempotence;
 pub mod report;
 mod sender;
+pub mod txn;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,12 +62,20 @@ pub(crate) struct Inner {
     pub shutdown_notify: Notify,
     pub flushing: AtomicUsize,
     pub partitioner_fn: Option<Arc<PartitionerFn>>,
+    pub pid: Mutex<idempotence::PidPhase>,
+    pub fatal: Mutex<Option<Error>>,
+    pub is_fatal: AtomicBool,
+    pub txn: Option<Arc<txn::TxnManager>>,
+    /// Bumped by an in-flight purge: batches sent before it are reported
+    /// PURGED_IN_FLIGHT whatever their response says.
+    pub purge_generation: std::sync::atomic::AtomicU64,
 }
 
 /// The producer. All methods are thread-safe.
 pub struct Producer {
     inner: Arc<Inner>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
     delivery_thread: Mutex<Option<JoinHandle<()>>>,
     delivery_thread_id: Mutex<Option<std::thread::ThreadId>>,
     dispatch: Arc<Dispatch>,
@@ -99,6 +109,7 @@ impl Producer {
             .enumerate()
             .map(|(i, (h, p))| Broker::new(-1 - i as i32, h.clone(), *p, conn_settings.clone()))
             .collect();
+        let txn = cfg.transactional_id.clone().map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
         let inner = Arc::new(Inner {
             core: Arc::new(Core { reports: report::ReportQueue::new(), memory: MemoryPool::new(cfg.buffer_memory) }),
             cfg,
@@ -118,11 +129,17 @@ impl Producer {
             shutdown_notify: Notify::new(),
             flushing: AtomicUsize::new(0),
             partitioner_fn,
+            pid: Mutex::new(idempotence::PidPhase::Missing),
+            fatal: Mutex::new(None),
+            is_fatal: AtomicBool::new(false),
+            txn,
+            purge_generation: std::sync::atomic::AtomicU64::new(0),
         });
         runtime.spawn(sender::metadata_loop(inner.clone()));
         runtime.spawn(sender::sender_loop(inner.clone()));
         let p = Producer {
             inner,
+            handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
             delivery_thread: Mutex::new(None),
             delivery_thread_id: Mutex::new(None),
@@ -151,6 +168,12 @@ impl Producer {
         let inner = &*self.inner;
         if inner.closing.load(Ordering::Acquire) {
             return Err(Error::new(error::CLOSED, "the producer is closed or closing"));
+        }
+        if inner.is_fatal.load(Ordering::Acquire) {
+            return Err(inner.fatal_error_for_send());
+        }
+        if let Some(t) = &inner.txn {
+            t.in_transaction()?;
         }
         if rec.partition < PARTITION_ANY {
             return Err(Error::new(error::INVALID_ARG, format!("partition {} is invalid", rec.partition)));
@@ -271,6 +294,123 @@ impl Producer {
         self.inner.core.reports.serve(&*self.dispatch, timeout)
     }
 
+    fn txn(&self) -> Result<&Arc<txn::TxnManager>, txn::TxnError> {
+        self.inner.txn.as_ref().ok_or_else(|| txn::TxnError {
+            error: Error::new(error::STATE, "transactions need \"transactional.id\" in the configuration"),
+            retriable: false,
+            fatal: false,
+            requires_abort: false,
+        })
+    }
+
+    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.handle.block_on(f)
+    }
+
+    /// Finds the transaction coordinator and gets the producer id/epoch
+    /// (fencing older producers with the same transactional.id).
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), txn::TxnError> {
+        let t = self.txn()?.clone();
+        self.block_on(t.init(&self.inner, timeout))
+    }
+
+    /// 2 (KIP-890), 1 (classic) or 0 (not initialised / not transactional).
+    pub fn transaction_protocol_version(&self) -> i32 {
+        match &self.inner.txn {
+            Some(t) if !matches!(*t.state.lock(), txn::TxnState::Uninitialized) => {
+                if t.tv2.load(Ordering::Acquire) { 2 } else { 1 }
+            }
+            _ => 0,
+        }
+    }
+
+    pub fn begin_transaction(&self) -> Result<(), txn::TxnError> {
+        self.txn()?.begin()
+    }
+
+    /// Flushes the transaction's records, then commits it.
+    pub fn commit_transaction(&self, timeout: Duration) -> Result<(), txn::TxnError> {
+        let t = self.txn()?.clone();
+        let deadline = Instant::now() + timeout;
+        {
+            let mut st = t.state.lock();
+            match &*st {
+                txn::TxnState::InTransaction | txn::TxnState::Committing => *st = txn::TxnState::Committing,
+                txn::TxnState::Abortable(e) => {
+                    return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: false, requires_abort: true })
+                }
+                txn::TxnState::Fatal(e) => return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: true, requires_abort: false }),
+                s => {
+                    return Err(txn::TxnError {
+                        error: Error::new(error::STATE, format!("no transaction to commit (state {s:?})")),
+                        retriable: false,
+                        fatal: false,
+                        requires_abort: false,
+                    })
+                }
+            }
+        }
+        if let Err(e) = self.flush(deadline.saturating_duration_since(Instant::now())) {
+            return Err(txn::TxnError { error: e, retriable: true, fatal: false, requires_abort: false });
+        }
+        if let txn::TxnState::Abortable(e) = &*t.state.lock() {
+            return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: false, requires_abort: true });
+        }
+        self.block_on(t.end(&self.inner, true, deadline))
+    }
+
+    /// Drops the transaction's unsent records (each reported with
+    /// PURGED_QUEUED), waits for those in flight, then aborts it.
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<(), txn::TxnError> {
+        let t = self.txn()?.clone();
+        let deadline = Instant::now() + timeout;
+        {
+            let mut st = t.state.lock();
+            match &*st {
+                txn::TxnState::InTransaction | txn::TxnState::Aborting | txn::TxnState::Abortable(_) | txn::TxnState::Committing => {
+                    *st = txn::TxnState::Aborting
+                }
+                txn::TxnState::Fatal(e) => return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: true, requires_abort: false }),
+                s => {
+                    return Err(txn::TxnError {
+                        error: Error::new(error::STATE, format!("no transaction to abort (state {s:?})")),
+                        retriable: false,
+                        fatal: false,
+                        requires_abort: false,
+                    })
+                }
+            }
+        }
+        self.inner.purge_queued(error::PURGED_QUEUED, "the transaction was aborted before the record was sent");
+        if let Err(e) = self.flush(deadline.saturating_duration_since(Instant::now())) {
+            return Err(txn::TxnError { error: e, retriable: true, fatal: false, requires_abort: false });
+        }
+        let inner = &self.inner;
+        self.block_on(async {
+            match t.end(inner, false, deadline).await {
+                Ok(()) => {}
+                // The coordinator already ended it (e.g. transaction timeout)
+                // or our epoch is stale: the bump below recovers.
+                Err(e) if e.requires_abort => {}
+                Err(e) => return Err(e),
+            }
+            t.bump_if_needed(inner, deadline).await?;
+            *t.state.lock() = txn::TxnState::Ready;
+            Ok(())
+        })
+    }
+
+    pub fn send_offsets_to_transaction(&self, offsets: &[(String, i32, i64)], group: &str, timeout: Duration) -> Result<(), txn::TxnError> {
+        let t = self.txn()?.clone();
+        let deadline = Instant::now() + timeout;
+        self.block_on(t.send_offsets(&self.inner, offsets, group, deadline))
+    }
+
+    /// The error that put the producer in its fatal state, if any.
+    pub fn fatal_error(&self) -> Option<Error> {
+        self.inner.fatal.lock().clone()
+    }
+
     pub fn poll_fd(&self) -> i32 {
         self.inner.core.reports.fd()
     }
@@ -313,10 +453,23 @@ impl Producer {
         }
     }
 
-    /// Drops every record not yet sent (queued or waiting for metadata); each
-    /// gets one report with PURGED_QUEUED (or `code`).
-    pub fn purge_queued(&self, code: i32, message: &str) -> usize {
-        self.inner.purge_queued(code, message)
+    /// Purges records: `queued` drops every record not yet sent (each gets a
+    /// PURGED_QUEUED report); `in_flight` also gives up on records whose
+    /// request is on the wire (PURGED_IN_FLIGHT, possibly persisted) by
+    /// closing the broker connections. Returns how many queued records went.
+    pub fn purge(&self, queued: bool, in_flight: bool) -> usize {
+        let mut n = 0;
+        if queued {
+            n = self.inner.purge_queued(error::PURGED_QUEUED, "purged by kp_purge before it was sent");
+        }
+        if in_flight {
+            self.inner.purge_generation.fetch_add(1, Ordering::AcqRel);
+            let brokers: Vec<Arc<Broker>> = self.inner.brokers.read().values().cloned().chain(self.inner.bootstrap.iter().cloned()).collect();
+            for b in brokers {
+                self.handle.spawn(async move { b.reset("purge").await });
+            }
+        }
+        n
     }
 
     /// Closes the producer: stops accepting records, sends what is queued and
@@ -537,6 +690,7 @@ impl Inner {
             self.fail_pending(t, &err, None);
         }
         let err = Arc::new(err);
+        let mut sequenced = false;
         for pq in self.all_partitions.read().iter() {
             let batches: Vec<_> = {
                 let mut st = pq.state.lock();
@@ -546,8 +700,18 @@ impl Inner {
             };
             for b in batches {
                 n += b.record_count();
+                sequenced |= b.base_seq.is_some();
                 let p = b.persistence_on_failure();
                 b.fail(err.clone(), p);
+            }
+        }
+        if n > 0 {
+            match &self.txn {
+                // Records of the transaction are gone: it can only abort.
+                Some(t) => t.batch_failed(&err),
+                // A batch that had its sequence will never be acknowledged.
+                None if sequenced => idempotence::request_bump(self),
+                None => {}
             }
         }
         self.memory_wake();
@@ -560,5 +724,70 @@ impl Inner {
 
     pub fn broker(&self, id: i32) -> Option<Arc<Broker>> {
         self.brokers.read().get(&id).cloned()
+    }
+
+    /// Takes a producer id/epoch: every partition's sequence restarts at 0.
+    pub fn set_producer_id(&self, pid: i64, epoch: i16) {
+        for pq in self.all_partitions.read().iter() {
+            let mut st = pq.state.lock();
+            st.next_seq = 0;
+            st.acked_next = 0;
+            for b in st.ready.iter_mut() {
+                b.base_seq = None;
+            }
+        }
+        *self.pid.lock() = idempotence::PidPhase::Ready { pid, epoch };
+        self.sender_wake.notify_one();
+    }
+
+    /// Fails every queued batch of one partition (e.g. it cannot join the
+    /// transaction).
+    pub fn fail_partition_queue(&self, topic: &str, partition: i32, err: &Error) {
+        let pq = self.topics.read().get(topic).and_then(|t| t.meta.read().partitions.get(partition as usize).cloned());
+        if let Some(pq) = pq {
+            let batches: Vec<_> = {
+                let mut st = pq.state.lock();
+                let mut v: Vec<_> = st.ready.drain(..).collect();
+                v.extend(st.open.take());
+                v
+            };
+            let err = Arc::new(err.clone());
+            for b in batches {
+                let p = b.persistence_on_failure();
+                b.fail(err.clone(), p);
+            }
+        }
+    }
+
+    /// Known brokers (those not in reconnect backoff first), then bootstrap.
+    pub fn any_brokers(&self) -> Vec<Arc<Broker>> {
+        let mut v: Vec<Arc<Broker>> = self.brokers.read().values().cloned().collect();
+        fastrand::shuffle(&mut v);
+        v.sort_by_key(|b| b.in_backoff());
+        v.extend(self.bootstrap.iter().cloned());
+        v
+    }
+
+    fn fatal_error_for_send(&self) -> Error {
+        let e = self.fatal.lock().clone();
+        Error::new(
+            error::FATAL,
+            format!("the producer is in a fatal state: {}", e.map(|e| e.to_string()).unwrap_or_default()),
+        )
+    }
+
+    /// Enters the fatal state: later sends fail fast, and every queued
+    /// record is reported with the fatal error.
+    pub fn enter_fatal(&self, err: Error) {
+        {
+            let mut f = self.fatal.lock();
+            if f.is_some() {
+                return;
+            }
+            *f = Some(err.clone());
+        }
+        self.is_fatal.store(true, Ordering::Release);
+        self.purge_queued(err.code, &format!("the producer hit a fatal error: {}", err.message));
+        self.sender_wake.notify_one();
     }
 }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use crate::error::{self, Error};
 use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use crate::protocol::messages::{PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData};
-use crate::protocol::record_batch::ProducerStamp;
+use crate::protocol::record_batch::{restamp_bytes, ProducerStamp};
 
 use super::accumulator::{Batch, PartitionQueue, TopicHandle};
 use super::conn::Broker;
+use super::idempotence::{self, PidPhase};
 use super::report::Persistence;
 use super::Inner;
 
@@ -228,6 +229,31 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
         let mut next_wake = now + Duration::from_millis(500);
         let flushing = inner.flushing.load(Ordering::Acquire) > 0;
         let mut need_metadata = false;
+        // Idempotence: nothing is sent without a producer id; a wanted epoch
+        // bump waits until nothing is in flight.
+        let mut idem: Option<(i64, i16)> = None;
+        let mut idem_blocked = inner.is_fatal.load(Ordering::Acquire);
+        if inner.cfg.idempotence && !idem_blocked {
+            let mut ph = inner.pid.lock();
+            match *ph {
+                PidPhase::Ready { pid, epoch } => idem = Some((pid, epoch)),
+                // A transactional producer gets its id from kp_init_transactions.
+                PidPhase::Missing if inner.txn.is_some() => idem_blocked = true,
+                PidPhase::Missing => {
+                    *ph = PidPhase::Requesting;
+                    tokio::spawn(idempotence::init_producer_id(inner.clone(), None));
+                    idem_blocked = true;
+                }
+                PidPhase::BumpWanted { pid, epoch } => {
+                    if total_in_flight(&inner) == 0 {
+                        *ph = PidPhase::Requesting;
+                        tokio::spawn(idempotence::init_producer_id(inner.clone(), Some((pid, epoch))));
+                    }
+                    idem_blocked = true;
+                }
+                PidPhase::Requesting => idem_blocked = true,
+            }
+        }
         let parts: Vec<Arc<PartitionQueue>> = inner.all_partitions.read().clone();
         let mut requests: HashMap<i32, (Arc<Broker>, Vec<InFlight>, usize)> = HashMap::new();
         let mut more_ready = false;
@@ -249,18 +275,30 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                     expired.extend(st.open.take());
                 }
             }
+            let leader = pq.leader.load(Ordering::Acquire);
+            let broker = if leader >= 0 { inner.broker(leader) } else { None };
             if let Some(open) = &st.open {
                 let due = open.created + linger;
                 if open.full || flushing || now >= due {
-                    let b = st.open.take().expect("open");
-                    st.ready.push_back(b);
+                    // A due batch stays open, and keeps growing, until this
+                    // pass can really send it: closing it early would leave
+                    // a queue of tiny batches behind a busy broker.
+                    let can_send_now = st.ready.is_empty()
+                        && !idem_blocked
+                        && broker.as_ref().is_some_and(|b| {
+                            b.in_flight.load(Ordering::Acquire) < max_in_flight && b.throttle_remaining().is_none()
+                        });
+                    if can_send_now {
+                        let b = st.open.take().expect("open");
+                        st.ready.push_back(b);
+                    } else if broker.is_none() {
+                        need_metadata = true;
+                    }
                 } else {
                     next_wake = next_wake.min(due);
                 }
             }
             if !st.ready.is_empty() {
-                let leader = pq.leader.load(Ordering::Acquire);
-                let broker = if leader >= 0 { inner.broker(leader) } else { None };
                 match broker {
                     None => need_metadata = true,
                     Some(broker) => {
@@ -269,11 +307,35 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                             next_wake = next_wake.min(t);
                         } else if let Some(rem) = broker.throttle_remaining() {
                             next_wake = next_wake.min(now + rem);
-                        } else if broker.in_flight.load(Ordering::Acquire) < max_in_flight {
+                        } else if !idem_blocked
+                            && broker.in_flight.load(Ordering::Acquire) < max_in_flight
+                            // A retry with its sequence goes alone, after
+                            // every earlier request of the partition is back.
+                            && (front.base_seq.is_none() || st.in_flight == 0)
+                            && inner.txn.as_ref().is_none_or(|t| t.partition_ready(&pq.topic.name, pq.partition))
+                        {
                             let entry = requests.entry(leader).or_insert_with(|| (broker.clone(), Vec::new(), 0));
                             let size = front.size();
                             if entry.2 == 0 || entry.2 + size <= max_request {
-                                let batch = st.ready.pop_front().expect("front");
+                                let mut batch = st.ready.pop_front().expect("front");
+                                batch.sent_generation = inner.purge_generation.load(Ordering::Acquire);
+                                if let Some((pid, epoch)) = idem {
+                                    let seq = match batch.base_seq {
+                                        Some(s) => s,
+                                        None => {
+                                            let s = st.next_seq;
+                                            st.next_seq = next_sequence(s, batch.record_count());
+                                            batch.base_seq = Some(s);
+                                            s
+                                        }
+                                    };
+                                    batch.stamp = ProducerStamp {
+                                        producer_id: pid,
+                                        producer_epoch: epoch,
+                                        base_sequence: seq,
+                                        transactional: inner.txn.is_some(),
+                                    };
+                                }
                                 entry.2 += size + 32;
                                 entry.1.push(InFlight { pq: pq.clone(), batch });
                                 st.in_flight += 1;
@@ -288,6 +350,10 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                 }
             }
             drop(st);
+            if expired.iter().any(|b| b.base_seq.is_some()) {
+                // A sequenced batch gives up: later sequences cannot line up.
+                idempotence::request_bump(&inner);
+            }
             for b in expired {
                 let p = b.persistence_on_failure();
                 let err = match &b.last_error {
@@ -317,6 +383,11 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
         if need_metadata {
             inner.request_metadata();
         }
+        if let Some(t) = &inner.txn {
+            if !t.to_add.lock().is_empty() {
+                tokio::spawn(t.clone().add_pending_partitions(inner.clone()));
+            }
+        }
         let sent_any = !requests.is_empty();
         for (_, (broker, batches, _)) in requests {
             broker.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -339,10 +410,18 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     // Seal (compress + header + CRC) once; retries reuse the sealed bytes.
     let mut sealed_ok = Vec::with_capacity(batches.len());
     for mut f in batches.drain(..) {
+        if f.batch.sealed.is_some() && f.batch.sealed_stamp != f.batch.stamp {
+            let b = f.batch.sealed.take().expect("sealed");
+            f.batch.sealed = Some(restamp_bytes(b, f.batch.stamp));
+            f.batch.sealed_stamp = f.batch.stamp;
+        }
         if f.batch.sealed.is_none() {
             let builder = f.batch.builder.take().expect("unsealed batch has a builder");
-            match builder.seal(inner.cfg.compression, ProducerStamp::NONE) {
-                Ok(s) => f.batch.sealed = Some(s.bytes),
+            match builder.seal(inner.cfg.compression, f.batch.stamp) {
+                Ok(s) => {
+                    f.batch.sealed = Some(s.bytes);
+                    f.batch.sealed_stamp = f.batch.stamp;
+                }
                 Err(e) => {
                     f.pq.state.lock().in_flight -= 1;
                     f.batch.fail(Arc::new(Error::new(error::INTERNAL, format!("compression failed: {e}"))), Persistence::NotPersisted);
@@ -368,7 +447,7 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
         }
     }
     let req = ProduceRequest {
-        transactional_id: None,
+        transactional_id: inner.txn.as_ref().map(|t| t.id.clone()),
         acks,
         timeout_ms: inner.cfg.request_timeout_ms.min(i32::MAX as u64) as i32,
         topic_data,
@@ -386,12 +465,28 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
             Err(e) => Err(e),
         }
     } else {
-        broker.request(&req).await.map(Some)
+        match &inner.txn {
+            Some(t) => broker.request_capped(&req, t.produce_version_cap()).await.map(Some),
+            None => broker.request(&req).await.map(Some),
+        }
     };
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
     let now = Instant::now();
     for f in batches.iter_mut() {
         f.batch.in_request = false;
+    }
+    // Purged while in flight (kp_purge): report that, whatever the answer.
+    let generation = inner.purge_generation.load(Ordering::Acquire);
+    let (purged, batches): (Vec<InFlight>, Vec<InFlight>) = batches.into_iter().partition(|f| f.batch.sent_generation < generation);
+    for f in purged {
+        f.pq.state.lock().in_flight -= 1;
+        let err = Arc::new(Error::new(error::PURGED_IN_FLIGHT, "purged by kp_purge while its request was in flight; it may or may not be in the log"));
+        match &inner.txn {
+            Some(t) => t.batch_failed(&err),
+            None if f.batch.base_seq.is_some() => idempotence::request_bump(&inner),
+            None => {}
+        }
+        f.batch.fail(err, Persistence::PossiblyPersisted);
     }
     match result {
         Ok(None) => {
@@ -413,8 +508,15 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
                     .find(|p| p.index == f.pq.partition);
                 match pr {
                     None => retry_or_fail(&inner, f, Error::new(error::BAD_RESPONSE, "the produce response did not mention the partition"), now),
-                    Some(p) if p.error_code == 0 => {
-                        f.pq.state.lock().in_flight -= 1;
+                    // DUPLICATE_SEQUENCE_NUMBER: the broker already has it.
+                    Some(p) if p.error_code == 0 || (p.error_code as i32 == error::DUPLICATE_SEQUENCE_NUMBER && f.batch.base_seq.is_some()) => {
+                        {
+                            let mut st = f.pq.state.lock();
+                            st.in_flight -= 1;
+                            if let Some(seq) = f.batch.base_seq {
+                                st.acked_next = next_sequence(seq, f.batch.record_count());
+                            }
+                        }
                         f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);
                     }
                     Some(p) => {
@@ -461,27 +563,81 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
     }
     let mut st = pq.state.lock();
     st.in_flight -= 1;
+    let sequenced = batch.base_seq.is_some();
+    // Idempotence errors that an epoch bump (KIP-360) or an in-order retry
+    // resolves, for a non-transactional producer.
+    let mut retriable = err.retriable();
+    if inner.txn.is_some() {
+        // Transactional: epoch and sequence problems (and PRODUCER_FENCED,
+        // which may be a transaction timeout) make the transaction abortable;
+        // the abort's epoch bump then tells a real fence (fatal) apart.
+        match err.code {
+            error::PRODUCER_FENCED
+            | error::INVALID_PRODUCER_EPOCH
+            | error::OUT_OF_ORDER_SEQUENCE_NUMBER
+            | error::UNKNOWN_PRODUCER_ID
+            | error::TRANSACTION_ABORTABLE => {
+                retriable = false;
+            }
+            _ => {}
+        }
+    } else if sequenced {
+        match err.code {
+            error::OUT_OF_ORDER_SEQUENCE_NUMBER | error::UNKNOWN_PRODUCER_ID => {
+                // If an earlier batch is still unacknowledged, this one only
+                // has to wait for it; if it is the next the broker should
+                // expect, the broker lost or disagrees with our state.
+                if batch.base_seq == Some(st.acked_next) {
+                    idempotence::request_bump(inner);
+                }
+                retriable = true;
+            }
+            error::INVALID_PRODUCER_EPOCH | error::PRODUCER_FENCED => {
+                idempotence::request_bump(inner);
+                retriable = true;
+            }
+            _ => {}
+        }
+    }
     let expired = now.duration_since(batch.created) >= delivery_timeout;
-    if err.retriable() && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
+    if retriable && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
         batch.attempts += 1;
         batch.last_error = Some(err);
         batch.retry_at = Some(now + backoff(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms, batch.attempts));
-        st.ready.push_front(batch);
+        st.requeue(batch);
         return;
     }
     drop(st);
+    match &inner.txn {
+        Some(t) => t.batch_failed(&err),
+        None if sequenced => {
+            // This sequence will never be acknowledged: later ones cannot line up.
+            idempotence::request_bump(inner);
+        }
+        None => {}
+    }
     let p = batch.persistence_on_failure();
-    let err = if expired && err.retriable() {
+    let err = if expired && retriable {
         // Keep the broker's code: it says what went wrong; the message says
         // that the time ran out.
         Error::new(
             err.code,
             format!("{} (delivery.timeout.ms of {} ms expired after {} attempt(s))", err.message, delivery_timeout.as_millis(), batch.attempts + 1),
         )
-    } else if err.retriable() {
+    } else if retriable {
         Error::new(err.code, format!("{} (gave up after {} attempt(s); retries={})", err.message, batch.attempts + 1, inner.cfg.retries))
     } else {
         err
     };
     batch.fail(Arc::new(err), p);
+}
+
+/// Kafka sequences wrap from i32::MAX to 0.
+fn next_sequence(seq: i32, count: usize) -> i32 {
+    ((seq as i64 + count as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
+fn total_in_flight(inner: &Inner) -> usize {
+    inner.brokers.read().values().map(|b| b.in_flight.load(Ordering::Acquire)).sum::<usize>()
+        + inner.bootstrap.iter().map(|b| b.in_flight.load(Ordering::Acquire)).sum::<usize>()
 }

@@ -419,7 +419,14 @@ unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Toke
     let topic = if r.topic.is_null() {
         return Err(Error::new(error::INVALID_TOPIC, "record.topic is NULL"));
     } else {
-        CStr::from_ptr(r.topic).to_str().map_err(|_| Error::new(error::INVALID_TOPIC, "record.topic is not valid UTF-8"))?
+        // Kafka topic names are ASCII: an ASCII check (cheaper than full
+        // UTF-8 validation) is enough; anything else is rejected here.
+        let t = CStr::from_ptr(r.topic).to_bytes();
+        if !t.is_ascii() {
+            return Err(Error::new(error::INVALID_TOPIC, "record.topic contains non-ASCII bytes; Kafka topic names are ASCII"));
+        }
+        // SAFETY: ASCII is valid UTF-8.
+        std::str::from_utf8_unchecked(t)
     };
     if r.header_count > 0 && r.headers.is_null() {
         return Err(Error::new(error::INVALID_ARG, "record.headers is NULL but header_count > 0"));
@@ -427,7 +434,9 @@ unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Toke
     let hdrs: &[kp_header_t] = if r.header_count == 0 { &[] } else { std::slice::from_raw_parts(r.headers, r.header_count) };
     let mut stack = [RecordHeader { key: &[], value: None }; 8];
     let mut heap = Vec::new();
-    let headers: &[RecordHeader<'_>] = if hdrs.len() <= stack.len() {
+    let headers: &[RecordHeader<'_>] = if hdrs.is_empty() {
+        &[]
+    } else if hdrs.len() <= stack.len() {
         for (i, h) in hdrs.iter().enumerate() {
             stack[i] = RecordHeader { key: bytes(h.key as *const c_void, h.key_len).unwrap_or(&[]), value: bytes(h.value, h.value_len) };
         }

@@ -56,7 +56,9 @@ impl BrokerApis {
 }
 
 struct Outgoing {
-    frame: BytesMut,
+    /// The request frame as segments: small fields copied, record batches
+    /// referenced (no copy of the batch bytes on the way to the socket).
+    frame: Vec<Bytes>,
     correlation_id: i32,
     /// None for acks=0 produce requests: the broker sends no response.
     reply: Option<oneshot::Sender<Result<Bytes, Error>>>,
@@ -233,8 +235,7 @@ impl Broker {
         version: i16,
     ) -> Result<R::Response, Error> {
         let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
-        let mut frame = BytesMut::with_capacity(256);
-        api::encode_request(&mut frame, req, version, corr, &self.settings.client_id);
+        let frame = api::encode_request_vectored(req, version, corr, &self.settings.client_id);
         let (tx, rx) = oneshot::channel();
         session
             .tx
@@ -273,8 +274,7 @@ impl Broker {
         version: i16,
     ) -> Result<(), Error> {
         let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
-        let mut frame = BytesMut::with_capacity(256);
-        api::encode_request(&mut frame, req, version, corr, &self.settings.client_id);
+        let frame = api::encode_request_vectored(req, version, corr, &self.settings.client_id);
         let (tx, rx) = oneshot::channel();
         session
             .tx
@@ -380,7 +380,10 @@ async fn io_task<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut rd, wr) = tokio::io::split(stream);
+    // Small segments are coalesced here; large ones (record batches) go
+    // straight to the socket.
+    let mut wr = tokio::io::BufWriter::with_capacity(64 * 1024, wr);
     let pending: Arc<parking_lot::Mutex<VecDeque<Pending>>> = Arc::new(parking_lot::Mutex::new(VecDeque::new()));
     let reader_pending = pending.clone();
     let reader_alive = alive.clone();
@@ -410,7 +413,6 @@ where
             }
         }
     });
-    let mut out = BytesMut::new();
     let why: String = 'outer: loop {
         tokio::select! {
             msg = rx.recv() => {
@@ -420,19 +422,23 @@ where
                 while batch.len() < 64 {
                     match rx.try_recv() { Ok(m) => batch.push(m), Err(_) => break }
                 }
-                out.clear();
                 let mut written = Vec::new();
+                let mut frames = Vec::with_capacity(batch.len());
                 {
+                    // Register every reply before its bytes can reach the
+                    // broker, in write order.
                     let mut p = pending.lock();
                     for m in batch {
-                        out.extend_from_slice(&m.frame);
                         if let Some(reply) = m.reply { p.push_back(Pending { correlation_id: m.correlation_id, reply }); }
                         if let Some(w) = m.written { written.push(w); }
+                        frames.push(m.frame);
                     }
                 }
-                if let Err(e) = wr.write_all(&out).await { break 'outer format!("write failed: {e}"); }
+                for seg in frames.iter().flatten() {
+                    if let Err(e) = wr.write_all(seg).await { break 'outer format!("write failed: {e}"); }
+                }
+                if let Err(e) = wr.flush().await { break 'outer format!("write failed: {e}"); }
                 for w in written { let _ = w.send(()); }
-                if out.capacity() > 4 * 1024 * 1024 { out = BytesMut::new(); }
             }
             r = &mut reader => {
                 break 'outer r.unwrap_or_else(|e| format!("reader stopped: {e}"));

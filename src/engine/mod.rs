@@ -26,6 +26,30 @@ use accumulator::{append, record_size_upper_bound, validate_topic_name, Core, Me
 use conn::{Broker, ConnSettings};
 pub use report::{Dispatch, Persistence, ReportView, SyncResult, SyncSlot, Token, TopicName};
 
+/// FNV-1a: topic names are short and trusted, so the hot-path lookup in
+/// kp_send needs no DoS-resistant (and slower) SipHash.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
+/// Per-record delivery bookkeeping counted against buffer.memory.
+const RECORD_BOOKKEEPING_BYTES: usize = std::mem::size_of::<report::RecordMeta>();
+
 /// Partition value meaning "let the partitioner choose".
 pub const PARTITION_ANY: i32 = -1;
 
@@ -46,7 +70,7 @@ pub type PartitionerFn = dyn Fn(&str, Option<&[u8]>, i32) -> i32 + Send + Sync;
 pub(crate) struct Inner {
     pub cfg: ProducerConfig,
     pub core: Arc<Core>,
-    pub topics: RwLock<HashMap<Arc<str>, Arc<TopicHandle>>>,
+    pub topics: RwLock<HashMap<Arc<str>, Arc<TopicHandle>, FnvBuild>>,
     pub all_partitions: RwLock<Vec<Arc<PartitionQueue>>>,
     pub brokers: RwLock<HashMap<i32, Arc<Broker>>>,
     pub bootstrap: Vec<Arc<Broker>>,
@@ -113,7 +137,7 @@ impl Producer {
         let inner = Arc::new(Inner {
             core: Arc::new(Core { reports: report::ReportQueue::new(), memory: MemoryPool::new(cfg.buffer_memory) }),
             cfg,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(HashMap::default()),
             all_partitions: RwLock::new(Vec::new()),
             brokers: RwLock::new(HashMap::new()),
             bootstrap,
@@ -182,6 +206,9 @@ impl Producer {
             return Err(Error::new(error::INVALID_ARG, format!("timestamp {} is negative", rec.timestamp_ms)));
         }
         let size = record_size_upper_bound(rec.key, rec.value, rec.headers);
+        // What the record costs while kp holds it: its bytes in the batch
+        // plus its delivery bookkeeping (buffer.memory bounds both).
+        let footprint = size + RECORD_BOOKKEEPING_BYTES;
         // Batch header (61) plus produce request overhead for one partition.
         let request_size = size + 61 + 64 + rec.topic.len();
         if request_size > inner.cfg.max_request_size {
@@ -193,16 +220,16 @@ impl Producer {
                 ),
             ));
         }
-        if size > inner.cfg.buffer_memory {
+        if footprint > inner.cfg.buffer_memory {
             return Err(Error::new(
                 error::RECORD_TOO_LARGE,
                 format!("the record is {size} bytes, larger than buffer.memory ({})", inner.cfg.buffer_memory),
             ));
         }
         let topic = self.topic_handle(rec.topic)?;
-        inner.core.memory.reserve(size, Duration::from_millis(inner.cfg.max_block_ms), &inner.closing)?;
+        inner.core.memory.reserve(footprint, Duration::from_millis(inner.cfg.max_block_ms), &inner.closing)?;
         let timestamp = if rec.timestamp_ms == 0 { now_ms() } else { rec.timestamp_ms };
-        match inner.append_known(&topic, rec, timestamp, token, size) {
+        match inner.append_known(&topic, rec, timestamp, token, footprint) {
             Ok(None) => {
                 inner.core.reports.accepted();
                 Ok(())
@@ -212,14 +239,14 @@ impl Producer {
                 let mut pending = topic.pending.lock();
                 if topic.meta.read().known {
                     drop(pending);
-                    match inner.append_known(&topic, rec, timestamp, token, size) {
+                    match inner.append_known(&topic, rec, timestamp, token, footprint) {
                         Ok(None) => {
                             inner.core.reports.accepted();
                             return Ok(());
                         }
                         Ok(Some(_)) => unreachable!("known topic"),
                         Err(e) => {
-                            inner.core.memory.release(size);
+                            inner.core.memory.release(footprint);
                             return Err(e);
                         }
                     }
@@ -231,7 +258,7 @@ impl Producer {
                     headers: rec.headers.iter().map(|h| (h.key.into(), h.value.map(Into::into))).collect(),
                     timestamp,
                     token,
-                    reserved: size,
+                    reserved: footprint,
                     enqueued: Instant::now(),
                 });
                 inner.core.reports.accepted();
@@ -240,7 +267,7 @@ impl Producer {
                 Ok(())
             }
             Err(e) => {
-                inner.core.memory.release(size);
+                inner.core.memory.release(footprint);
                 Err(e)
             }
         }

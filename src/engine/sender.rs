@@ -159,7 +159,7 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
             }
         }
     }
-    let topics: HashMap<Arc<str>, Arc<TopicHandle>> = inner.topics.read().clone();
+    let topics: HashMap<Arc<str>, Arc<TopicHandle>, super::FnvBuild> = inner.topics.read().clone();
     for t in &resp.topics {
         let Some(name) = t.name.as_deref() else { continue };
         let Some(handle) = topics.get(name) else { continue };

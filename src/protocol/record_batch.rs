@@ -23,7 +23,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::compression::{self, Compression, CompressionError};
-use super::wire::{put_varint, put_varlong, varint_len, varlong_len, Reader};
+use super::wire::{varint_len, varlong_len, zigzag64, Reader};
 use super::DecodeError;
 
 /// Size of the v2 batch header.
@@ -95,6 +95,46 @@ pub struct SealedBatch {
     pub uncompressed_size: usize,
     pub base_timestamp: i64,
     pub max_timestamp: i64,
+}
+
+/// Writes into a slice already sized for the record.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl SliceWriter<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.pos] = b;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+
+    #[inline(always)]
+    fn opt(&mut self, b: Option<&[u8]>) {
+        match b {
+            None => self.byte(1), // zigzag(-1)
+            Some(b) => {
+                self.uvarint(zigzag64(b.len() as i64));
+                self.bytes(b);
+            }
+        }
+    }
 }
 
 /// Builds one v2 record batch. Records are encoded in place, uncompressed,
@@ -196,20 +236,25 @@ impl BatchBuilder {
         }
         let (td, od) = self.deltas(timestamp);
         let body = Self::body_len(td, od, key, value, headers);
-        let b = &mut self.buf;
-        b.reserve(varint_len(body as i32) + body);
-        put_varint(b, body as i32);
-        b.put_i8(0); // record attributes (unused)
-        put_varlong(b, td);
-        put_varint(b, od);
-        put_opt(b, key);
-        put_opt(b, value);
-        put_varint(b, headers.len() as i32);
+        let total = varint_len(body as i32) + body;
+        // Size the buffer once, then write the record with a plain cursor:
+        // no per-field capacity checks on the hot path.
+        let start = self.buf.len();
+        self.buf.resize(start + total, 0);
+        let mut w = SliceWriter { buf: &mut self.buf[start..], pos: 0 };
+        w.uvarint(zigzag64(body as i64));
+        w.byte(0); // record attributes (unused)
+        w.uvarint(zigzag64(td));
+        w.uvarint(zigzag64(od as i64));
+        w.opt(key);
+        w.opt(value);
+        w.uvarint(zigzag64(headers.len() as i64));
         for h in headers {
-            put_varint(b, h.key.len() as i32);
-            b.put_slice(h.key);
-            put_opt(b, h.value);
+            w.uvarint(zigzag64(h.key.len() as i64));
+            w.bytes(h.key);
+            w.opt(h.value);
         }
+        debug_assert_eq!(w.pos, total, "record size computed and written differ");
         self.count += 1;
         od
     }
@@ -282,16 +327,6 @@ impl BatchBuilder {
     }
 }
 
-#[inline]
-fn put_opt(b: &mut BytesMut, v: Option<&[u8]>) {
-    match v {
-        None => put_varint(b, -1),
-        Some(v) => {
-            put_varint(b, v.len() as i32);
-            b.put_slice(v);
-        }
-    }
-}
 
 /// Write producer fields + transactional bit and recompute the CRC.
 fn write_stamp(h: &mut [u8], s: ProducerStamp) {

@@ -420,7 +420,7 @@ const fn zigzag32(v: i32) -> u32 {
 }
 
 #[inline]
-const fn zigzag64(v: i64) -> u64 {
+pub const fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 

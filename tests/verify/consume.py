@@ -6,6 +6,12 @@ keys/values/headers base64-encoded, so the test can compare bytes exactly.
 usage: consume.py BOOTSTRAP TOPIC EXPECTED_COUNT [--timeout S] [--isolation read_committed|read_uncommitted]
 Stops when EXPECTED_COUNT records were read or after the timeout (exit 3
 if fewer arrived). Prints the records sorted by (partition, offset).
+
+Partitions are assigned explicitly from the beginning (no consumer group):
+right after a topic is created, a broker's metadata may not list every
+partition yet, and a group subscription would then silently skip one until
+its next metadata refresh. The partition list is re-read every second and new
+partitions are added.
 """
 import argparse
 import base64
@@ -14,7 +20,7 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 
 def b64(b):
@@ -37,10 +43,25 @@ def main():
         "isolation.level": a.isolation,
         "enable.partition.eof": False,
     })
-    c.subscribe([a.topic])
+    assigned = set()
+
+    def assign_new_partitions():
+        md = c.list_topics(a.topic, timeout=5)
+        t = md.topics.get(a.topic)
+        if t is None or t.error is not None:
+            return
+        new = [p for p in t.partitions if p not in assigned]
+        if new:
+            c.incremental_assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in new])
+            assigned.update(new)
+
     out = []
     deadline = time.time() + a.timeout
+    next_check = 0.0
     while len(out) < a.count and time.time() < deadline:
+        if time.time() >= next_check:
+            assign_new_partitions()
+            next_check = time.time() + 1.0
         for m in c.consume(num_messages=10000, timeout=0.5):
             if m.error():
                 if m.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -71,7 +92,7 @@ def main():
     for r in out:
         print(json.dumps(r))
     if len(out) < a.count:
-        print("only %d of %d records arrived within %.0fs" % (len(out), a.count, a.timeout), file=sys.stderr)
+        print("only %d of %d records arrived within %.0fs (partitions assigned: %s)" % (len(out), a.count, a.timeout, sorted(assigned)), file=sys.stderr)
         sys.exit(3)
 
 

@@ -12,7 +12,7 @@ CWARN   := -Wall -Wextra -Werror -pedantic
 LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
 
-.PHONY: all lib header-check examples examples-asan demo test clean
+.PHONY: all lib header-check examples examples-asan demo test bench clean
 
 all: lib examples
 
@@ -48,6 +48,11 @@ demo: lib examples
 
 test:
 	bash scripts/test.sh
+
+# Side-by-side benchmarks (kp, librdkafka, franz-go, Java); ~15 minutes.
+# BENCH_QUICK=1 for a ~3 minute smoke run. Results: bench/results/, BENCHMARKS.md.
+bench: lib
+	bash bench/run.sh
 
 clean:
 	rm -rf build

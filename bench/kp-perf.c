@@ -125,6 +125,23 @@ static void kp_destroy_client(void *cv) {
     free(c);
 }
 
+static int txn_result(kp_error_t *e, char *err, size_t errlen) {
+    if (!e)
+        return 0;
+    snprintf(err, errlen, "%s: %s", kp_err_name(kp_error_code(e)), kp_error_message(e));
+    kp_error_destroy(e);
+    return -1;
+}
+static int kp_txn_init(void *cv, char *err, size_t errlen) {
+    return txn_result(kp_init_transactions(((kp_client_t *)cv)->p, 30000), err, errlen);
+}
+static int kp_txn_begin(void *cv, char *err, size_t errlen) {
+    return txn_result(kp_begin_transaction(((kp_client_t *)cv)->p), err, errlen);
+}
+static int kp_txn_commit(void *cv, char *err, size_t errlen) {
+    return txn_result(kp_commit_transaction(((kp_client_t *)cv)->p, 60000), err, errlen);
+}
+
 static const char *kp_ver(void) {
     static char buf[64];
     snprintf(buf, sizeof buf, "kp %s", kp_version_str());
@@ -138,8 +155,10 @@ int main(int argc, char **argv) {
         .send = kp_send_one,
         .flush = kp_flush_all,
         .destroy = kp_destroy_client,
+        .txn_init = kp_txn_init,
+        .txn_begin = kp_txn_begin,
+        .txn_commit = kp_txn_commit,
         .version = kp_ver,
-        /* kp has no transactions API yet: txn_* stay NULL. */
     };
     return perf_main(argc, argv, &b);
 }

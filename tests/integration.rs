@@ -26,6 +26,7 @@ fn every_codec_round_trips_byte_identical() {
         create_topic(&topic, 3, rf(), &[]);
         let p = TestProducer::new(&[("compression.type", codec), ("linger.ms", "20"), ("acks", "all")]);
         let n = 300usize;
+        let base_ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;
         let mut sent = Vec::new();
         for i in 0..n {
             // Binary values of varying size (incl. empty and null), binary
@@ -42,7 +43,9 @@ fn every_codec_round_trips_byte_identical() {
                 1 => vec![("h1", Some(b"v1".as_slice()))],
                 _ => vec![("bin", Some(hv.as_slice())), ("null", None), ("h1", Some(b"again".as_slice()))],
             };
-            let ts = 1_700_000_000_000 + i as i64;
+            // Recent explicit timestamps: records older than retention.ms
+            // (7 days) would be deleted by the broker's retention check.
+            let ts = base_ts + i as i64;
             let (rc, msg) = p.send(
                 &Rec { topic: &topic, partition: KP_PARTITION_ANY, key: key.as_deref(), value: value.as_deref(), headers: &headers, timestamp: ts },
                 i,

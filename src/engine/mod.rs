@@ -565,8 +565,14 @@ impl Inner {
     /// Appends to a known topic. Ok(Some(token)) hands the token back when
     /// the topic's metadata is not known yet.
     fn append_known(&self, topic: &TopicHandle, rec: &Record<'_>, timestamp: i64, token: Token, size: usize) -> Result<Option<Token>, Error> {
+        self.append_to_topic(topic, rec, timestamp, token, size, false)
+    }
+
+    /// `draining`: the caller holds the topic's pending lock and moves
+    /// pending records in before the topic is marked known.
+    fn append_to_topic(&self, topic: &TopicHandle, rec: &Record<'_>, timestamp: i64, token: Token, size: usize, draining: bool) -> Result<Option<Token>, Error> {
         let meta = topic.meta.read();
-        if !meta.known {
+        if !meta.known && !(draining && !meta.partitions.is_empty()) {
             return Ok(Some(token));
         }
         let n = meta.partitions.len() as i32;
@@ -651,8 +657,13 @@ impl Inner {
         next
     }
 
-    fn pending_to_partitions(&self, topic: &TopicHandle) {
-        let pending: Vec<PendingRecord> = std::mem::take(&mut *topic.pending.lock());
+    /// Moves records that waited for metadata into their partitions, in send
+    /// order, then marks the topic known — all under the pending lock, so a
+    /// concurrent kp_send (which sees the topic unknown, then waits for this
+    /// lock) can never place a newer record ahead of them.
+    fn pending_to_partitions_then_mark_known(&self, topic: &TopicHandle) {
+        let mut guard = topic.pending.lock();
+        let pending: Vec<PendingRecord> = std::mem::take(&mut *guard);
         for p in pending {
             let headers: Vec<RecordHeader<'_>> = p.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect();
             let rec = Record {
@@ -663,9 +674,9 @@ impl Inner {
                 headers: &headers,
                 timestamp_ms: p.timestamp,
             };
-            match self.append_known(topic, &rec, p.timestamp, p.token.clone(), p.reserved) {
+            match self.append_to_topic(topic, &rec, p.timestamp, p.token.clone(), p.reserved, true) {
                 Ok(None) => {}
-                Ok(Some(_)) => unreachable!("topic known"),
+                Ok(Some(_)) => unreachable!("partitions are known"),
                 Err(e) => {
                     self.core.memory.release(p.reserved);
                     self.core.reports.fail(
@@ -678,6 +689,8 @@ impl Inner {
                 }
             }
         }
+        topic.meta.write().known = true;
+        drop(guard);
     }
 
     fn fail_pending(&self, topic: &TopicHandle, err: &Error, only_older_than: Option<Instant>) {

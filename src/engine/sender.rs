@@ -28,7 +28,10 @@ fn backoff(base_ms: u64, max_ms: u64, attempt: u32) -> Duration {
 
 pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
     let max_age = Duration::from_millis(inner.cfg.metadata_max_age_ms);
-    let min_gap = Duration::from_millis(inner.cfg.retry_backoff_ms.clamp(10, 1000));
+    // Back-to-back refreshes (e.g. the first send of a new topic right after
+    // the startup fetch) must not wait out retry.backoff.ms: only failures
+    // back off; otherwise refreshes are merely coalesced.
+    let min_gap = Duration::from_millis(5);
     let mut last_attempt: Option<Instant> = None;
     let mut last_success = Instant::now();
     let mut failures: u32 = 0;
@@ -195,8 +198,9 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
                     added.push(pq);
                 }
             }
+            // `known` is set only after the pending records are in their
+            // partitions (below), so no newer record can overtake them.
             if !meta.known && !meta.partitions.is_empty() {
-                meta.known = true;
                 newly_known = true;
             }
             if !added.is_empty() {
@@ -204,7 +208,7 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
             }
         }
         if newly_known || !handle.pending.lock().is_empty() {
-            inner.pending_to_partitions(handle);
+            inner.pending_to_partitions_then_mark_known(handle);
         }
     }
     again

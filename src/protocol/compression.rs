@@ -139,6 +139,34 @@ fn codec_err(e: impl fmt::Display) -> CompressionError {
     CompressionError::Codec(e.to_string())
 }
 
+thread_local! {
+    /// One zstd context (and output scratch) per thread, reused across
+    /// batches: creating and resetting a context per batch cost more than
+    /// the compression itself.
+    static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>, Vec<u8>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_compress(level: i32, input: &[u8], out: &mut BytesMut) -> Result<(), CompressionError> {
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _, _)| *l != level) {
+            let c = zstd::bulk::Compressor::new(level).map_err(codec_err)?;
+            *slot = Some((level, c, Vec::new()));
+        }
+        let (_, ctx, scratch) = slot.as_mut().expect("set above");
+        scratch.clear();
+        // The Vec is written in its spare capacity: no zero-filling.
+        scratch.reserve(zstd::zstd_safe::compress_bound(input.len()));
+        ctx.compress_to_buffer(input, scratch).map_err(codec_err)?;
+        out.extend_from_slice(scratch);
+        if scratch.capacity() > 4 * 1024 * 1024 {
+            *scratch = Vec::new();
+        }
+        Ok(())
+    })
+}
+
 /// Compress `input` with `c`, appending the compressed container to `out`.
 /// `Compression::None` appends `input` unchanged.
 pub fn compress(c: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), CompressionError> {
@@ -166,22 +194,7 @@ pub fn compress(c: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), 
             lz4_frame_compress(input, out);
             Ok(())
         }
-        Compression::Zstd(level) => {
-            let level = level.unwrap_or(3);
-            let start = out.len();
-            let bound = zstd::zstd_safe::compress_bound(input.len());
-            out.resize(start + bound, 0);
-            match zstd::bulk::compress_to_buffer(input, &mut out[start..], level) {
-                Ok(n) => {
-                    out.truncate(start + n);
-                    Ok(())
-                }
-                Err(e) => {
-                    out.truncate(start);
-                    Err(codec_err(e))
-                }
-            }
-        }
+        Compression::Zstd(level) => zstd_compress(level.unwrap_or(3), input, out),
     }
 }
 

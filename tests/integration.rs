@@ -725,7 +725,11 @@ fn purge_reports_each_record_once_and_the_producer_carries_on() {
     for i in 0..100 {
         assert_eq!(p2.send(&Rec::new(&topic, b"after-purge"), n + i).0, KP_OK);
     }
-    assert_eq!(p2.flush(60_000), KP_OK);
+    // Wait past delivery.timeout.ms (120 s): by then every record has its
+    // report, so a stall shows up below as a failure that says why.
+    let rc = p2.flush(180_000);
+    let outstanding = unsafe { kp_producer_outstanding(p2.p) };
+    assert_eq!(rc, KP_OK, "flush after purge: {outstanding} record(s) still without a report");
     let after: Vec<_> = p2.reports().into_iter().filter(|r| r.tag >= n).collect();
     assert_eq!(after.len(), 100);
     assert!(after.iter().all(|r| r.error == KP_OK), "after purge: {:?}", after.iter().find(|r| r.error != KP_OK));

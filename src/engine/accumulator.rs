@@ -262,6 +262,16 @@ impl PartitionQueue {
     }
 }
 
+impl PartitionQueue {
+    /// Takes every batch not in flight (ready and open), in send order.
+    pub fn take_queued(&self) -> Vec<Batch> {
+        let mut st = self.state.lock();
+        let mut v: Vec<Batch> = st.ready.drain(..).collect();
+        v.extend(st.open.take());
+        v
+    }
+}
+
 /// What an append did, so the caller knows whether to wake the sender.
 pub struct AppendResult {
     pub new_batch: bool,

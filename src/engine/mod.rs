@@ -732,13 +732,7 @@ impl Inner {
         let err = Arc::new(err);
         let mut sequenced = false;
         for pq in self.all_partitions.read().iter() {
-            let batches: Vec<_> = {
-                let mut st = pq.state.lock();
-                let mut v: Vec<_> = st.ready.drain(..).collect();
-                v.extend(st.open.take());
-                v
-            };
-            for b in batches {
+            for b in pq.take_queued() {
                 n += b.record_count();
                 sequenced |= b.base_seq.is_some();
                 let p = b.persistence_on_failure();
@@ -785,14 +779,8 @@ impl Inner {
     pub fn fail_partition_queue(&self, topic: &str, partition: i32, err: &Error) {
         let pq = self.topics.read().get(topic).and_then(|t| t.meta.read().partitions.get(partition as usize).cloned());
         if let Some(pq) = pq {
-            let batches: Vec<_> = {
-                let mut st = pq.state.lock();
-                let mut v: Vec<_> = st.ready.drain(..).collect();
-                v.extend(st.open.take());
-                v
-            };
             let err = Arc::new(err.clone());
-            for b in batches {
+            for b in pq.take_queued() {
                 let p = b.persistence_on_failure();
                 b.fail(err.clone(), p);
             }

@@ -127,13 +127,8 @@ async fn fetch_metadata(inner: &Inner, topics: &[Arc<str>]) -> Result<MetadataRe
         include_cluster_authorized_operations: false,
         include_topic_authorized_operations: false,
     };
-    // Known brokers first (connected ones first), then the bootstrap list.
-    let mut candidates: Vec<Arc<Broker>> = inner.brokers.read().values().cloned().collect();
-    fastrand::shuffle(&mut candidates);
-    candidates.sort_by_key(|b| b.in_backoff());
-    candidates.extend(inner.bootstrap.iter().cloned());
     let mut errors = Vec::new();
-    for b in candidates {
+    for b in inner.any_brokers() {
         match b.request(&req).await {
             Ok(r) => return Ok(r),
             Err(e) => errors.push(format!("{}: {}", b.addr(), e.message)),

@@ -543,8 +543,3 @@ impl TxnManager {
         .await
     }
 }
-
-/// Used by tests and the FFI to see the state.
-pub fn is_abortable(state: &TxnState) -> bool {
-    matches!(state, TxnState::Abortable(_))
-}

@@ -19,6 +19,9 @@ Environment
   BENCH_KP_IDEMPOTENCE=0  run kp without idempotence in W2 (default 1: idempotent,
                        like the other clients; kp has it since commit 0f3b175)
   BENCH_TIMEOUT=S      per-run timeout in seconds (default 300)
+  BENCH_WARMUP=0       skip the warm-up pass on a freshly started real cluster (default: each
+                       client sends 1/5 of the workload's records once, unrecorded, so the
+                       brokers' JIT is warm before the first measured run)
   BENCH_TESTBED_DIR    state dir of our clusters (default /tmp/kp-bench)
   BENCH_OUT            results dir (default bench/results)
   BENCH_KP_REV=REV     (bench/setup.sh) benchmark a clean build of commit REV instead of
@@ -50,6 +53,7 @@ REPS = int(os.environ.get("BENCH_REPS", "1" if QUICK else "3"))
 SCALE = float(os.environ.get("BENCH_SCALE", "0.1" if QUICK else "1"))
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "300"))
 KP_IDEMPOTENCE = os.environ.get("BENCH_KP_IDEMPOTENCE", "1") not in ("", "0")
+WARMUP = os.environ.get("BENCH_WARMUP", "1") not in ("", "0")
 TESTBED_DIR = os.environ.get("BENCH_TESTBED_DIR", "/tmp/kp-bench")
 OUT = os.environ.get("BENCH_OUT", os.path.join(BENCH, "results"))
 BATCH_SIZE = 65536
@@ -86,7 +90,7 @@ WORKLOADS = [
     ("W4-real1", "real1", "latency: 10,000 records/s, linger 0, acks=all, 100 B",
      dict(records=100_000, size=100, acks="all", linger=0, compression="none", throughput=10_000)),
     ("W2-real3", "real3", "100 B, 10,000 keys, acks=all, idempotent, lz4, linger 5 ms (RF 3)",
-     dict(records=500_000, size=100, acks="all", linger=5, compression="lz4", keys=10_000, idempotence=True)),
+     dict(records=1_000_000, size=100, acks="all", linger=5, compression="lz4", keys=10_000, idempotence=True)),
 ]
 
 SUMMARY_RE = re.compile(
@@ -439,6 +443,15 @@ def main():
                         target.stop()
                     target = Target(kind)
                     target.start()
+                    if WARMUP and kind != "sink":
+                        # A fresh JVM broker is slow until its JIT warms up: the first
+                        # client would pay for it. Every client sends once, unrecorded.
+                        wtopic = target.topic(f"bench-warmup-{kind}")
+                        ww = dict(w, records=max(1, int(w["records"] / 5)), throughput=-1)
+                        for client in clients:
+                            cmd, _ = client_args(client, target.bootstrap, wtopic, ww)
+                            rc, wall, _, _ = run_one(cmd, os.path.join(logdir, f"warmup-{kind}-{client}.log"))
+                            log(f"  warm-up on {kind}: {client:10s} rc={rc} wall {wall:5.1f} s (not recorded)")
                 topic = target.topic(f"bench-{wid.lower()}")
                 log(f"{wid} ({kind}): {desc}")
                 for rep in range(1, REPS + 1):

@@ -415,7 +415,6 @@ unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Toke
     if r.struct_size < RECORD_MIN_SIZE {
         return Err(Error::new(error::INVALID_ARG, "record.struct_size is not set; initialise records with KP_RECORD_INIT"));
     }
-    let has_free = r.struct_size >= std::mem::size_of::<kp_record_t>() && r.value_free.is_some();
     let topic = if r.topic.is_null() {
         return Err(Error::new(error::INVALID_TOPIC, "record.topic is NULL"));
     } else {
@@ -431,20 +430,33 @@ unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Toke
     if r.header_count > 0 && r.headers.is_null() {
         return Err(Error::new(error::INVALID_ARG, "record.headers is NULL but header_count > 0"));
     }
-    let hdrs: &[kp_header_t] = if r.header_count == 0 { &[] } else { std::slice::from_raw_parts(r.headers, r.header_count) };
-    let mut stack = [RecordHeader { key: &[], value: None }; 8];
-    let mut heap = Vec::new();
-    let headers: &[RecordHeader<'_>] = if hdrs.is_empty() {
-        &[]
-    } else if hdrs.len() <= stack.len() {
-        for (i, h) in hdrs.iter().enumerate() {
-            stack[i] = RecordHeader { key: bytes(h.key as *const c_void, h.key_len).unwrap_or(&[]), value: bytes(h.value, h.value_len) };
+    if r.header_count == 0 {
+        return send_with_headers(p, rec, r, topic, &[], token);
+    }
+    let hdrs: &[kp_header_t] = std::slice::from_raw_parts(r.headers, r.header_count);
+    let header = |h: &kp_header_t| RecordHeader { key: bytes(h.key as *const c_void, h.key_len).unwrap_or(&[]), value: bytes(h.value, h.value_len) };
+    if hdrs.len() <= 8 {
+        let mut stack = [RecordHeader { key: &[], value: None }; 8];
+        for (slot, h) in stack.iter_mut().zip(hdrs) {
+            *slot = header(h);
         }
-        &stack[..hdrs.len()]
+        send_with_headers(p, rec, r, topic, &stack[..hdrs.len()], token)
     } else {
-        heap.extend(hdrs.iter().map(|h| RecordHeader { key: bytes(h.key as *const c_void, h.key_len).unwrap_or(&[]), value: bytes(h.value, h.value_len) }));
-        &heap
-    };
+        let heap: Vec<RecordHeader<'_>> = hdrs.iter().map(header).collect();
+        send_with_headers(p, rec, r, topic, &heap, token)
+    }
+}
+
+#[inline(always)]
+unsafe fn send_with_headers(
+    p: &kp_producer_t,
+    rec: *const kp_record_t,
+    r: &kp_record_t,
+    topic: &str,
+    headers: &[RecordHeader<'_>],
+    token: Token,
+) -> Result<(), Error> {
+    let has_free = r.struct_size >= std::mem::size_of::<kp_record_t>() && r.value_free.is_some();
     if let Some(i) = p.on_send {
         if let Some(f) = i.on_send {
             f(rec, i.ctx as *mut c_void);

@@ -539,6 +539,40 @@ fn poll_mode_delivers_on_the_callers_thread_with_a_readable_fd() {
 }
 
 #[test]
+fn null_keys_stick_to_a_partition_for_about_a_batch_then_move_on() {
+    let topic = unique_topic("sticky");
+    create_topic(&topic, 4, rf(), &[]);
+    let batch_size = 16384;
+    let p = TestProducer::new(&[("batch.size", "16384"), ("linger.ms", "20")]);
+    let value = vec![b'v'; 1000];
+    let n = 400;
+    for i in 0..n {
+        assert_eq!(p.send(&Rec::new(&topic, &value), i).0, KP_OK);
+    }
+    assert_eq!(p.flush(30_000), KP_OK);
+    let mut reports = p.reports();
+    assert_one_report_each(&reports, n);
+    assert!(reports.iter().all(|r| r.error == KP_OK));
+    reports.sort_by_key(|r| r.tag);
+    // Runs of consecutive records on one partition (send order).
+    let mut runs: Vec<(i32, usize)> = Vec::new();
+    for r in &reports {
+        match runs.last_mut() {
+            Some((part, len)) if *part == r.partition => *len += 1,
+            _ => runs.push((r.partition, 1)),
+        }
+    }
+    let partitions: std::collections::HashSet<i32> = runs.iter().map(|r| r.0).collect();
+    assert!(partitions.len() >= 3, "null-key records used only partitions {partitions:?}");
+    // About batch.size bytes per partition, then another partition: a record
+    // here costs 1000 bytes of value plus its framing and bookkeeping.
+    let (lo, hi) = (batch_size / 1100, batch_size / 1000 + 1);
+    for (i, (part, len)) in runs.iter().enumerate().take(runs.len() - 1) {
+        assert!((lo..=hi).contains(len), "run {i}: {len} records on partition {part}, expected {lo}..={hi}; runs {runs:?}");
+    }
+}
+
+#[test]
 fn synchronous_send_returns_partition_and_offset() {
     let topic = unique_topic("sync");
     create_topic(&topic, 2, rf(), &[]);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{self, Error};
-use crate::protocol::record_batch::{BatchBuilder, ProducerStamp, RecordHeader};
+use crate::protocol::record_batch::{BatchBuilder, ProducerStamp, RecordHeader, RecordLayout};
 
 use super::report::{Outcome, Persistence, RecordMeta, ReportQueue, Token, TopicName};
 
@@ -230,6 +230,9 @@ pub struct PartitionState {
     /// Idempotence: the sequence the broker expects next (end of the last
     /// acknowledged batch).
     pub acked_next: i32,
+    /// Sticky partitioning: bytes appended since the topic stuck to this
+    /// partition (counted under this lock, not on a shared counter).
+    pub sticky_bytes: usize,
 }
 
 impl PartitionState {
@@ -257,7 +260,7 @@ impl PartitionQueue {
             topic,
             partition,
             leader: AtomicI32::new(leader),
-            state: Mutex::new(PartitionState { open: None, ready: VecDeque::new(), in_flight: 0, next_seq: 0, acked_next: 0 }),
+            state: Mutex::new(PartitionState { open: None, ready: VecDeque::new(), in_flight: 0, next_seq: 0, acked_next: 0, sticky_bytes: 0 }),
         })
     }
 }
@@ -276,49 +279,67 @@ impl PartitionQueue {
 pub struct AppendResult {
     pub new_batch: bool,
     pub batch_full: bool,
+    /// Sticky partitioning: about batch.size bytes went to this partition
+    /// since the topic stuck to it; time to move on.
+    pub sticky_used_up: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn append(
-    core: &Arc<Core>,
-    pq: &PartitionQueue,
-    batch_size: usize,
-    timestamp: i64,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    headers: &[RecordHeader<'_>],
-    token: Token,
-    reserved: usize,
-) -> AppendResult {
+/// One record on its way into a partition's open batch.
+pub struct AppendRecord<'a> {
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [RecordHeader<'a>],
+    pub layout: &'a RecordLayout,
+    /// buffer.memory bytes reserved for the record (released with its batch).
+    pub reserved: usize,
+    /// Count the record towards the partition's sticky budget.
+    pub sticky: bool,
+}
+
+pub fn append(core: &Arc<Core>, pq: &PartitionQueue, batch_size: usize, rec: &AppendRecord<'_>, token: Token) -> AppendResult {
     let mut st = pq.state.lock();
-    let mut new_batch = false;
-    let fits = match &st.open {
-        Some(b) => {
-            let builder = b.builder.as_ref().expect("open batch has a builder");
-            builder.size_in_bytes() + builder.record_size(timestamp, key, value, headers) <= batch_size
-        }
+    let appended = match st.open.as_mut() {
+        Some(b) => b
+            .builder
+            .as_mut()
+            .expect("open batch has a builder")
+            .try_append(batch_size, rec.timestamp, rec.key, rec.value, rec.headers, rec.layout)
+            .is_some(),
         None => false,
     };
-    if !fits {
+    let new_batch = !appended;
+    if new_batch {
         if let Some(mut full) = st.open.take() {
             full.full = true;
             st.ready.push_back(full);
         }
-        let cap = batch_size.max(reserved + 64).min(batch_size.max(reserved) + 128);
-        st.open = Some(Batch::new(core.clone(), pq.topic.clone(), pq.partition, cap));
-        new_batch = true;
+        let cap = batch_size.max(rec.reserved + 64).min(batch_size.max(rec.reserved) + 128);
+        let mut b = Batch::new(core.clone(), pq.topic.clone(), pq.partition, cap);
+        // Room for the records a full batch of this size would hold, so the
+        // list does not regrow record by record.
+        b.records.reserve((batch_size / rec.reserved.max(1)).clamp(1, 4096));
+        b.builder.as_mut().expect("builder").append_with_layout(rec.timestamp, rec.key, rec.value, rec.headers, rec.layout);
+        st.open = Some(b);
     }
     let b = st.open.as_mut().expect("open batch");
-    b.builder.as_mut().expect("builder").append(timestamp, key, value, headers);
-    b.records.push(RecordMeta { token, timestamp });
-    b.reserved += reserved;
+    b.records.push(RecordMeta { token, timestamp: rec.timestamp });
+    b.reserved += rec.reserved;
     let batch_full = b.builder.as_ref().expect("builder").size_in_bytes() >= batch_size;
     if batch_full {
         let mut full = st.open.take().expect("open");
         full.full = true;
         st.ready.push_back(full);
     }
-    AppendResult { new_batch, batch_full }
+    let mut sticky_used_up = false;
+    if rec.sticky {
+        st.sticky_bytes += rec.reserved;
+        if st.sticky_bytes >= batch_size {
+            st.sticky_bytes = 0;
+            sticky_used_up = true;
+        }
+    }
+    AppendResult { new_batch, batch_full, sticky_used_up }
 }
 
 /// A record waiting for its topic's metadata (copied, since the caller's
@@ -345,7 +366,6 @@ pub struct TopicHandle {
     pub meta: RwLock<TopicMeta>,
     pub pending: Mutex<Vec<PendingRecord>>,
     pub sticky: AtomicI32,
-    pub sticky_bytes: AtomicUsize,
     pub round_robin: AtomicU32,
     pub metadata_requested: Instant,
 }
@@ -357,7 +377,6 @@ impl TopicHandle {
             meta: RwLock::new(TopicMeta { partitions: Vec::new(), known: false, last_error: None }),
             pending: Mutex::new(Vec::new()),
             sticky: AtomicI32::new(-1),
-            sticky_bytes: AtomicUsize::new(0),
             round_robin: AtomicU32::new(0),
             metadata_requested: Instant::now(),
         })
@@ -387,25 +406,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn varint_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
-}
-
-/// Upper bound of a record's encoded size inside a batch (independent of its
-/// position), used for memory accounting and the max.request.size check.
-pub fn record_size_upper_bound(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[RecordHeader<'_>]) -> usize {
-    let field = |b: Option<&[u8]>| match b {
-        Some(b) => varint_len(b.len() as i64) + b.len(),
-        None => 1,
-    };
-    let mut body = 1 + 10 + 5 + field(key) + field(value) + varint_len(headers.len() as i64);
-    for h in headers {
-        body += field(Some(h.key)) + field(h.value);
-    }
-    body + varint_len(body as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,15 +418,6 @@ mod tests {
         assert!(validate_topic_name("has space").unwrap_err().message.contains("' '"));
         assert!(validate_topic_name(&"a".repeat(250)).is_err());
         assert!(validate_topic_name(&"a".repeat(249)).is_ok());
-    }
-
-    #[test]
-    fn varints() {
-        assert_eq!(varint_len(0), 1);
-        assert_eq!(varint_len(-1), 1);
-        assert_eq!(varint_len(63), 1);
-        assert_eq!(varint_len(64), 2);
-        assert_eq!(varint_len(i64::MIN), 10);
     }
 
     #[test]
@@ -448,7 +439,7 @@ mod sequence_tests {
     use super::*;
 
     fn core() -> Arc<Core> {
-        Arc::new(Core { reports: ReportQueue::new(), memory: MemoryPool::new(1 << 20) })
+        Arc::new(Core { reports: ReportQueue::new(false), memory: MemoryPool::new(1 << 20) })
     }
 
     #[test]

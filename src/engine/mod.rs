@@ -8,11 +8,12 @@ pub mod report;
 mod sender;
 pub mod txn;
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::Notify;
@@ -20,9 +21,9 @@ use tokio::sync::Notify;
 use crate::config::{DeliveryMode, Partitioner, ProducerConfig};
 use crate::error::{self, Error};
 use crate::partitioner::{crc32_partition, murmur2_partition};
-use crate::protocol::record_batch::RecordHeader;
+use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
-use accumulator::{append, record_size_upper_bound, validate_topic_name, Core, MemoryPool, PartitionQueue, PendingRecord, TopicHandle};
+use accumulator::{append, validate_topic_name, AppendRecord, Core, MemoryPool, PartitionQueue, PendingRecord, TopicHandle};
 use conn::{Broker, ConnSettings};
 pub use report::{Dispatch, Persistence, ReportView, SyncResult, SyncSlot, Token, TopicName};
 
@@ -93,6 +94,8 @@ pub(crate) struct Inner {
     /// Bumped by an in-flight purge: batches sent before it are reported
     /// PURGED_IN_FLIGHT whatever their response says.
     pub purge_generation: std::sync::atomic::AtomicU64,
+    /// Never reused; keys the per-thread topic cache.
+    pub uid: u64,
 }
 
 /// The producer. All methods are thread-safe.
@@ -106,8 +109,25 @@ pub struct Producer {
     closed: AtomicBool,
 }
 
+/// Wall clock in milliseconds since the epoch (a record's default timestamp).
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the local timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+}
+
+/// Gives every producer engine an id that is never reused (see LAST_TOPIC).
+static NEXT_PRODUCER_UID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The topic this thread sent to last: (producer uid, handle). kp_send
+    /// skips the map lookup (lock, hash, reference count) when the topic
+    /// repeats. The pointer is only used while the producer with that uid is
+    /// alive (the caller holds it), and stays valid that long: a producer
+    /// never removes topics from its map, and the map holds each handle in
+    /// an Arc (a rehash moves the Arc, not the handle).
+    static LAST_TOPIC: Cell<(u64, *const TopicHandle)> = const { Cell::new((0, std::ptr::null())) };
 }
 
 impl Producer {
@@ -135,7 +155,7 @@ impl Producer {
             .collect();
         let txn = cfg.transactional_id.clone().map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
         let inner = Arc::new(Inner {
-            core: Arc::new(Core { reports: report::ReportQueue::new(), memory: MemoryPool::new(cfg.buffer_memory) }),
+            core: Arc::new(Core { reports: report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll), memory: MemoryPool::new(cfg.buffer_memory) }),
             cfg,
             topics: RwLock::new(HashMap::default()),
             all_partitions: RwLock::new(Vec::new()),
@@ -158,6 +178,7 @@ impl Producer {
             is_fatal: AtomicBool::new(false),
             txn,
             purge_generation: std::sync::atomic::AtomicU64::new(0),
+            uid: NEXT_PRODUCER_UID.fetch_add(1, Ordering::Relaxed),
         });
         runtime.spawn(sender::metadata_loop(inner.clone()));
         runtime.spawn(sender::sender_loop(inner.clone()));
@@ -205,7 +226,8 @@ impl Producer {
         if rec.timestamp_ms < 0 {
             return Err(Error::new(error::INVALID_ARG, format!("timestamp {} is negative", rec.timestamp_ms)));
         }
-        let size = record_size_upper_bound(rec.key, rec.value, rec.headers);
+        let layout = RecordLayout::new(rec.key, rec.value, rec.headers);
+        let size = layout.max_encoded_len();
         // What the record costs while kp holds it: its bytes in the batch
         // plus its delivery bookkeeping (buffer.memory bounds both).
         let footprint = size + RECORD_BOOKKEEPING_BYTES;
@@ -229,7 +251,7 @@ impl Producer {
         let topic = self.topic_handle(rec.topic)?;
         inner.core.memory.reserve(footprint, Duration::from_millis(inner.cfg.max_block_ms), &inner.closing)?;
         let timestamp = if rec.timestamp_ms == 0 { now_ms() } else { rec.timestamp_ms };
-        match inner.append_known(&topic, rec, timestamp, token, footprint) {
+        match inner.append_known(topic, rec, &layout, timestamp, token, footprint) {
             Ok(None) => {
                 inner.core.reports.accepted();
                 Ok(())
@@ -239,7 +261,7 @@ impl Producer {
                 let mut pending = topic.pending.lock();
                 if topic.meta.read().known {
                     drop(pending);
-                    match inner.append_known(&topic, rec, timestamp, token, footprint) {
+                    match inner.append_known(topic, rec, &layout, timestamp, token, footprint) {
                         Ok(None) => {
                             inner.core.reports.accepted();
                             return Ok(());
@@ -273,16 +295,39 @@ impl Producer {
         }
     }
 
-    fn topic_handle(&self, name: &str) -> Result<Arc<TopicHandle>, Error> {
-        if let Some(t) = self.inner.topics.read().get(name) {
-            return Ok(t.clone());
+    /// The topic's handle, valid while `self` is borrowed.
+    #[inline]
+    fn topic_handle(&self, name: &str) -> Result<&TopicHandle, Error> {
+        let (uid, ptr) = LAST_TOPIC.with(|c| c.get());
+        if uid == self.inner.uid {
+            // SAFETY: set below for this producer (same uid), which `self`
+            // keeps alive; see LAST_TOPIC for why the handle is still there.
+            let t = unsafe { &*ptr };
+            if *t.name.name == *name {
+                return Ok(t);
+            }
         }
-        validate_topic_name(name)?;
-        let mut w = self.inner.topics.write();
-        let t = w.entry(Arc::from(name)).or_insert_with(|| TopicHandle::new(name)).clone();
-        drop(w);
-        self.inner.request_metadata();
+        let t = self.topic_handle_from_map(name)?;
+        LAST_TOPIC.with(|c| c.set((self.inner.uid, t as *const TopicHandle)));
         Ok(t)
+    }
+
+    fn topic_handle_from_map(&self, name: &str) -> Result<&TopicHandle, Error> {
+        let found = self.inner.topics.read().get(name).map(Arc::as_ptr);
+        let ptr = match found {
+            Some(p) => p,
+            None => {
+                validate_topic_name(name)?;
+                let mut w = self.inner.topics.write();
+                let p = Arc::as_ptr(w.entry(Arc::from(name)).or_insert_with(|| TopicHandle::new(name)));
+                drop(w);
+                self.inner.request_metadata();
+                p
+            }
+        };
+        // SAFETY: the map owns an Arc of this handle and never removes it
+        // while the producer (borrowed by `self`) lives.
+        Ok(unsafe { &*ptr })
     }
 
     /// Waits up to `timeout` until every accepted record has been reported.
@@ -564,22 +609,40 @@ impl Inner {
 
     /// Appends to a known topic. Ok(Some(token)) hands the token back when
     /// the topic's metadata is not known yet.
-    fn append_known(&self, topic: &TopicHandle, rec: &Record<'_>, timestamp: i64, token: Token, size: usize) -> Result<Option<Token>, Error> {
-        self.append_to_topic(topic, rec, timestamp, token, size, false)
+    fn append_known(&self, topic: &TopicHandle, rec: &Record<'_>, layout: &RecordLayout, timestamp: i64, token: Token, size: usize) -> Result<Option<Token>, Error> {
+        self.append_to_topic(topic, rec, layout, timestamp, token, size, false)
     }
 
     /// `draining`: the caller holds the topic's pending lock and moves
     /// pending records in before the topic is marked known.
-    fn append_to_topic(&self, topic: &TopicHandle, rec: &Record<'_>, timestamp: i64, token: Token, size: usize, draining: bool) -> Result<Option<Token>, Error> {
+    #[allow(clippy::too_many_arguments)]
+    fn append_to_topic(
+        &self,
+        topic: &TopicHandle,
+        rec: &Record<'_>,
+        layout: &RecordLayout,
+        timestamp: i64,
+        token: Token,
+        size: usize,
+        draining: bool,
+    ) -> Result<Option<Token>, Error> {
         let meta = topic.meta.read();
         if !meta.known && !(draining && !meta.partitions.is_empty()) {
             return Ok(Some(token));
         }
-        let n = meta.partitions.len() as i32;
-        let partition = self.choose_partition(topic, &meta.partitions, rec.partition, rec.key, size)?;
+        let (partition, sticky) = self.choose_partition(topic, &meta.partitions, rec.partition, rec.key)?;
         let pq = &meta.partitions[partition as usize];
-        debug_assert!(partition < n);
-        let r = append(&self.core, pq, self.effective_batch_size(), timestamp, rec.key, rec.value, rec.headers, token, size);
+        let batch_size = self.effective_batch_size();
+        let r = append(
+            &self.core,
+            pq,
+            batch_size,
+            &AppendRecord { timestamp, key: rec.key, value: rec.value, headers: rec.headers, layout, reserved: size, sticky },
+            token,
+        );
+        if r.sticky_used_up {
+            self.next_sticky_partition(topic, &meta.partitions, partition);
+        }
         drop(meta);
         if r.new_batch || r.batch_full {
             self.sender_wake.notify_one();
@@ -591,7 +654,9 @@ impl Inner {
         self.cfg.batch_size.min(self.cfg.max_request_size.saturating_sub(256)).max(1)
     }
 
-    fn choose_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], explicit: i32, key: Option<&[u8]>, size: usize) -> Result<i32, Error> {
+    /// The partition for a record, and whether it was chosen by sticky
+    /// partitioning (then the append counts it towards the sticky budget).
+    fn choose_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], explicit: i32, key: Option<&[u8]>) -> Result<(i32, bool), Error> {
         let n = parts.len() as i32;
         if n == 0 {
             return Err(Error::new(error::UNKNOWN_PARTITION, format!("topic \"{}\" has no partitions", topic.name.name)));
@@ -603,7 +668,7 @@ impl Inner {
                     format!("partition {explicit} does not exist: topic \"{}\" has {n} partition(s)", topic.name.name),
                 ));
             }
-            return Ok(explicit);
+            return Ok((explicit, false));
         }
         if let Some(f) = &self.partitioner_fn {
             let p = f(&topic.name.name, key, n);
@@ -613,32 +678,30 @@ impl Inner {
                     format!("the custom partitioner returned {p} for a topic with {n} partition(s)"),
                 ));
             }
-            return Ok(p);
+            return Ok((p, false));
         }
         let key = if self.cfg.partitioner_ignore_keys { None } else { key };
         let un = n as u32;
         Ok(match (self.cfg.partitioner, key) {
-            (Partitioner::Murmur2Random | Partitioner::Murmur2, Some(k)) => murmur2_partition(k, un),
-            (Partitioner::ConsistentRandom | Partitioner::Consistent, Some(k)) => crc32_partition(k, un),
-            (Partitioner::Consistent, None) => crc32_partition(&[], un),
-            (Partitioner::Random, _) => fastrand::i32(0..n),
-            (Partitioner::RoundRobin, _) => (topic.round_robin.fetch_add(1, Ordering::Relaxed) % un) as i32,
-            (_, None) => self.sticky_partition(topic, parts, size),
+            (Partitioner::Murmur2Random | Partitioner::Murmur2, Some(k)) => (murmur2_partition(k, un), false),
+            (Partitioner::ConsistentRandom | Partitioner::Consistent, Some(k)) => (crc32_partition(k, un), false),
+            (Partitioner::Consistent, None) => (crc32_partition(&[], un), false),
+            (Partitioner::Random, _) => (fastrand::i32(0..n), false),
+            (Partitioner::RoundRobin, _) => ((topic.round_robin.fetch_add(1, Ordering::Relaxed) % un) as i32, false),
+            (_, None) => {
+                let cur = topic.sticky.load(Ordering::Relaxed);
+                let p = if cur >= 0 && cur < n { cur } else { self.next_sticky_partition(topic, parts, cur) };
+                (p, true)
+            }
         })
     }
 
-    /// Sticky partitioning for null keys (KIP-480): stay on one partition
-    /// until about batch.size bytes went there, then move to another one that
-    /// has a leader.
-    fn sticky_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], size: usize) -> i32 {
+    /// Sticky partitioning for null keys (KIP-480, with KIP-794's byte
+    /// budget): the topic stays on one partition until about batch.size
+    /// bytes went there (counted by the partition's append), then moves to
+    /// another partition that has a leader. Returns the new partition.
+    fn next_sticky_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], cur: i32) -> i32 {
         let n = parts.len() as i32;
-        let cur = topic.sticky.load(Ordering::Relaxed);
-        if cur >= 0 && cur < n {
-            let used = topic.sticky_bytes.fetch_add(size, Ordering::Relaxed) + size;
-            if used < self.effective_batch_size() {
-                return cur;
-            }
-        }
         let available: Vec<i32> = parts.iter().filter(|p| p.leader.load(Ordering::Relaxed) >= 0).map(|p| p.partition).collect();
         let next = if available.len() > 1 {
             loop {
@@ -653,7 +716,6 @@ impl Inner {
             fastrand::i32(0..n)
         };
         topic.sticky.store(next, Ordering::Relaxed);
-        topic.sticky_bytes.store(size, Ordering::Relaxed);
         next
     }
 
@@ -674,7 +736,8 @@ impl Inner {
                 headers: &headers,
                 timestamp_ms: p.timestamp,
             };
-            match self.append_to_topic(topic, &rec, p.timestamp, p.token.clone(), p.reserved, true) {
+            let layout = RecordLayout::new(rec.key, rec.value, rec.headers);
+            match self.append_to_topic(topic, &rec, &layout, p.timestamp, p.token.clone(), p.reserved, true) {
                 Ok(None) => {}
                 Ok(Some(_)) => unreachable!("partitions are known"),
                 Err(e) => {

@@ -23,6 +23,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::compression::{self, Compression, CompressionError};
+use std::mem::MaybeUninit;
+
 use super::wire::{varint_len, varlong_len, zigzag64, Reader};
 use super::DecodeError;
 
@@ -97,16 +99,18 @@ pub struct SealedBatch {
     pub max_timestamp: i64,
 }
 
-/// Writes into a slice already sized for the record.
+/// Writes into spare capacity already reserved for the record. Indexing is
+/// bounds-checked, so a size mismatch panics instead of writing past the
+/// reservation.
 struct SliceWriter<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [MaybeUninit<u8>],
     pos: usize,
 }
 
 impl SliceWriter<'_> {
     #[inline(always)]
     fn byte(&mut self, b: u8) {
-        self.buf[self.pos] = b;
+        self.buf[self.pos] = MaybeUninit::new(b);
         self.pos += 1;
     }
 
@@ -121,7 +125,11 @@ impl SliceWriter<'_> {
 
     #[inline(always)]
     fn bytes(&mut self, b: &[u8]) {
-        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        let dst = &mut self.buf[self.pos..self.pos + b.len()];
+        // SAFETY: MaybeUninit<u8> has u8's layout; dst and b have equal
+        // lengths (checked by the slice above) and cannot overlap (dst is
+        // our own spare capacity).
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst.as_mut_ptr() as *mut u8, b.len()) };
         self.pos += b.len();
     }
 
@@ -134,6 +142,38 @@ impl SliceWriter<'_> {
                 self.bytes(b);
             }
         }
+    }
+}
+
+/// The position-independent part of a record's encoding: key, value and
+/// headers with their length prefixes. Computed once per record; the exact
+/// size in a batch adds the timestamp and offset deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLayout {
+    payload_len: usize,
+}
+
+impl RecordLayout {
+    #[inline]
+    pub fn new(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[RecordHeader<'_>]) -> RecordLayout {
+        let mut n = opt_len(key) + opt_len(value) + varint_len(headers.len() as i32);
+        for h in headers {
+            n += varint_len(h.key.len() as i32) + h.key.len() + opt_len(h.value);
+        }
+        RecordLayout { payload_len: n }
+    }
+
+    /// Largest encoded size (length prefix included) at any position in any
+    /// batch: deltas at their widest.
+    #[inline]
+    pub fn max_encoded_len(&self) -> usize {
+        let body = 1 + 10 + 5 + self.payload_len;
+        varint_len(body as i32) + body
+    }
+
+    #[inline]
+    fn body_len(&self, ts_delta: i64, offset_delta: i32) -> usize {
+        1 + varlong_len(ts_delta) + varint_len(offset_delta) + self.payload_len
     }
 }
 
@@ -185,26 +225,6 @@ impl BatchBuilder {
         (ts_delta, self.count)
     }
 
-    #[inline]
-    fn body_len(
-        ts_delta: i64,
-        offset_delta: i32,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[RecordHeader<'_>],
-    ) -> usize {
-        let mut n = 1 // attributes
-            + varlong_len(ts_delta)
-            + varint_len(offset_delta)
-            + opt_len(key)
-            + opt_len(value)
-            + varint_len(headers.len() as i32);
-        for h in headers {
-            n += varint_len(h.key.len() as i32) + h.key.len() + opt_len(h.value);
-        }
-        n
-    }
-
     /// Exact encoded size (length varint included) of the record that
     /// [`append`](Self::append) would write now with these arguments.
     pub fn record_size(
@@ -214,8 +234,14 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[RecordHeader<'_>],
     ) -> usize {
+        self.encoded_len(timestamp, &RecordLayout::new(key, value, headers))
+    }
+
+    /// Exact encoded size of a record with this layout appended now.
+    #[inline]
+    pub fn encoded_len(&self, timestamp: i64, layout: &RecordLayout) -> usize {
         let (td, od) = self.deltas(timestamp);
-        let body = Self::body_len(td, od, key, value, headers);
+        let body = layout.body_len(td, od);
         varint_len(body as i32) + body
     }
 
@@ -228,6 +254,41 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[RecordHeader<'_>],
     ) -> i32 {
+        let layout = RecordLayout::new(key, value, headers);
+        self.append_with_layout(timestamp, key, value, headers, &layout)
+    }
+
+    /// Appends the record only if the batch stays within `limit` bytes
+    /// (header included); an empty batch always takes it. Returns the
+    /// record's offset delta, or None when it does not fit. `layout` must be
+    /// `RecordLayout::new(key, value, headers)`.
+    #[inline]
+    pub fn try_append(
+        &mut self,
+        limit: usize,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+        layout: &RecordLayout,
+    ) -> Option<i32> {
+        if self.count > 0 && self.buf.len() + self.encoded_len(timestamp, layout) > limit {
+            return None;
+        }
+        Some(self.append_with_layout(timestamp, key, value, headers, layout))
+    }
+
+    /// [`append`](Self::append) with the layout computed by the caller.
+    #[inline]
+    pub fn append_with_layout(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+        layout: &RecordLayout,
+    ) -> i32 {
+        debug_assert_eq!(*layout, RecordLayout::new(key, value, headers));
         if self.count == 0 {
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;
@@ -235,13 +296,13 @@ impl BatchBuilder {
             self.max_timestamp = timestamp;
         }
         let (td, od) = self.deltas(timestamp);
-        let body = Self::body_len(td, od, key, value, headers);
+        let body = layout.body_len(td, od);
         let total = varint_len(body as i32) + body;
-        // Size the buffer once, then write the record with a plain cursor:
-        // no per-field capacity checks on the hot path.
+        // Reserve once, then write the record into the spare capacity with
+        // a plain cursor: no per-field capacity checks, no zero-filling.
+        self.buf.reserve(total);
         let start = self.buf.len();
-        self.buf.resize(start + total, 0);
-        let mut w = SliceWriter { buf: &mut self.buf[start..], pos: 0 };
+        let mut w = SliceWriter { buf: &mut self.buf.spare_capacity_mut()[..total], pos: 0 };
         w.uvarint(zigzag64(body as i64));
         w.byte(0); // record attributes (unused)
         w.uvarint(zigzag64(td));
@@ -254,7 +315,11 @@ impl BatchBuilder {
             w.bytes(h.key);
             w.opt(h.value);
         }
-        debug_assert_eq!(w.pos, total, "record size computed and written differ");
+        // A layout that does not match the record would leave bytes unwritten.
+        assert_eq!(w.pos, total, "record size computed and written differ");
+        // SAFETY: the `total` bytes after `start` were just initialised (the
+        // writer covered exactly `total` bytes, asserted above).
+        unsafe { self.buf.set_len(start + total) };
         self.count += 1;
         od
     }

@@ -231,3 +231,43 @@ proptest! {
         check_decoded(&d[0], &recs, c, stamp, sealed.bytes.len());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    /// The send path sizes a record once (RecordLayout) and appends with
+    /// try_append: the layout's bound must cover the exact size at any
+    /// position, try_append must keep the batch within its limit (except
+    /// for a batch's first record), and what it wrote must decode to the
+    /// records it accepted.
+    #[test]
+    fn try_append_respects_the_limit_and_the_layout_bound(
+        recs in proptest::collection::vec(
+            arb_rec(proptest::collection::vec(any::<u8>(), 0..12).boxed()), 1..40),
+        limit in 61usize..4000,
+    ) {
+        let mut b = BatchBuilder::with_capacity(64);
+        let mut accepted = Vec::new();
+        for r in &recs {
+            let hs: Vec<RecordHeader<'_>> = r.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect();
+            let layout = RecordLayout::new(r.key.as_deref(), r.value.as_deref(), &hs);
+            let exact = b.encoded_len(r.ts, &layout);
+            prop_assert!(exact <= layout.max_encoded_len(), "exact {} > bound {}", exact, layout.max_encoded_len());
+            let before = b.size_in_bytes();
+            match b.try_append(limit, r.ts, r.key.as_deref(), r.value.as_deref(), &hs, &layout) {
+                Some(od) => {
+                    prop_assert_eq!(od as usize, accepted.len());
+                    prop_assert_eq!(b.size_in_bytes(), before + exact);
+                    prop_assert!(accepted.is_empty() || b.size_in_bytes() <= limit);
+                    accepted.push(r.clone());
+                }
+                None => {
+                    prop_assert!(before + exact > limit);
+                    prop_assert_eq!(b.size_in_bytes(), before);
+                }
+            }
+        }
+        let sealed = b.seal(Compression::None, ProducerStamp::NONE).unwrap();
+        let d = decode_batches(&sealed.bytes).unwrap();
+        check_decoded(&d[0], &accepted, Compression::None, ProducerStamp::NONE, sealed.bytes.len());
+    }
+}

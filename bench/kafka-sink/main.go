@@ -58,15 +58,20 @@ type sink struct {
 	pid         atomic.Int64
 	requests    atomic.Int64
 	records     atomic.Int64
+	batches     atomic.Int64
+	batchBytes  atomic.Int64
 }
 
 // Advertised versions. Produce stops at v12 (v13 names topics by id).
-// Fetch is advertised but never served: librdkafka only uses the v2 record
-// batch format (MsgVer2) when the broker lists Fetch v4+ as well.
+// Fetch and FindCoordinator are advertised but never served: librdkafka only
+// uses the v2 record batch format (MsgVer2) when the broker lists Fetch v4+
+// as well, and only compresses with lz4 when it lists FindCoordinator
+// (rdkafka_feature.c: RD_KAFKA_FEATURE_LZ4 depends on it).
 var versions = map[int16][2]int16{
 	0:  {3, 12}, // Produce
 	1:  {4, 12}, // Fetch (advertised only)
 	3:  {0, 12}, // Metadata
+	10: {0, 4},  // FindCoordinator (advertised only)
 	18: {0, 4},  // ApiVersions
 	22: {0, 5},  // InitProducerId
 }
@@ -169,8 +174,8 @@ func main() {
 	<-sig
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Fprintf(os.Stderr, "kafka-sink: %d requests, %d records; cpu %.2f s user + %.2f s sys\n",
-		s.requests.Load(), s.records.Load(),
+	fmt.Fprintf(os.Stderr, "kafka-sink: %d requests, %d records in %d batches (%d bytes as sent); cpu %.2f s user + %.2f s sys\n",
+		s.requests.Load(), s.records.Load(), s.batches.Load(), s.batchBytes.Load(),
 		float64(ru.Utime.Sec)+float64(ru.Utime.Usec)/1e6, float64(ru.Stime.Sec)+float64(ru.Stime.Usec)/1e6)
 }
 
@@ -249,7 +254,7 @@ func (s *sink) handle(b []byte, node int, out []byte) ([]byte, error) {
 		resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: 18, MinVersion: rng[0], MaxVersion: rng[1]}}
 		return frame(out, corr, false, resp), nil
 	}
-	if !known || key == 1 || ver < rng[0] || ver > rng[1] {
+	if !known || key == 1 || key == 10 || ver < rng[0] || ver > rng[1] {
 		return out, fmt.Errorf("unsupported request key %d v%d", key, ver)
 	}
 	req := kmsg.RequestForKey(key)
@@ -379,13 +384,15 @@ func (s *sink) produce(rq *kmsg.ProduceRequest, rs *kmsg.ProduceResponse, node i
 			case s.leader(int(rp.Partition)) != s.nodes[node]:
 				sp.ErrorCode = 6 // NOT_LEADER_OR_FOLLOWER
 			default:
-				n := countRecords(rp.Records)
+				n, nb := countRecords(rp.Records)
 				if n < 0 {
 					sp.ErrorCode = 2 // CORRUPT_MESSAGE
 					break
 				}
 				sp.BaseOffset = t.parts[rp.Partition].next.Add(n) - n
 				s.records.Add(n)
+				s.batches.Add(nb)
+				s.batchBytes.Add(int64(len(rp.Records)))
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -393,19 +400,21 @@ func (s *sink) produce(rq *kmsg.ProduceRequest, rs *kmsg.ProduceResponse, node i
 	}
 }
 
-// countRecords walks the v2 record batches in b and sums lastOffsetDelta+1.
-func countRecords(b []byte) int64 {
-	var n int64
+// countRecords walks the v2 record batches in b and returns the sum of
+// lastOffsetDelta+1 and the number of batches (-1, 0 when malformed).
+func countRecords(b []byte) (int64, int64) {
+	var n, batches int64
 	for len(b) > 0 {
 		if len(b) < 61 {
-			return -1
+			return -1, 0
 		}
 		l := int(int32(binary.BigEndian.Uint32(b[8:])))
 		if b[16] != 2 || l < 49 || 12+l > len(b) {
-			return -1
+			return -1, 0
 		}
 		n += int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1
+		batches++
 		b = b[12+l:]
 	}
-	return n
+	return n, batches
 }

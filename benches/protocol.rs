@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use kp::protocol::api::{encode_request, encode_request_vectored};
 use kp::protocol::compression::Compression;
 use kp::protocol::messages::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use kp::protocol::record_batch::{decode_batches, BatchBuilder, ProducerStamp, RecordHeader};
+use kp::protocol::record_batch::{decode_batches, BatchBuilder, ProducerStamp, RecordHeader, RecordLayout};
 
 fn bench<T>(name: &str, budget: Duration, bytes_per_iter: usize, mut f: impl FnMut() -> T) {
     // warm up
@@ -45,6 +45,15 @@ fn main() {
     let raw_size = build(false).size_in_bytes();
     bench("append 1000 x 100B records", budget, raw_size, || build(false));
     bench("append 1000 x 100B records + 1 header", budget, raw_size, || build(true));
+    // What kp_send does per record: size it once, then append within batch.size.
+    bench("layout + try_append 1000 x 100B (send path)", budget, raw_size, || {
+        let mut b = BatchBuilder::with_capacity(N * 130 + 61);
+        for i in 0..N {
+            let layout = RecordLayout::new(Some(key), Some(&value), &[]);
+            b.try_append(usize::MAX, 1_700_000_000_000 + i as i64, Some(key), Some(&value), &[], &layout);
+        }
+        b
+    });
     bench("record_size x1000", budget, raw_size, || {
         let b = BatchBuilder::with_capacity(0);
         let mut n = 0;

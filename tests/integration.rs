@@ -736,35 +736,115 @@ fn purge_reports_each_record_once_and_the_producer_carries_on() {
     // its epoch and keep going afterwards).
     let p2 = TestProducer::new(&[("linger.ms", "0"), ("enable.idempotence", "true")]);
     let value = vec![b'x'; 1000];
+    // Several purges in a row: each bump gives a new producer id, and the
+    // first batches of a new id are where a reordered request stalled the
+    // producer (accepted out of order, the earlier batch could never line up).
     let n = 20_000;
-    for i in 0..n {
-        assert_eq!(p2.send(&Rec::new(&topic, &value), i).0, KP_OK);
-    }
-    assert_eq!(unsafe { kp_purge(p2.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
-    assert_eq!(p2.flush(60_000), KP_OK);
-    let reports = p2.reports();
-    assert_one_report_each(&reports, n);
-    let purged = reports.iter().filter(|r| r.error != KP_OK).count();
-    for r in &reports {
-        assert!(
-            [KP_OK, KP_ERR_PURGED_QUEUED, KP_ERR_PURGED_IN_FLIGHT].contains(&r.error),
-            "unexpected report {:?}",
-            r
-        );
-        if r.error == KP_ERR_PURGED_IN_FLIGHT {
-            assert_eq!(r.persistence, KP_POSSIBLY_PERSISTED);
+    for round in 0..3 {
+        let base = round * (n + 100);
+        for i in 0..n {
+            assert_eq!(p2.send(&Rec::new(&topic, &value), base + i).0, KP_OK);
         }
+        assert_eq!(unsafe { kp_purge(p2.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
+        assert_eq!(p2.flush(60_000), KP_OK, "round {round}");
+        let reports = p2.reports();
+        assert_one_report_each(&reports, base + n);
+        let purged = reports.iter().filter(|r| r.tag >= base && r.error != KP_OK).count();
+        for r in &reports {
+            assert!(
+                [KP_OK, KP_ERR_PURGED_QUEUED, KP_ERR_PURGED_IN_FLIGHT].contains(&r.error),
+                "unexpected report {:?}",
+                r
+            );
+            if r.error == KP_ERR_PURGED_IN_FLIGHT {
+                assert_eq!(r.persistence, KP_POSSIBLY_PERSISTED);
+            }
+        }
+        assert!(purged > 0, "round {round}: nothing was purged; the test proves nothing");
+        for i in 0..100 {
+            assert_eq!(p2.send(&Rec::new(&topic, b"after-purge"), base + n + i).0, KP_OK);
+        }
+        // Wait past delivery.timeout.ms (120 s): by then every record has its
+        // report, so a stall shows up below as a failure that says why.
+        let rc = p2.flush(180_000);
+        let outstanding = unsafe { kp_producer_outstanding(p2.p) };
+        assert_eq!(rc, KP_OK, "round {round}: flush after purge: {outstanding} record(s) still without a report");
+        let after: Vec<_> = p2.reports().into_iter().filter(|r| r.tag >= base + n).collect();
+        assert_eq!(after.len(), 100);
+        assert!(after.iter().all(|r| r.error == KP_OK), "round {round}: after purge: {:?}", after.iter().find(|r| r.error != KP_OK));
     }
-    assert!(purged > 0, "nothing was purged; the test proves nothing");
-    for i in 0..100 {
-        assert_eq!(p2.send(&Rec::new(&topic, b"after-purge"), n + i).0, KP_OK);
+}
+
+/// Stress for purges under load (not run by default):
+///   cargo test --release --test integration purge_stress -- --ignored --nocapture
+/// Knobs: PURGE_STRESS_ITERS (producers, default 10), PURGE_STRESS_ROUNDS
+/// (purges per producer, 3), PURGE_STRESS_N (records per round, 20000),
+/// PURGE_STRESS_DELAY_MS (max random wait before the purge, 20),
+/// PURGE_STRESS_CFG (extra settings, "k=v,k=v"). Half the purges happen
+/// while the records are still being sent.
+#[test]
+#[ignore]
+fn purge_stress() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (iters, rounds, n, max_delay) =
+        (env("PURGE_STRESS_ITERS", 10), env("PURGE_STRESS_ROUNDS", 3), env("PURGE_STRESS_N", 20_000), env("PURGE_STRESS_DELAY_MS", 20));
+    let extra: Vec<(String, String)> = std::env::var("PURGE_STRESS_CFG")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let topic = unique_topic("purgestress");
+    create_topic(&topic, 3, rf(), &[]);
+    let value = vec![b'x'; 1000];
+    let mut stalls = Vec::new();
+    for it in 0..iters {
+        let mut cfg: Vec<(&str, &str)> = vec![("linger.ms", "0"), ("enable.idempotence", "true")];
+        cfg.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let p = TestProducer::new(&cfg);
+        let mut tag = 0usize;
+        for round in 0..rounds {
+            let mid = fastrand::bool();
+            let start = tag;
+            std::thread::scope(|s| {
+                let sender = s.spawn(|| {
+                    for t in start..start + n {
+                        assert_eq!(p.send(&Rec::new(&topic, &value), t).0, KP_OK);
+                    }
+                });
+                if mid {
+                    let at = fastrand::usize(n / 16..n / 4);
+                    while unsafe { kp_producer_outstanding(p.p) } < at && !sender.is_finished() {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    std::thread::sleep(Duration::from_millis(fastrand::u64(0..50)));
+                    assert_eq!(unsafe { kp_purge(p.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
+                }
+            });
+            tag += n;
+            if !mid {
+                std::thread::sleep(Duration::from_millis(fastrand::u64(0..max_delay.max(1) as u64)));
+            }
+            assert_eq!(unsafe { kp_purge(p.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
+            assert_eq!(p.flush(60_000), KP_OK, "iter {it} round {round}: flush after purge");
+            let after_start = tag;
+            for _ in 0..100 {
+                assert_eq!(p.send(&Rec::new(&topic, b"after-purge"), tag).0, KP_OK);
+                tag += 1;
+            }
+            let t0 = Instant::now();
+            if p.flush(30_000) != KP_OK {
+                let outstanding = unsafe { kp_producer_outstanding(p.p) };
+                eprintln!("STALL iter {it} round {round} (mid={mid}): {outstanding} outstanding after 30 s");
+                stalls.push((it, round));
+                break;
+            }
+            let reports = p.reports();
+            let purged = reports.iter().filter(|r| (start..after_start).contains(&r.tag) && r.error != KP_OK).count();
+            let bad = reports.iter().filter(|r| r.tag >= after_start && r.error != KP_OK).count();
+            eprintln!("iter {it} round {round} mid={mid}: purged={purged} after-purge failed={bad} in {:?}", t0.elapsed());
+            assert_eq!(bad, 0, "iter {it} round {round}: after-purge records failed");
+        }
+        p.close(1_000);
     }
-    // Wait past delivery.timeout.ms (120 s): by then every record has its
-    // report, so a stall shows up below as a failure that says why.
-    let rc = p2.flush(180_000);
-    let outstanding = unsafe { kp_producer_outstanding(p2.p) };
-    assert_eq!(rc, KP_OK, "flush after purge: {outstanding} record(s) still without a report");
-    let after: Vec<_> = p2.reports().into_iter().filter(|r| r.tag >= n).collect();
-    assert_eq!(after.len(), 100);
-    assert!(after.iter().all(|r| r.error == KP_OK), "after purge: {:?}", after.iter().find(|r| r.error != KP_OK));
+    assert!(stalls.is_empty(), "{} stall(s) in {iters} producers: {stalls:?}", stalls.len());
 }

@@ -4,7 +4,7 @@
 //! without sockets.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,38 @@ pub struct Broker {
     pub in_flight: AtomicUsize,
     /// Until when the broker asked us to back off (quota throttling).
     pub throttled_until: parking_lot::Mutex<Option<Instant>>,
+    /// Produce requests are queued on the connection in the order the sender
+    /// made them (see `produce_turn`): tickets handed out, and the ticket
+    /// whose turn it is.
+    produce_tickets: AtomicU64,
+    produce_turn: AtomicU64,
+    produce_turn_changed: tokio::sync::Notify,
+}
+
+/// The right to queue the next produce request on a broker's connection;
+/// the next ticket's turn comes when it is dropped.
+pub struct ProduceTurn<'a> {
+    broker: &'a Broker,
+}
+
+impl Drop for ProduceTurn<'_> {
+    fn drop(&mut self) {
+        self.broker.produce_turn.fetch_add(1, Ordering::AcqRel);
+        self.broker.produce_turn_changed.notify_waiters();
+    }
+}
+
+/// A request queued on a session, its answer not yet awaited.
+pub struct Queued {
+    session: Arc<Session>,
+    version: i16,
+    wait: QueuedWait,
+}
+
+enum QueuedWait {
+    Response(oneshot::Receiver<Result<Bytes, Error>>),
+    /// A request the broker does not answer (acks=0): until it is written.
+    Written(oneshot::Receiver<()>),
 }
 
 impl Broker {
@@ -110,6 +142,9 @@ impl Broker {
             failures: parking_lot::Mutex::new((0, None, String::new())),
             in_flight: AtomicUsize::new(0),
             throttled_until: parking_lot::Mutex::new(None),
+            produce_tickets: AtomicU64::new(0),
+            produce_turn: AtomicU64::new(0),
+            produce_turn_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -205,42 +240,95 @@ impl Broker {
         start_session(stream, &self.settings.client_id).await
     }
 
+    /// Takes the next place in this broker's produce request order (the
+    /// sender takes it when it makes the request).
+    pub fn take_produce_ticket(&self) -> u64 {
+        self.produce_tickets.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Waits until every produce request with an earlier ticket has been
+    /// queued on the connection (or given up). The sender assigns sequence
+    /// numbers in ticket order, and they must reach the broker in that
+    /// order: tasks do not run in the order they were spawned, and a broker
+    /// with no state yet for a producer id accepts any first sequence, so a
+    /// batch that overtook an earlier one of its partition would be written
+    /// first and the earlier one could never line up.
+    pub async fn produce_turn(&self, ticket: u64) -> ProduceTurn<'_> {
+        loop {
+            // Created before the check, so no wake-up is missed.
+            let changed = self.produce_turn_changed.notified();
+            if self.produce_turn.load(Ordering::Acquire) == ticket {
+                return ProduceTurn { broker: self };
+            }
+            changed.await;
+        }
+    }
+
     /// Sends a request and waits (up to request.timeout.ms) for its response.
     pub async fn request<R: Request>(&self, req: &R) -> Result<R::Response, Error> {
-        let session = self.session().await?;
-        let version = session.apis.version_for::<R>().ok_or_else(|| {
-            Error::new(
-                error::UNSUPPORTED_VERSION,
-                format!("broker {} supports no version of API {} that kp speaks", self.node_id, R::API_KEY),
-            )
-        })?;
-        self.request_on(&session, req, version).await
+        let q = self.queue(req, None, true).await?;
+        Self::expect_response(self.finish::<R>(q).await)
     }
 
     /// Like `request`, with the version capped at `max_version`.
     pub async fn request_capped<R: Request>(&self, req: &R, max_version: i16) -> Result<R::Response, Error> {
+        let q = self.queue(req, Some(max_version), true).await?;
+        Self::expect_response(self.finish::<R>(q).await)
+    }
+
+    /// Queues a request on the live session (connecting first when there is
+    /// none) without waiting for its answer (`finish` does): callers can keep
+    /// requests in order and still have several in flight.
+    /// `expect_response` false: the broker sends none (produce, acks=0).
+    pub async fn queue<R: Request>(&self, req: &R, max_version: Option<i16>, expect_response: bool) -> Result<Queued, Error> {
         let session = self.session().await?;
         let version = session
             .apis
             .range(R::API_KEY)
-            .and_then(|b| api::negotiate((R::MIN_VERSION, R::MAX_VERSION.min(max_version)), b))
-            .ok_or_else(|| Error::new(error::UNSUPPORTED_VERSION, format!("broker {} supports no usable version of API {}", self.node_id, R::API_KEY)))?;
-        self.request_on(&session, req, version).await
+            .and_then(|b| api::negotiate((R::MIN_VERSION, max_version.map_or(R::MAX_VERSION, |m| R::MAX_VERSION.min(m))), b))
+            .ok_or_else(|| {
+                Error::new(
+                    error::UNSUPPORTED_VERSION,
+                    format!("broker {} supports no version of API {} that kp speaks", self.node_id, R::API_KEY),
+                )
+            })?;
+        self.queue_on(&session, req, version, expect_response)
     }
 
-    pub async fn request_on<R: Request>(
-        &self,
-        session: &Arc<Session>,
-        req: &R,
-        version: i16,
-    ) -> Result<R::Response, Error> {
+    fn queue_on<R: Request>(&self, session: &Arc<Session>, req: &R, version: i16, expect_response: bool) -> Result<Queued, Error> {
         let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
         let frame = api::encode_request_vectored(req, version, corr, &self.settings.client_id);
-        let (tx, rx) = oneshot::channel();
+        let (msg, wait) = if expect_response {
+            let (tx, rx) = oneshot::channel();
+            (Outgoing { frame, correlation_id: corr, reply: Some(tx), written: None }, QueuedWait::Response(rx))
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (Outgoing { frame, correlation_id: corr, reply: None, written: Some(tx) }, QueuedWait::Written(rx))
+        };
         session
             .tx
-            .send(Outgoing { frame, correlation_id: corr, reply: Some(tx), written: None })
+            .send(msg)
             .map_err(|_| Error::new(error::TRANSPORT, format!("connection to broker {} closed", self.node_id)))?;
+        Ok(Queued { session: session.clone(), version, wait })
+    }
+
+    /// Waits (up to request.timeout.ms) for a queued request's response, or
+    /// for it to be written when the broker sends none (Ok(None)).
+    pub async fn finish<R: Request>(&self, q: Queued) -> Result<Option<R::Response>, Error> {
+        let Queued { session, version, wait } = q;
+        let rx = match wait {
+            QueuedWait::Response(rx) => rx,
+            QueuedWait::Written(rx) => {
+                return match tokio::time::timeout(self.settings.request_timeout, rx).await {
+                    Ok(Ok(())) => Ok(None),
+                    Ok(Err(_)) => Err(Error::new(error::TRANSPORT, format!("connection to broker {} lost", self.node_id))),
+                    Err(_) => {
+                        session.kill();
+                        Err(Error::new(error::REQUEST_TIMED_OUT, "socket write timed out"))
+                    }
+                };
+            }
+        };
         let bytes = match tokio::time::timeout(self.settings.request_timeout, rx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => {
@@ -262,32 +350,21 @@ impl Broker {
             session.kill();
             Error::new(error::BAD_RESPONSE, format!("broker {} sent an undecodable response: {e}", self.node_id))
         })?;
-        Ok(resp)
+        Ok(Some(resp))
     }
 
-    /// Sends a request the broker will not answer (produce with acks=0);
-    /// resolves once it has been written to the socket.
-    pub async fn send_no_response<R: Request>(
+    fn expect_response<T>(r: Result<Option<T>, Error>) -> Result<T, Error> {
+        r?.ok_or_else(|| Error::new(error::INTERNAL, "a request queued for a response finished without one"))
+    }
+
+    pub async fn request_on<R: Request>(
         &self,
         session: &Arc<Session>,
         req: &R,
         version: i16,
-    ) -> Result<(), Error> {
-        let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
-        let frame = api::encode_request_vectored(req, version, corr, &self.settings.client_id);
-        let (tx, rx) = oneshot::channel();
-        session
-            .tx
-            .send(Outgoing { frame, correlation_id: corr, reply: None, written: Some(tx) })
-            .map_err(|_| Error::new(error::TRANSPORT, format!("connection to broker {} closed", self.node_id)))?;
-        match tokio::time::timeout(self.settings.request_timeout, rx).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::new(error::TRANSPORT, format!("connection to broker {} lost", self.node_id))),
-            Err(_) => {
-                session.kill();
-                Err(Error::new(error::REQUEST_TIMED_OUT, "socket write timed out"))
-            }
-        }
+    ) -> Result<R::Response, Error> {
+        let q = self.queue_on(session, req, version, true)?;
+        Self::expect_response(self.finish::<R>(q).await)
     }
 }
 

@@ -390,7 +390,10 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
         let sent_any = !requests.is_empty();
         for (_, (broker, batches, _)) in requests {
             broker.in_flight.fetch_add(1, Ordering::AcqRel);
-            tokio::spawn(send_produce(inner.clone(), broker, batches));
+            // Sequence numbers were assigned in this order: the requests
+            // must reach the broker in it too (see Broker::produce_turn).
+            let ticket = broker.take_produce_ticket();
+            tokio::spawn(send_produce(inner.clone(), broker, batches, ticket));
         }
         if sent_any && more_ready {
             tokio::task::yield_now().await;
@@ -404,8 +407,11 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
     }
 }
 
-async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<InFlight>) {
+async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<InFlight>, ticket: u64) {
     let acks = inner.cfg.acks;
+    // Until the request is queued on the connection (or given up), later
+    // requests to this broker wait.
+    let turn = broker.produce_turn(ticket).await;
     // Seal (compress + header + CRC) once; retries reuse the sealed bytes.
     let mut sealed_ok = Vec::with_capacity(batches.len());
     for mut f in batches.drain(..) {
@@ -455,19 +461,12 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     for f in batches.iter_mut() {
         f.batch.in_request = true;
     }
-    let result: Result<Option<ProduceResponse>, Error> = if acks == 0 {
-        match broker.session().await {
-            Ok(s) => match s.apis.version_for::<ProduceRequest>() {
-                Some(v) => broker.send_no_response(&s, &req, v).await.map(|_| None),
-                None => Err(Error::new(error::UNSUPPORTED_VERSION, "broker supports no Produce version kp speaks")),
-            },
-            Err(e) => Err(e),
-        }
-    } else {
-        match &inner.txn {
-            Some(t) => broker.request_capped(&req, t.produce_version_cap()).await.map(Some),
-            None => broker.request(&req).await.map(Some),
-        }
+    // acks=0: the broker sends no response (Ok(None) once written).
+    let queued = broker.queue(&req, inner.txn.as_ref().map(|t| t.produce_version_cap()), acks != 0).await;
+    drop(turn);
+    let result: Result<Option<ProduceResponse>, Error> = match queued {
+        Ok(q) => broker.finish::<ProduceRequest>(q).await,
+        Err(e) => Err(e),
     };
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
     let now = Instant::now();
@@ -584,9 +583,12 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
         match err.code {
             error::OUT_OF_ORDER_SEQUENCE_NUMBER | error::UNKNOWN_PRODUCER_ID => {
                 // If an earlier batch is still unacknowledged, this one only
-                // has to wait for it; if it is the next the broker should
-                // expect, the broker lost or disagrees with our state.
-                if batch.base_seq == Some(st.acked_next) {
+                // has to wait for it. If it is the next the broker should
+                // expect, the broker lost or disagrees with our state; if a
+                // later sequence was acknowledged already (it overtook this
+                // one, e.g. on a new connection after the old one was
+                // closed), this one can never line up. Both need a bump.
+                if !batch.base_seq.is_some_and(|s| waits_for_earlier(s, st.acked_next, st.next_seq)) {
                     idempotence::request_bump(inner);
                 }
                 retriable = true;
@@ -636,7 +638,40 @@ fn next_sequence(seq: i32, count: usize) -> i32 {
     ((seq as i64 + count as i64) % (i32::MAX as i64 + 1)) as i32
 }
 
+/// Whether a batch starting at `seq` comes after the next sequence the
+/// broker expects (`acked_next`) and before the next one to assign: then an
+/// earlier batch is still unacknowledged and an OUT_OF_ORDER_SEQUENCE_NUMBER
+/// only says it has to wait for it.
+fn waits_for_earlier(seq: i32, acked_next: i32, next_seq: i32) -> bool {
+    let m = i32::MAX as i64 + 1;
+    let ahead = (seq as i64 - acked_next as i64).rem_euclid(m);
+    let outstanding = (next_seq as i64 - acked_next as i64).rem_euclid(m);
+    ahead > 0 && ahead < outstanding
+}
+
 fn total_in_flight(inner: &Inner) -> usize {
     inner.brokers.read().values().map(|b| b.in_flight.load(Ordering::Acquire)).sum::<usize>()
         + inner.bootstrap.iter().map(|b| b.in_flight.load(Ordering::Acquire)).sum::<usize>()
+}
+
+#[cfg(test)]
+#[path = "ordering_tests.rs"]
+mod ordering_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_waits_only_behind_an_unacknowledged_batch() {
+        // Broker expects 100; 100..300 assigned.
+        assert!(!waits_for_earlier(100, 100, 300), "the next expected batch: a real gap");
+        assert!(waits_for_earlier(150, 100, 300), "100..150 still unacknowledged");
+        assert!(!waits_for_earlier(0, 100, 300), "overtaken: 100 acknowledged past it");
+        assert!(!waits_for_earlier(40, 100, 100), "nothing outstanding");
+        // Across the wrap from i32::MAX to 0.
+        assert!(waits_for_earlier(5, i32::MAX - 10, 50));
+        assert!(!waits_for_earlier(i32::MAX - 20, i32::MAX - 10, 50));
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
+use crate::protocol::api::Request;
 use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use crate::protocol::messages::{PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData};
 use crate::protocol::record_batch::{restamp_bytes, ProducerStamp};
@@ -290,6 +291,8 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                     if can_send_now {
                         let b = st.open.take().expect("open");
                         st.ready.push_back(b);
+                    } else if let Some(rem) = broker.as_ref().and_then(|b| b.throttle_remaining()) {
+                        next_wake = next_wake.min(now + rem);
                     } else if broker.is_none() {
                         need_metadata = true;
                     }
@@ -418,6 +421,7 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
             let builder = f.batch.builder.take().expect("unsealed batch has a builder");
             match builder.seal(inner.cfg.compression, f.batch.stamp) {
                 Ok(s) => {
+                    inner.metrics.batch_sealed(s.bytes.len(), s.uncompressed_size);
                     f.batch.sealed = Some(s.bytes);
                     f.batch.sealed_stamp = f.batch.stamp;
                 }
@@ -455,18 +459,30 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     for f in batches.iter_mut() {
         f.batch.in_request = true;
     }
-    let result: Result<Option<ProduceResponse>, Error> = if acks == 0 {
-        match broker.session().await {
-            Ok(s) => match s.apis.version_for::<ProduceRequest>() {
-                Some(v) => broker.send_no_response(&s, &req, v).await.map(|_| None),
-                None => Err(Error::new(error::UNSUPPORTED_VERSION, "broker supports no Produce version kp speaks")),
-            },
-            Err(e) => Err(e),
-        }
-    } else {
-        match &inner.txn {
-            Some(t) => broker.request_capped(&req, t.produce_version_cap()).await.map(Some),
-            None => broker.request(&req).await.map(Some),
+    // KIP-219: from Produce v6 on the broker answers at once and the client
+    // holds back while throttled (before, the broker delayed the answer).
+    let mut client_throttles = false;
+    let result: Result<Option<ProduceResponse>, Error> = match broker.session().await {
+        Err(e) => Err(e),
+        Ok(s) if acks == 0 => match s.apis.version_for::<ProduceRequest>() {
+            Some(v) => {
+                inner.metrics.request_sent();
+                broker.send_no_response(&s, &req, v).await.map(|_| None)
+            }
+            None => Err(Error::new(error::UNSUPPORTED_VERSION, "broker supports no Produce version kp speaks")),
+        },
+        Ok(s) => {
+            client_throttles = s.apis.range(ProduceRequest::API_KEY).is_some_and(|(_, max)| max >= 6);
+            inner.metrics.request_sent();
+            let sent_at = Instant::now();
+            let r = match &inner.txn {
+                Some(t) => broker.request_capped(&req, t.produce_version_cap()).await,
+                None => broker.request(&req).await,
+            };
+            if let Ok(resp) = &r {
+                inner.metrics.response(sent_at.elapsed(), resp.throttle_time_ms);
+            }
+            r.map(Some)
         }
     };
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -495,8 +511,12 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
             }
         }
         Ok(Some(resp)) => {
-            if resp.throttle_time_ms > 0 {
-                *broker.throttled_until.lock() = Some(now + Duration::from_millis(resp.throttle_time_ms as u64));
+            if resp.throttle_time_ms > 0 && client_throttles {
+                // Responses to pipelined requests may carry shorter times:
+                // keep the latest end.
+                let until = now + Duration::from_millis(resp.throttle_time_ms as u64);
+                let mut t = broker.throttled_until.lock();
+                *t = Some(t.map_or(until, |old| old.max(until)));
             }
             for f in batches {
                 let pr = resp
@@ -601,6 +621,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
     let expired = now.duration_since(batch.created) >= delivery_timeout;
     if retriable && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
         batch.attempts += 1;
+        inner.metrics.batch_retried();
         batch.last_error = Some(err);
         batch.retry_at = Some(now + backoff(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms, batch.attempts));
         st.requeue(batch);

@@ -25,10 +25,10 @@ lib:
 header-check: lib
 	git diff --exit-code -- include/kp.h || (echo "include/kp.h is stale: commit the regenerated header" >&2; exit 1)
 	mkdir -p build
-	printf '#include "kp.h"\nint main(void){ kp_record_t r = KP_RECORD_INIT; (void)r; return kp_version() == KP_VERSION ? 0 : 1; }\n' > build/header_c.c
+	printf '#include "kp.h"\nint main(void){ kp_record_t r = KP_RECORD_INIT; kp_metrics_t m = KP_METRICS_INIT; (void)r; return kp_version() == KP_VERSION && kp_producer_metrics(NULL, &m) == KP_ERR_INVALID_ARG ? 0 : 1; }\n' > build/header_c.c
 	$(CC) -std=c99 $(CWARN) -Iinclude build/header_c.c -o build/header_c $(LDKP)
 	./build/header_c
-	printf '#include "kp.h"\nint main() { kp_record_t r = KP_RECORD_INIT; (void)r; return kp_version() == KP_VERSION ? 0 : 1; }\n' > build/header_cpp.cpp
+	printf '#include "kp.h"\nint main() { kp_record_t r = KP_RECORD_INIT; kp_metrics_t m = KP_METRICS_INIT; (void)r; return kp_version() == KP_VERSION && kp_producer_metrics(NULL, &m) == KP_ERR_INVALID_ARG ? 0 : 1; }\n' > build/header_cpp.cpp
 	$(CXX) -std=c++11 $(CWARN) -Iinclude build/header_cpp.cpp -o build/header_cpp $(LDKP)
 	./build/header_cpp
 

@@ -117,6 +117,14 @@ int main(int argc, char **argv) {
     kp_err_t err = kp_flush(p, 30000);
     if (err != KP_OK)
         fprintf(stderr, "flush: %s (%zu outstanding)\n", kp_err_name(err), kp_producer_outstanding(p));
+
+    /* Counters since kp_producer_new (see kp_metrics_t for all of them). */
+    kp_metrics_t m = KP_METRICS_INIT;
+    if (kp_producer_metrics(p, &m) == KP_OK)
+        printf("metrics: %llu delivered, %llu failed, %llu produce requests, %llu batches of %llu bytes in total\n",
+               (unsigned long long)m.records_delivered, (unsigned long long)m.records_failed,
+               (unsigned long long)m.produce_requests, (unsigned long long)m.batches_sent,
+               (unsigned long long)m.batch_bytes);
     kp_producer_close(p, 10000);
     kp_producer_destroy(p);
 

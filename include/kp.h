@@ -176,6 +176,102 @@ typedef int32_t (*kp_partitioner_fn_t)(const char *topic,
 typedef void (*kp_delivery_cb_t)(const struct kp_report_t *report, void *ctx);
 
 /*
+ Producer metrics, filled by kp_producer_metrics(). Counters are totals
+ since kp_producer_new() unless a field says "now". Declare it with
+ KP_METRICS_INIT (or set `struct_size = sizeof(kp_metrics_t)`). Later
+ versions only append fields, and every field after `struct_size` is a
+ uint64_t, so a program built with an older header gets the prefix it
+ knows. Derived values: average batch size = batch_bytes / batches_sent;
+ compression ratio = batch_bytes / batch_bytes_uncompressed; average
+ request latency = request_latency_us_sum / request_latency_count.
+ */
+typedef struct kp_metrics_t {
+  /*
+   In: sizeof(kp_metrics_t) as the caller compiled it. Out: the number
+   of bytes kp filled (less when the library is older than the header).
+   */
+  size_t struct_size;
+  /*
+   Records reported as delivered (acknowledged as `acks` asks; with
+   acks=0, written to the socket).
+   */
+  uint64_t records_delivered;
+  /*
+   Records reported with an error (purged, timed out, closed included).
+   */
+  uint64_t records_failed;
+  /*
+   Now: records accepted by kp_send() and not yet reported.
+   */
+  uint64_t records_outstanding;
+  /*
+   Now: bytes of buffer.memory in use (held records and their bookkeeping).
+   */
+  uint64_t buffer_bytes_used;
+  /*
+   The buffer.memory limit in bytes.
+   */
+  uint64_t buffer_bytes_limit;
+  /*
+   Produce requests sent to brokers (resends included).
+   */
+  uint64_t produce_requests;
+  /*
+   Record batches sent, each counted once, at its first send.
+   */
+  uint64_t batches_sent;
+  /*
+   Times a batch was queued for another attempt after a retriable error.
+   */
+  uint64_t batch_retries;
+  /*
+   Bytes of the sent batches as on the wire: compressed, record batch
+   header included, each batch counted once.
+   */
+  uint64_t batch_bytes;
+  /*
+   Bytes of the same batches before compression.
+   */
+  uint64_t batch_bytes_uncompressed;
+  /*
+   Sum of produce request latencies in microseconds, from handing the
+   request to the connection to its response (acks 1 and all).
+   */
+  uint64_t request_latency_us_sum;
+  /*
+   Number of latencies in that sum (produce responses received).
+   */
+  uint64_t request_latency_count;
+  /*
+   Largest produce request latency in microseconds.
+   */
+  uint64_t request_latency_us_max;
+  /*
+   Produce responses in which the broker throttled the client for a
+   quota (throttle_time_ms > 0); kp then sends no new request to that
+   broker until the time has passed.
+   */
+  uint64_t throttled_responses;
+  /*
+   Sum of throttle_time_ms over produce responses (milliseconds).
+   */
+  uint64_t throttle_time_ms_sum;
+  /*
+   Largest throttle_time_ms in one produce response (milliseconds).
+   */
+  uint64_t throttle_time_ms_max;
+  /*
+   Broker connections established (TCP connect and ApiVersions done).
+   */
+  uint64_t connections_opened;
+  /*
+   Broker connections that ended while in use: closed by the broker or
+   the network, or dropped by kp after a request timeout or kp_purge().
+   */
+  uint64_t connections_closed;
+} kp_metrics_t;
+
+/*
  Whether a record may be in the log (see kp_report_persistence()).
  */
 typedef int32_t kp_persistence_t;
@@ -474,6 +570,19 @@ kp_err_t kp_purge(struct kp_producer_t *p, int32_t flags);
 size_t kp_producer_outstanding(const struct kp_producer_t *p);
 
 /*
+ Fills `*out` with the producer's metrics (see kp_metrics_t). Set
+ `out->struct_size` first (KP_METRICS_INIT does): kp writes only the
+ fields that lie within it, then sets it to the number of bytes written.
+ Returns KP_OK, or KP_ERR_INVALID_ARG when `p` or `out` is NULL or
+ struct_size does not cover the first counter. Thread-safe and cheap: it
+ reads atomic counters (no lock, no I/O), each on its own, so counters
+ updated meanwhile may be one request or batch apart. May be called from
+ a delivery callback and after kp_producer_close(), until
+ kp_producer_destroy(). The caller owns `*out`.
+ */
+kp_err_t kp_producer_metrics(const struct kp_producer_t *p, struct kp_metrics_t *out);
+
+/*
  Closes the producer: no new records are accepted; queued records are sent
  and the call waits up to `timeout_ms` for their reports. Records still
  unreported at the timeout get a KP_ERR_CLOSED report. When it returns,
@@ -690,3 +799,5 @@ const char *kp_version_str(void);
 
 /* Initialiser for kp_record_t: sets struct_size, KP_PARTITION_ANY and NULLs. */
 #define KP_RECORD_INIT { sizeof(kp_record_t), NULL, KP_PARTITION_ANY, NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL }
+/* Initialiser for kp_metrics_t: sets struct_size, zeroes the counters. */
+#define KP_METRICS_INIT { sizeof(kp_metrics_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }

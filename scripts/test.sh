@@ -22,7 +22,7 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
 fi
 
 echo "== integration tests against $KP_BOOTSTRAP"
-cargo test --release --test integration --test transactions -- --test-threads=1
+cargo test --release --test integration --test transactions --test metrics -- --test-threads=1
 
 echo "== C examples (plain and AddressSanitizer/UBSan)"
 bash tests/c_examples.sh

@@ -168,6 +168,63 @@ pub struct kp_record_t {
     pub value_free_opaque: *mut c_void,
 }
 
+/// Producer metrics, filled by kp_producer_metrics(). Counters are totals
+/// since kp_producer_new() unless a field says "now". Declare it with
+/// KP_METRICS_INIT (or set `struct_size = sizeof(kp_metrics_t)`). Later
+/// versions only append fields, and every field after `struct_size` is a
+/// uint64_t, so a program built with an older header gets the prefix it
+/// knows. Derived values: average batch size = batch_bytes / batches_sent;
+/// compression ratio = batch_bytes / batch_bytes_uncompressed; average
+/// request latency = request_latency_us_sum / request_latency_count.
+#[repr(C)]
+pub struct kp_metrics_t {
+    /// In: sizeof(kp_metrics_t) as the caller compiled it. Out: the number
+    /// of bytes kp filled (less when the library is older than the header).
+    pub struct_size: usize,
+    /// Records reported as delivered (acknowledged as `acks` asks; with
+    /// acks=0, written to the socket).
+    pub records_delivered: u64,
+    /// Records reported with an error (purged, timed out, closed included).
+    pub records_failed: u64,
+    /// Now: records accepted by kp_send() and not yet reported.
+    pub records_outstanding: u64,
+    /// Now: bytes of buffer.memory in use (held records and their bookkeeping).
+    pub buffer_bytes_used: u64,
+    /// The buffer.memory limit in bytes.
+    pub buffer_bytes_limit: u64,
+    /// Produce requests sent to brokers (resends included).
+    pub produce_requests: u64,
+    /// Record batches sent, each counted once, at its first send.
+    pub batches_sent: u64,
+    /// Times a batch was queued for another attempt after a retriable error.
+    pub batch_retries: u64,
+    /// Bytes of the sent batches as on the wire: compressed, record batch
+    /// header included, each batch counted once.
+    pub batch_bytes: u64,
+    /// Bytes of the same batches before compression.
+    pub batch_bytes_uncompressed: u64,
+    /// Sum of produce request latencies in microseconds, from handing the
+    /// request to the connection to its response (acks 1 and all).
+    pub request_latency_us_sum: u64,
+    /// Number of latencies in that sum (produce responses received).
+    pub request_latency_count: u64,
+    /// Largest produce request latency in microseconds.
+    pub request_latency_us_max: u64,
+    /// Produce responses in which the broker throttled the client for a
+    /// quota (throttle_time_ms > 0); kp then sends no new request to that
+    /// broker until the time has passed.
+    pub throttled_responses: u64,
+    /// Sum of throttle_time_ms over produce responses (milliseconds).
+    pub throttle_time_ms_sum: u64,
+    /// Largest throttle_time_ms in one produce response (milliseconds).
+    pub throttle_time_ms_max: u64,
+    /// Broker connections established (TCP connect and ApiVersions done).
+    pub connections_opened: u64,
+    /// Broker connections that ended while in use: closed by the broker or
+    /// the network, or dropped by kp after a request timeout or kp_purge().
+    pub connections_closed: u64,
+}
+
 /// Delivery callback: exactly one call per accepted record, on kp's delivery
 /// thread (delivery.report.mode=thread) or inside kp_poll()/kp_flush()/
 /// kp_producer_close() (delivery.report.mode=poll); never on the network
@@ -647,6 +704,74 @@ pub unsafe extern "C" fn kp_producer_outstanding(p: *const kp_producer_t) -> usi
     guard(0, || p.as_ref().map(|p| p.producer.outstanding()).unwrap_or(0))
 }
 
+/// Bytes of kp_metrics_t filled for a caller's struct_size: whole fields
+/// only, never past struct_size; None when not even the first field fits.
+fn metrics_fill_len(struct_size: usize) -> Option<usize> {
+    const FIRST: usize = std::mem::offset_of!(kp_metrics_t, records_delivered);
+    const FIELD: usize = std::mem::size_of::<u64>();
+    if struct_size < FIRST + FIELD {
+        return None;
+    }
+    Some(FIRST + (struct_size.min(std::mem::size_of::<kp_metrics_t>()) - FIRST) / FIELD * FIELD)
+}
+
+// Every field after struct_size is a u64 (metrics_fill_len relies on it).
+const _: () = assert!((std::mem::size_of::<kp_metrics_t>() - std::mem::offset_of!(kp_metrics_t, records_delivered)).is_multiple_of(8));
+
+fn metrics_of(p: &Producer) -> kp_metrics_t {
+    use crate::engine::metrics::Metrics;
+    let m = p.metrics();
+    let get = Metrics::get;
+    let (delivered, failed) = p.records_reported();
+    kp_metrics_t {
+        struct_size: std::mem::size_of::<kp_metrics_t>(),
+        records_delivered: delivered,
+        records_failed: failed,
+        records_outstanding: p.outstanding() as u64,
+        buffer_bytes_used: p.buffered_bytes() as u64,
+        buffer_bytes_limit: p.config().buffer_memory as u64,
+        produce_requests: get(&m.produce_requests),
+        batches_sent: get(&m.batches_sent),
+        batch_retries: get(&m.batch_retries),
+        batch_bytes: get(&m.batch_bytes),
+        batch_bytes_uncompressed: get(&m.batch_bytes_uncompressed),
+        request_latency_us_sum: get(&m.request_latency_us_sum),
+        request_latency_count: get(&m.request_latency_count),
+        request_latency_us_max: get(&m.request_latency_us_max),
+        throttled_responses: get(&m.throttled_responses),
+        throttle_time_ms_sum: get(&m.throttle_time_ms_sum),
+        throttle_time_ms_max: get(&m.throttle_time_ms_max),
+        connections_opened: get(&m.connections_opened),
+        connections_closed: get(&m.connections_closed),
+    }
+}
+
+/// Fills `*out` with the producer's metrics (see kp_metrics_t). Set
+/// `out->struct_size` first (KP_METRICS_INIT does): kp writes only the
+/// fields that lie within it, then sets it to the number of bytes written.
+/// Returns KP_OK, or KP_ERR_INVALID_ARG when `p` or `out` is NULL or
+/// struct_size does not cover the first counter. Thread-safe and cheap: it
+/// reads atomic counters (no lock, no I/O), each on its own, so counters
+/// updated meanwhile may be one request or batch apart. May be called from
+/// a delivery callback and after kp_producer_close(), until
+/// kp_producer_destroy(). The caller owns `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_producer_metrics(p: *const kp_producer_t, out: *mut kp_metrics_t) -> kp_err_t {
+    guard(KP_ERR_INTERNAL, || {
+        let Some(p) = p.as_ref() else { return KP_ERR_INVALID_ARG };
+        if out.is_null() {
+            return KP_ERR_INVALID_ARG;
+        }
+        // Only struct_size is known to be there: no reference to the whole
+        // struct, which may be an older, shorter one.
+        let Some(len) = metrics_fill_len(ptr::addr_of!((*out).struct_size).read()) else { return KP_ERR_INVALID_ARG };
+        let mut m = metrics_of(&p.producer);
+        m.struct_size = len;
+        ptr::copy_nonoverlapping(&m as *const kp_metrics_t as *const u8, out as *mut u8, len);
+        KP_OK
+    })
+}
+
 /// Closes the producer: no new records are accepted; queued records are sent
 /// and the call waits up to `timeout_ms` for their reports. Records still
 /// unreported at the timeout get a KP_ERR_CLOSED report. When it returns,
@@ -1099,6 +1224,74 @@ mod tests {
             assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "5");
             kp_config_destroy(cfg);
         }
+    }
+
+    #[test]
+    fn metrics_fill_only_whole_fields_within_struct_size() {
+        use std::mem::{offset_of, size_of};
+        let word = |field: usize| field / 8;
+        unsafe {
+            let mut m: kp_metrics_t = std::mem::zeroed();
+            m.struct_size = size_of::<kp_metrics_t>();
+            assert_eq!(kp_producer_metrics(ptr::null(), &mut m), KP_ERR_INVALID_ARG);
+            let cfg = kp_config_new();
+            for (k, v) in [(c"bootstrap.servers", c"127.0.0.1:1"), (c"buffer.memory", c"1048576")] {
+                assert_eq!(kp_config_set(cfg, k.as_ptr(), v.as_ptr(), ptr::null_mut(), 0), KP_CONFIG_OK);
+            }
+            let p = kp_producer_new(cfg, ptr::null_mut(), 0);
+            assert!(!p.is_null());
+            assert_eq!(kp_producer_metrics(p, ptr::null_mut()), KP_ERR_INVALID_ARG);
+            // struct_size not set, or too small for the first counter.
+            for size in [0, 1, offset_of!(kp_metrics_t, records_delivered) + 7] {
+                m.struct_size = size;
+                assert_eq!(kp_producer_metrics(p, &mut m), KP_ERR_INVALID_ARG, "struct_size {size}");
+            }
+            m.struct_size = size_of::<kp_metrics_t>();
+            assert_eq!(kp_producer_metrics(p, &mut m), KP_OK);
+            assert_eq!(m.struct_size, size_of::<kp_metrics_t>());
+            assert_eq!(m.buffer_bytes_limit, 1 << 20);
+            assert_eq!((m.records_outstanding, m.buffer_bytes_used, m.produce_requests, m.records_failed), (0, 0, 0, 0));
+
+            // A record waiting for metadata (no broker) is outstanding and holds buffer.
+            let mut rec: kp_record_t = std::mem::zeroed();
+            rec.struct_size = size_of::<kp_record_t>();
+            rec.topic = c"t".as_ptr();
+            rec.partition = KP_PARTITION_ANY;
+            assert_eq!(kp_send(p, &rec, None, ptr::null_mut()), KP_OK);
+
+            // An older, shorter struct (3 counters and 3 stray bytes): only
+            // whole fields inside it are written.
+            let mut buf = [u64::MAX; 64];
+            let short = offset_of!(kp_metrics_t, records_outstanding) + 8;
+            buf[0] = (short + 3) as u64;
+            assert_eq!(kp_producer_metrics(p, buf.as_mut_ptr() as *mut kp_metrics_t), KP_OK);
+            assert_eq!(buf[0], short as u64, "struct_size says how much was filled");
+            assert_eq!(buf[word(offset_of!(kp_metrics_t, records_delivered))], 0);
+            assert_eq!(buf[word(offset_of!(kp_metrics_t, records_outstanding))], 1);
+            assert!(buf[word(short)..].iter().all(|w| *w == u64::MAX), "wrote past struct_size");
+
+            // A newer, longer struct: kp fills what it knows, leaves the rest.
+            let mut buf = [u64::MAX; 64];
+            buf[0] = (64 * 8) as u64;
+            assert_eq!(kp_producer_metrics(p, buf.as_mut_ptr() as *mut kp_metrics_t), KP_OK);
+            assert_eq!(buf[0], size_of::<kp_metrics_t>() as u64);
+            assert!(buf[word(offset_of!(kp_metrics_t, buffer_bytes_used))] > 0);
+            assert!(buf[word(size_of::<kp_metrics_t>())..].iter().all(|w| *w == u64::MAX));
+
+            // Closing reports the record as failed; the handle still answers.
+            kp_producer_close(p, 0);
+            assert_eq!(kp_producer_metrics(p, &mut m), KP_OK);
+            assert_eq!((m.records_delivered, m.records_failed, m.records_outstanding, m.buffer_bytes_used), (0, 1, 0, 0));
+            kp_producer_destroy(p);
+        }
+    }
+
+    #[test]
+    fn metrics_init_in_the_header_lists_every_field() {
+        let h = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/kp.h")).unwrap();
+        let init = h.lines().find(|l| l.starts_with("#define KP_METRICS_INIT")).expect("KP_METRICS_INIT");
+        let counters = (std::mem::size_of::<kp_metrics_t>() - std::mem::offset_of!(kp_metrics_t, records_delivered)) / 8;
+        assert_eq!(init.matches(',').count(), counters, "{init}");
     }
 
     #[test]

@@ -37,6 +37,8 @@ for variant in build build/asan; do
     fi
     grep -q "async reports: 40 ok, 0 failed" <<<"$out" && ok "$variant/producer reports 20 sync + 20 async deliveries" \
         || bad "$variant/producer report summary: $(tail -1 <<<"$out")"
+    grep -q "metrics: 60 delivered, 0 failed" <<<"$out" && ok "$variant/producer: kp_producer_metrics counts 60 delivered" \
+        || bad "$variant/producer metrics: $(grep metrics: <<<"$out")"
     n=$(count_records "$topic" 60)
     [ "$n" = 60 ] && ok "$variant/producer: independent consumer reads 60 records" || bad "$variant/producer: consumer read $n of 60"
 

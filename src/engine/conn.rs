@@ -17,6 +17,8 @@ use crate::error::{self, Error};
 use crate::protocol::api::{self, Request};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
+use super::metrics::Metrics;
+
 /// Largest response frame accepted from a broker (a hostile or broken broker
 /// must not make us allocate without bound).
 const MAX_RESPONSE_FRAME: usize = 256 * 1024 * 1024;
@@ -31,6 +33,8 @@ pub struct ConnSettings {
     pub reconnect_backoff_max: Duration,
     pub send_buffer_bytes: i32,
     pub receive_buffer_bytes: i32,
+    /// Counts connections opened and closed.
+    pub metrics: Arc<Metrics>,
 }
 
 /// API version ranges the broker announced, plus finalized features.
@@ -125,6 +129,13 @@ pub struct Queued {
     wait: QueuedWait,
 }
 
+impl Queued {
+    /// The API version the request was encoded with.
+    pub fn version(&self) -> i16 {
+        self.version
+    }
+}
+
 enum QueuedWait {
     Response(oneshot::Receiver<Result<Bytes, Error>>),
     /// A request the broker does not answer (acks=0): until it is written.
@@ -190,6 +201,7 @@ impl Broker {
         }
         match tokio::time::timeout(self.settings.setup_timeout, self.connect()).await {
             Ok(Ok(s)) => {
+                self.settings.metrics.connection_opened();
                 *self.failures.lock() = (0, None, String::new());
                 let s = Arc::new(s);
                 *guard = Some(s.clone());
@@ -237,7 +249,7 @@ impl Broker {
         if self.settings.receive_buffer_bytes > 0 {
             set_buf(sock, libc::SO_RCVBUF, self.settings.receive_buffer_bytes);
         }
-        start_session(stream, &self.settings.client_id).await
+        start_session(stream, &self.settings.client_id, self.settings.metrics.clone()).await
     }
 
     /// Takes the next place in this broker's produce request order (the
@@ -387,8 +399,10 @@ fn set_buf(fd: i32, opt: i32, size: i32) {
     }
 }
 
-/// Runs the ApiVersions handshake on a fresh stream and spawns its I/O task.
-pub async fn start_session<S>(mut stream: S, client_id: &str) -> Result<Session, Error>
+/// Runs the ApiVersions handshake on a fresh stream and spawns its I/O task
+/// (which counts the connection in `metrics` as closed when it ends while
+/// still in use).
+pub async fn start_session<S>(mut stream: S, client_id: &str, metrics: Arc<Metrics>) -> Result<Session, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -429,7 +443,7 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let alive = Arc::new(AtomicBool::new(true));
     let killed = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone()));
+    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone(), metrics));
     Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
 }
 
@@ -443,6 +457,9 @@ async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
     Ok(buf.freeze())
 }
 
+/// Why a connection ends when its session was dropped (not counted as closed).
+const NO_LONGER_USED: &str = "connection no longer used";
+
 struct Pending {
     correlation_id: i32,
     reply: oneshot::Sender<Result<Bytes, Error>>,
@@ -453,6 +470,7 @@ async fn io_task<S>(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     alive: Arc<AtomicBool>,
     killed: Arc<tokio::sync::Notify>,
+    metrics: Arc<Metrics>,
 )
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -493,7 +511,7 @@ where
     let why: String = 'outer: loop {
         tokio::select! {
             msg = rx.recv() => {
-                let Some(first) = msg else { break 'outer "connection no longer used".into() };
+                let Some(first) = msg else { break 'outer NO_LONGER_USED.into() };
                 if !alive.load(Ordering::Acquire) { break 'outer "connection closed".into(); }
                 let mut batch = vec![first];
                 while batch.len() < 64 {
@@ -526,6 +544,9 @@ where
         }
     };
     alive.store(false, Ordering::Release);
+    if why != NO_LONGER_USED {
+        metrics.connection_closed();
+    }
     reader.abort();
     let _ = wr.shutdown().await;
     let drained: Vec<Pending> = pending.lock().drain(..).collect();

@@ -4,6 +4,7 @@
 pub mod accumulator;
 pub mod conn;
 pub mod idempotence;
+pub mod metrics;
 pub mod report;
 mod sender;
 pub mod txn;
@@ -96,6 +97,8 @@ pub(crate) struct Inner {
     pub purge_generation: std::sync::atomic::AtomicU64,
     /// Never reused; keys the per-thread topic cache.
     pub uid: u64,
+    /// Counters for kp_producer_metrics (shared with the connections).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The producer. All methods are thread-safe.
@@ -138,6 +141,7 @@ impl Producer {
             .enable_all()
             .build()
             .map_err(|e| Error::new(error::INTERNAL, format!("cannot start the I/O runtime: {e}")))?;
+        let metrics = Arc::new(metrics::Metrics::default());
         let conn_settings = ConnSettings {
             client_id: cfg.client_id.clone(),
             request_timeout: Duration::from_millis(cfg.request_timeout_ms),
@@ -146,6 +150,7 @@ impl Producer {
             reconnect_backoff_max: Duration::from_millis(cfg.reconnect_backoff_max_ms),
             send_buffer_bytes: cfg.send_buffer_bytes,
             receive_buffer_bytes: cfg.receive_buffer_bytes,
+            metrics: metrics.clone(),
         };
         let bootstrap = cfg
             .bootstrap
@@ -179,6 +184,7 @@ impl Producer {
             txn,
             purge_generation: std::sync::atomic::AtomicU64::new(0),
             uid: NEXT_PRODUCER_UID.fetch_add(1, Ordering::Relaxed),
+            metrics,
         });
         runtime.spawn(sender::metadata_loop(inner.clone()));
         runtime.spawn(sender::sender_loop(inner.clone()));
@@ -493,6 +499,16 @@ impl Producer {
 
     pub fn buffered_bytes(&self) -> usize {
         self.inner.core.memory.used()
+    }
+
+    /// The I/O side's counters (see kp_producer_metrics).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Records reported so far: (delivered, failed).
+    pub fn records_reported(&self) -> (u64, u64) {
+        self.inner.core.reports.reported()
     }
 
     /// Partitions of a topic and their leaders (like Java's partitionsFor).

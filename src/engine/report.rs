@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,9 @@ pub struct ReportQueue {
     queue: Mutex<VecDeque<Outcome>>,
     cv: Condvar,
     outstanding: AtomicUsize,
+    /// Records whose outcome was success / failure (counted per outcome).
+    delivered: AtomicU64,
+    failed: AtomicU64,
     done_lock: Mutex<()>,
     done_cv: Condvar,
     eventfd: i32,
@@ -131,6 +134,8 @@ impl ReportQueue {
             queue: Mutex::new(VecDeque::new()),
             cv: Condvar::new(),
             outstanding: AtomicUsize::new(0),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
             eventfd: fd,
@@ -150,6 +155,12 @@ impl ReportQueue {
         self.outstanding.load(Ordering::Acquire)
     }
 
+    /// Records reported so far: (delivered, failed), counted when the
+    /// outcome is known (before its callbacks run).
+    pub fn reported(&self) -> (u64, u64) {
+        (self.delivered.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+
     fn finished(&self, n: usize) {
         if n == 0 {
             return;
@@ -166,6 +177,8 @@ impl ReportQueue {
         if o.records.is_empty() {
             return;
         }
+        let counter = if o.error.is_none() { &self.delivered } else { &self.failed };
+        counter.fetch_add(o.records.len() as u64, Ordering::Relaxed);
         let mut synced = 0;
         for (i, r) in o.records.iter_mut().enumerate() {
             if let Token::Sync(slot) = &r.token {

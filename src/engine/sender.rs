@@ -290,6 +290,8 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                     if can_send_now {
                         let b = st.open.take().expect("open");
                         st.ready.push_back(b);
+                    } else if let Some(rem) = broker.as_ref().and_then(|b| b.throttle_remaining()) {
+                        next_wake = next_wake.min(now + rem);
                     } else if broker.is_none() {
                         need_metadata = true;
                     }
@@ -424,6 +426,7 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
             let builder = f.batch.builder.take().expect("unsealed batch has a builder");
             match builder.seal(inner.cfg.compression, f.batch.stamp) {
                 Ok(s) => {
+                    inner.metrics.batch_sealed(s.bytes.len(), s.uncompressed_size);
                     f.batch.sealed = Some(s.bytes);
                     f.batch.sealed_stamp = f.batch.stamp;
                 }
@@ -464,8 +467,20 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     // acks=0: the broker sends no response (Ok(None) once written).
     let queued = broker.queue(&req, inner.txn.as_ref().map(|t| t.produce_version_cap()), acks != 0).await;
     drop(turn);
+    // KIP-219: from Produce v6 on the broker answers at once and the client
+    // holds back while throttled (before, the broker delayed the answer).
+    let mut client_throttles = false;
     let result: Result<Option<ProduceResponse>, Error> = match queued {
-        Ok(q) => broker.finish::<ProduceRequest>(q).await,
+        Ok(q) => {
+            client_throttles = q.version() >= 6;
+            inner.metrics.request_sent();
+            let sent_at = Instant::now();
+            let r = broker.finish::<ProduceRequest>(q).await;
+            if let Ok(Some(resp)) = &r {
+                inner.metrics.response(sent_at.elapsed(), resp.throttle_time_ms);
+            }
+            r
+        }
         Err(e) => Err(e),
     };
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -494,8 +509,12 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
             }
         }
         Ok(Some(resp)) => {
-            if resp.throttle_time_ms > 0 {
-                *broker.throttled_until.lock() = Some(now + Duration::from_millis(resp.throttle_time_ms as u64));
+            if resp.throttle_time_ms > 0 && client_throttles {
+                // Responses to pipelined requests may carry shorter times:
+                // keep the latest end.
+                let until = now + Duration::from_millis(resp.throttle_time_ms as u64);
+                let mut t = broker.throttled_until.lock();
+                *t = Some(t.map_or(until, |old| old.max(until)));
             }
             for f in batches {
                 let pr = resp
@@ -603,6 +622,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
     let expired = now.duration_since(batch.created) >= delivery_timeout;
     if retriable && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
         batch.attempts += 1;
+        inner.metrics.batch_retried();
         batch.last_error = Some(err);
         batch.retry_at = Some(now + backoff(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms, batch.attempts));
         st.requeue(batch);

@@ -177,6 +177,17 @@ impl RecordLayout {
     }
 }
 
+/// Where a record goes in its batch and how big it is there.
+#[derive(Debug, Clone, Copy)]
+struct RecordSizing {
+    ts_delta: i64,
+    offset_delta: i32,
+    /// Encoded size without the length prefix.
+    body: usize,
+    /// Encoded size with the length prefix.
+    total: usize,
+}
+
 /// Builds one v2 record batch. Records are encoded in place, uncompressed,
 /// right after a reserved 61-byte header; [`BatchBuilder::seal`] compresses
 /// and fills the header.
@@ -240,9 +251,15 @@ impl BatchBuilder {
     /// Exact encoded size of a record with this layout appended now.
     #[inline]
     pub fn encoded_len(&self, timestamp: i64, layout: &RecordLayout) -> usize {
-        let (td, od) = self.deltas(timestamp);
-        let body = layout.body_len(td, od);
-        varint_len(body as i32) + body
+        self.sizing(timestamp, layout).total
+    }
+
+    /// Deltas and sizes of a record with this layout appended now.
+    #[inline]
+    fn sizing(&self, timestamp: i64, layout: &RecordLayout) -> RecordSizing {
+        let (ts_delta, offset_delta) = self.deltas(timestamp);
+        let body = layout.body_len(ts_delta, offset_delta);
+        RecordSizing { ts_delta, offset_delta, body, total: varint_len(body as i32) + body }
     }
 
     /// Encode one record in place and return its offset delta. The first
@@ -272,10 +289,12 @@ impl BatchBuilder {
         headers: &[RecordHeader<'_>],
         layout: &RecordLayout,
     ) -> Option<i32> {
-        if self.count > 0 && self.buf.len() + self.encoded_len(timestamp, layout) > limit {
+        debug_assert_eq!(*layout, RecordLayout::new(key, value, headers));
+        let sizing = self.sizing(timestamp, layout);
+        if self.count > 0 && self.buf.len() + sizing.total > limit {
             return None;
         }
-        Some(self.append_with_layout(timestamp, key, value, headers, layout))
+        Some(self.write_record(timestamp, key, value, headers, sizing))
     }
 
     /// [`append`](Self::append) with the layout computed by the caller.
@@ -289,15 +308,28 @@ impl BatchBuilder {
         layout: &RecordLayout,
     ) -> i32 {
         debug_assert_eq!(*layout, RecordLayout::new(key, value, headers));
+        let sizing = self.sizing(timestamp, layout);
+        self.write_record(timestamp, key, value, headers, sizing)
+    }
+
+    /// Writes a record sized by [`sizing`](Self::sizing) (computed before
+    /// this call changes the batch).
+    #[inline]
+    fn write_record(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+        sizing: RecordSizing,
+    ) -> i32 {
+        let RecordSizing { ts_delta: td, offset_delta: od, body, total } = sizing;
         if self.count == 0 {
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;
         } else if timestamp > self.max_timestamp {
             self.max_timestamp = timestamp;
         }
-        let (td, od) = self.deltas(timestamp);
-        let body = layout.body_len(td, od);
-        let total = varint_len(body as i32) + body;
         // Reserve once, then write the record into the spare capacity with
         // a plain cursor: no per-field capacity checks, no zero-filling.
         self.buf.reserve(total);

@@ -653,9 +653,11 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
     batch.fail(Arc::new(err), p);
 }
 
-/// Kafka sequences wrap from i32::MAX to 0.
+/// Kafka sequences wrap from i32::MAX to 0: they count modulo this.
+const SEQUENCE_SPACE: i64 = i32::MAX as i64 + 1;
+
 fn next_sequence(seq: i32, count: usize) -> i32 {
-    ((seq as i64 + count as i64) % (i32::MAX as i64 + 1)) as i32
+    ((seq as i64 + count as i64) % SEQUENCE_SPACE) as i32
 }
 
 /// Whether a batch starting at `seq` comes after the next sequence the
@@ -663,9 +665,8 @@ fn next_sequence(seq: i32, count: usize) -> i32 {
 /// earlier batch is still unacknowledged and an OUT_OF_ORDER_SEQUENCE_NUMBER
 /// only says it has to wait for it.
 fn waits_for_earlier(seq: i32, acked_next: i32, next_seq: i32) -> bool {
-    let m = i32::MAX as i64 + 1;
-    let ahead = (seq as i64 - acked_next as i64).rem_euclid(m);
-    let outstanding = (next_seq as i64 - acked_next as i64).rem_euclid(m);
+    let ahead = (seq as i64 - acked_next as i64).rem_euclid(SEQUENCE_SPACE);
+    let outstanding = (next_seq as i64 - acked_next as i64).rem_euclid(SEQUENCE_SPACE);
     ahead > 0 && ahead < outstanding
 }
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 /// Number of fields of `pub struct NAME { ... }` in `src` (one `pub` field
 /// per line), so initialiser macros list every field (-Wextra wants that).
 fn struct_field_count(src: &str, name: &str) -> usize {
-    let start = src.find(&format!("pub struct {name} {{")).unwrap_or_else(|| panic!("struct {name} not found in src/ffi.rs"));
+    let start = src
+        .find(&format!("pub struct {name} {{"))
+        .unwrap_or_else(|| panic!("struct {name} not found in src/ffi.rs"));
     src[start..]
         .lines()
         .skip(1)
@@ -25,7 +27,8 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
     // ABI policy: the soname carries the major version (0.x: the minor too).
-    let soname = if major == "0" { format!("libkp.so.0.{minor}") } else { format!("libkp.so.{major}") };
+    let soname =
+        if major == "0" { format!("libkp.so.0.{minor}") } else { format!("libkp.so.{major}") };
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     }
@@ -46,7 +49,11 @@ fn main() {
          #define KP_METRICS_INIT {{ sizeof(kp_metrics_t){metrics_zeros} }}\n"
     ));
     let mut text = Vec::new();
-    match cbindgen::Builder::new().with_src(dir.join("src").join("ffi.rs")).with_config(config).generate() {
+    match cbindgen::Builder::new()
+        .with_src(dir.join("src").join("ffi.rs"))
+        .with_config(config)
+        .generate()
+    {
         Ok(b) => {
             b.write(&mut text);
         }

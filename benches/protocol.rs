@@ -8,7 +8,9 @@ use bytes::BytesMut;
 use kp::protocol::api::{encode_request, encode_request_vectored};
 use kp::protocol::compression::Compression;
 use kp::protocol::messages::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use kp::protocol::record_batch::{decode_batches, BatchBuilder, ProducerStamp, RecordHeader, RecordLayout};
+use kp::protocol::record_batch::{
+    decode_batches, BatchBuilder, ProducerStamp, RecordHeader, RecordLayout,
+};
 
 fn bench<T>(name: &str, budget: Duration, bytes_per_iter: usize, mut f: impl FnMut() -> T) {
     // warm up
@@ -50,7 +52,14 @@ fn main() {
         let mut b = BatchBuilder::with_capacity(N * 130 + 61);
         for i in 0..N {
             let layout = RecordLayout::new(Some(key), Some(&value), &[]);
-            b.try_append(usize::MAX, 1_700_000_000_000 + i as i64, Some(key), Some(&value), &[], &layout);
+            b.try_append(
+                usize::MAX,
+                1_700_000_000_000 + i as i64,
+                Some(key),
+                Some(&value),
+                &[],
+                &layout,
+            );
         }
         b
     });
@@ -58,7 +67,12 @@ fn main() {
         let b = BatchBuilder::with_capacity(0);
         let mut n = 0;
         for i in 0..N {
-            n += b.record_size(black_box(i as i64), black_box(Some(&key[..])), black_box(Some(&value[..])), black_box(&headers));
+            n += b.record_size(
+                black_box(i as i64),
+                black_box(Some(&key[..])),
+                black_box(Some(&value[..])),
+                black_box(&headers),
+            );
         }
         n
     });
@@ -82,7 +96,9 @@ fn main() {
         timeout_ms: 30_000,
         topic_data: vec![TopicProduceData {
             name: "bench-topic".into(),
-            partition_data: (0..8).map(|p| PartitionProduceData { index: p, records: batch.clone() }).collect(),
+            partition_data: (0..8)
+                .map(|p| PartitionProduceData { index: p, records: batch.clone() })
+                .collect(),
         }],
     };
     let total = batch.len() * 8;

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 bash scripts/install-deps.sh
 
+echo "== format and lint"
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
+
 echo "== build, header check (C99 and C++)"
 make -s header-check examples examples-asan
 

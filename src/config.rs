@@ -9,7 +9,10 @@ use crate::protocol::compression::Compression;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Integer in [min, max].
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     /// One of the listed words (case-insensitive).
     Enum(&'static [&'static str]),
@@ -42,14 +45,8 @@ macro_rules! def {
 }
 
 pub const COMPRESSION_NAMES: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
-pub const PARTITIONER_NAMES: &[&str] = &[
-    "murmur2_random",
-    "murmur2",
-    "consistent_random",
-    "consistent",
-    "random",
-    "round_robin",
-];
+pub const PARTITIONER_NAMES: &[&str] =
+    &["murmur2_random", "murmur2", "consistent_random", "consistent", "random", "round_robin"];
 
 pub static REGISTRY: &[Def] = &[
     def!("bootstrap.servers", ["metadata.broker.list"], Kind::Text, "",
@@ -215,12 +212,12 @@ pub fn parse_bootstrap(s: &str) -> Result<Vec<(String, u16)>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let part = part.strip_prefix("PLAINTEXT://").unwrap_or(part);
-        let (host, port) = part.rsplit_once(':').ok_or_else(|| {
-            format!("\"bootstrap.servers\" entry \"{part}\" must be host:port")
-        })?;
-        let port: u16 = port.parse().map_err(|_| {
-            format!("\"bootstrap.servers\" entry \"{part}\" has an invalid port")
-        })?;
+        let (host, port) = part
+            .rsplit_once(':')
+            .ok_or_else(|| format!("\"bootstrap.servers\" entry \"{part}\" must be host:port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("\"bootstrap.servers\" entry \"{part}\" has an invalid port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("\"bootstrap.servers\" entry \"{part}\" has an empty host"));
@@ -287,7 +284,11 @@ pub struct ProducerConfig {
 }
 
 fn level(v: i64) -> Option<i32> {
-    if v == -1 { None } else { Some(v as i32) }
+    if v == -1 {
+        None
+    } else {
+        Some(v as i32)
+    }
 }
 
 impl ProducerConfig {
@@ -299,7 +300,9 @@ impl ProducerConfig {
         }
         let bootstrap = parse_bootstrap(&servers)?;
         if m.get("security.protocol").as_deref() != Some("plaintext") {
-            return Err("\"security.protocol\": only plaintext is implemented in this version of kp".into());
+            return Err(
+                "\"security.protocol\": only plaintext is implemented in this version of kp".into(),
+            );
         }
         let acks = match m.get("acks").unwrap().as_str() {
             "0" => 0,
@@ -311,7 +314,10 @@ impl ProducerConfig {
         // Like the Java producer: on by default, silently off when not asked
         // for explicitly and other settings conflict with it.
         let transactional_id = m.get("transactional.id").filter(|s| !s.is_empty());
-        if transactional_id.is_some() && m.is_set("enable.idempotence") && !m.boolean("enable.idempotence") {
+        if transactional_id.is_some()
+            && m.is_set("enable.idempotence")
+            && !m.boolean("enable.idempotence")
+        {
             return Err("\"transactional.id\" requires \"enable.idempotence\"=true, but it was set to false".into());
         }
         let idempotence = if transactional_id.is_some() || m.is_set("enable.idempotence") {
@@ -336,7 +342,11 @@ impl ProducerConfig {
         }
         let generic_level = m.int("compression.level");
         let pick = |specific: &str| -> Option<i32> {
-            if generic_level != -1 { Some(generic_level as i32) } else { level(m.int(specific)) }
+            if generic_level != -1 {
+                Some(generic_level as i32)
+            } else {
+                level(m.int(specific))
+            }
         };
         let compression = match m.get("compression.type").unwrap().as_str() {
             "gzip" => Compression::Gzip(pick("compression.gzip.level")),
@@ -384,12 +394,15 @@ impl ProducerConfig {
             },
             retries: m.int("retries") as u32,
             retry_backoff_ms: m.int("retry.backoff.ms") as u64,
-            retry_backoff_max_ms: m.int("retry.backoff.max.ms").max(m.int("retry.backoff.ms")) as u64,
+            retry_backoff_max_ms: m.int("retry.backoff.max.ms").max(m.int("retry.backoff.ms"))
+                as u64,
             max_in_flight,
             max_request_size: m.int("max.request.size") as usize,
             metadata_max_age_ms: m.int("metadata.max.age.ms") as u64,
             reconnect_backoff_ms: m.int("reconnect.backoff.ms") as u64,
-            reconnect_backoff_max_ms: m.int("reconnect.backoff.max.ms").max(m.int("reconnect.backoff.ms")) as u64,
+            reconnect_backoff_max_ms: m
+                .int("reconnect.backoff.max.ms")
+                .max(m.int("reconnect.backoff.ms")) as u64,
             connection_setup_timeout_ms: m.int("socket.connection.setup.timeout.ms") as u64,
             send_buffer_bytes: m.int("send.buffer.bytes") as i32,
             receive_buffer_bytes: m.int("receive.buffer.bytes") as i32,
@@ -409,7 +422,9 @@ impl ProducerConfig {
 
 /// The README's configuration table, generated from the registry.
 pub fn markdown_table() -> String {
-    let mut s = String::from("| property | aliases | default | range / values | meaning |\n|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| property | aliases | default | range / values | meaning |\n|---|---|---|---|---|\n",
+    );
     for d in REGISTRY {
         let range = match d.kind {
             Kind::Int { min, max } => format!("{min} .. {max}"),
@@ -418,8 +433,15 @@ pub fn markdown_table() -> String {
             Kind::Text => "text".to_string(),
         };
         let aliases = if d.aliases.is_empty() { String::new() } else { d.aliases.join(", ") };
-        let default = if d.default.is_empty() { "(required)".to_string() } else { format!("`{}`", d.default) };
-        s.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", d.name, aliases, default, range, d.doc));
+        let default = if d.default.is_empty() {
+            "(required)".to_string()
+        } else {
+            format!("`{}`", d.default)
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            d.name, aliases, default, range, d.doc
+        ));
     }
     s
 }
@@ -442,7 +464,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match m.set("linger.ms", "soon") {
-            Err(SetError::Invalid(msg)) => assert!(msg.contains("linger.ms") && msg.contains("soon")),
+            Err(SetError::Invalid(msg)) => {
+                assert!(msg.contains("linger.ms") && msg.contains("soon"))
+            }
             other => panic!("{other:?}"),
         }
         match m.set("acks", "2") {
@@ -481,7 +505,9 @@ mod tests {
         let mut m = base();
         m.set("acks", "1").unwrap();
         assert!(!ProducerConfig::from_map(&m).unwrap().idempotence, "implicitly off with acks=1");
-        assert!(ProducerConfig::from_map(&ConfigMap::default()).unwrap_err().contains("bootstrap.servers"));
+        assert!(ProducerConfig::from_map(&ConfigMap::default())
+            .unwrap_err()
+            .contains("bootstrap.servers"));
         let mut m = base();
         m.set("enable.idempotence", "true").unwrap();
         m.set("acks", "1").unwrap();
@@ -510,7 +536,8 @@ mod tests {
     fn readme_table_is_current() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
             .expect("README.md");
-        let start = readme.find("<!-- config-table:start -->").expect("start marker") + "<!-- config-table:start -->\n".len();
+        let start = readme.find("<!-- config-table:start -->").expect("start marker")
+            + "<!-- config-table:start -->\n".len();
         let end = readme.find("<!-- config-table:end -->").expect("end marker");
         assert_eq!(
             &readme[start..end],

@@ -88,7 +88,10 @@ pub const KP_PERSISTED: kp_persistence_t = 2;
 pub struct kp_config_t {
     map: ConfigMap,
     interceptors: Option<Interceptors>,
-    partitioner: Option<(unsafe extern "C" fn(*const c_char, *const c_void, usize, i32, *mut c_void) -> i32, usize)>,
+    partitioner: Option<(
+        unsafe extern "C" fn(*const c_char, *const c_void, usize, i32, *mut c_void) -> i32,
+        usize,
+    )>,
 }
 
 /// Producer handle (opaque). All functions taking it are thread-safe, except
@@ -229,16 +232,26 @@ pub struct kp_metrics_t {
 /// thread (delivery.report.mode=thread) or inside kp_poll()/kp_flush()/
 /// kp_producer_close() (delivery.report.mode=poll); never on the network
 /// thread. `ctx` is the pointer given to kp_send().
-pub type kp_delivery_cb_t = Option<unsafe extern "C" fn(report: *const kp_report_t, ctx: *mut c_void)>;
+pub type kp_delivery_cb_t =
+    Option<unsafe extern "C" fn(report: *const kp_report_t, ctx: *mut c_void)>;
 
 /// Interceptor called in kp_send() before the record is accepted (read-only).
-pub type kp_on_send_fn_t = Option<unsafe extern "C" fn(record: *const kp_record_t, ctx: *mut c_void)>;
+pub type kp_on_send_fn_t =
+    Option<unsafe extern "C" fn(record: *const kp_record_t, ctx: *mut c_void)>;
 /// Interceptor called once per report, before the record's own callback.
-pub type kp_on_ack_fn_t = Option<unsafe extern "C" fn(report: *const kp_report_t, ctx: *mut c_void)>;
+pub type kp_on_ack_fn_t =
+    Option<unsafe extern "C" fn(report: *const kp_report_t, ctx: *mut c_void)>;
 /// Custom partitioner: return a partition in [0, partition_count). `key` is
 /// NULL for a null key. Called on the thread calling kp_send().
-pub type kp_partitioner_fn_t =
-    Option<unsafe extern "C" fn(topic: *const c_char, key: *const c_void, key_len: usize, partition_count: i32, ctx: *mut c_void) -> i32>;
+pub type kp_partitioner_fn_t = Option<
+    unsafe extern "C" fn(
+        topic: *const c_char,
+        key: *const c_void,
+        key_len: usize,
+        partition_count: i32,
+        ctx: *mut c_void,
+    ) -> i32,
+>;
 
 #[derive(Clone, Copy)]
 struct Interceptors {
@@ -292,7 +305,11 @@ unsafe fn bytes<'a>(p: *const c_void, len: usize) -> Option<&'a [u8]> {
 #[no_mangle]
 pub extern "C" fn kp_config_new() -> *mut kp_config_t {
     guard(ptr::null_mut(), || {
-        Box::into_raw(Box::new(kp_config_t { map: ConfigMap::default(), interceptors: None, partitioner: None }))
+        Box::into_raw(Box::new(kp_config_t {
+            map: ConfigMap::default(),
+            interceptors: None,
+            partitioner: None,
+        }))
     })
 }
 
@@ -301,7 +318,11 @@ pub extern "C" fn kp_config_new() -> *mut kp_config_t {
 pub unsafe extern "C" fn kp_config_dup(cfg: *const kp_config_t) -> *mut kp_config_t {
     guard(ptr::null_mut(), || match cfg.as_ref() {
         None => ptr::null_mut(),
-        Some(c) => Box::into_raw(Box::new(kp_config_t { map: c.map.clone(), interceptors: c.interceptors, partitioner: c.partitioner })),
+        Some(c) => Box::into_raw(Box::new(kp_config_t {
+            map: c.map.clone(),
+            interceptors: c.interceptors,
+            partitioner: c.partitioner,
+        })),
     })
 }
 
@@ -356,9 +377,15 @@ pub unsafe extern "C" fn kp_config_set(
 /// (NULL arguments, unknown name, or buffer too small: then *dest_size says
 /// how much is needed).
 #[no_mangle]
-pub unsafe extern "C" fn kp_config_get(cfg: *const kp_config_t, name: *const c_char, dest: *mut c_char, dest_size: *mut usize) -> kp_err_t {
+pub unsafe extern "C" fn kp_config_get(
+    cfg: *const kp_config_t,
+    name: *const c_char,
+    dest: *mut c_char,
+    dest_size: *mut usize,
+) -> kp_err_t {
     guard(KP_ERR_INTERNAL, || {
-        let (Some(cfg), Some(n), Some(size)) = (cfg.as_ref(), cstr(name), dest_size.as_mut()) else {
+        let (Some(cfg), Some(n), Some(size)) = (cfg.as_ref(), cstr(name), dest_size.as_mut())
+        else {
             return KP_ERR_INVALID_ARG;
         };
         let Some(v) = cfg.map.get(n) else { return KP_ERR_INVALID_ARG };
@@ -381,10 +408,19 @@ pub unsafe extern "C" fn kp_config_get(cfg: *const kp_config_t, name: *const c_c
 /// runs delivery callbacks) before the record's own callback. Either may be
 /// NULL. `ctx` is passed to both and must outlive the producer.
 #[no_mangle]
-pub unsafe extern "C" fn kp_config_set_interceptors(cfg: *mut kp_config_t, on_send: kp_on_send_fn_t, on_ack: kp_on_ack_fn_t, ctx: *mut c_void) -> kp_err_t {
+pub unsafe extern "C" fn kp_config_set_interceptors(
+    cfg: *mut kp_config_t,
+    on_send: kp_on_send_fn_t,
+    on_ack: kp_on_ack_fn_t,
+    ctx: *mut c_void,
+) -> kp_err_t {
     guard(KP_ERR_INTERNAL, || {
         let Some(cfg) = cfg.as_mut() else { return KP_ERR_INVALID_ARG };
-        cfg.interceptors = if on_send.is_none() && on_ack.is_none() { None } else { Some(Interceptors { on_send, on_ack, ctx: ctx as usize }) };
+        cfg.interceptors = if on_send.is_none() && on_ack.is_none() {
+            None
+        } else {
+            Some(Interceptors { on_send, on_ack, ctx: ctx as usize })
+        };
         KP_OK
     })
 }
@@ -394,7 +430,11 @@ pub unsafe extern "C" fn kp_config_set_interceptors(cfg: *mut kp_config_t, on_se
 /// outlive the producer. The function must be thread-safe when several
 /// threads call kp_send().
 #[no_mangle]
-pub unsafe extern "C" fn kp_config_set_partitioner(cfg: *mut kp_config_t, partitioner: kp_partitioner_fn_t, ctx: *mut c_void) -> kp_err_t {
+pub unsafe extern "C" fn kp_config_set_partitioner(
+    cfg: *mut kp_config_t,
+    partitioner: kp_partitioner_fn_t,
+    ctx: *mut c_void,
+) -> kp_err_t {
     guard(KP_ERR_INTERNAL, || {
         let Some(cfg) = cfg.as_mut() else { return KP_ERR_INVALID_ARG };
         cfg.partitioner = partitioner.map(|f| (f, ctx as usize));
@@ -415,7 +455,8 @@ fn make_dispatch(icpt: Option<Interceptors>) -> Arc<Dispatch> {
         }
         if let Token::Callback { cb, ctx } = token {
             // SAFETY: `cb` was a non-NULL kp_delivery_cb_t stored by kp_send.
-            let f: unsafe extern "C" fn(*const kp_report_t, *mut c_void) = unsafe { std::mem::transmute(*cb) };
+            let f: unsafe extern "C" fn(*const kp_report_t, *mut c_void) =
+                unsafe { std::mem::transmute(*cb) };
             unsafe { f(rp, *ctx as *mut c_void) };
         }
     })
@@ -427,7 +468,11 @@ fn make_dispatch(icpt: Option<Interceptors>) -> Arc<Dispatch> {
 /// conflicting settings). Connecting to brokers happens in the background:
 /// unreachable brokers show up as delivery errors, not here.
 #[no_mangle]
-pub unsafe extern "C" fn kp_producer_new(cfg: *mut kp_config_t, errstr: *mut c_char, errstr_size: usize) -> *mut kp_producer_t {
+pub unsafe extern "C" fn kp_producer_new(
+    cfg: *mut kp_config_t,
+    errstr: *mut c_char,
+    errstr_size: usize,
+) -> *mut kp_producer_t {
     guard(ptr::null_mut(), || {
         let Some(c) = cfg.as_ref() else {
             write_errstr(errstr, errstr_size, "cfg is NULL");
@@ -441,15 +486,16 @@ pub unsafe extern "C" fn kp_producer_new(cfg: *mut kp_config_t, errstr: *mut c_c
             }
         };
         let part_fn = c.partitioner.map(|(f, ctx)| {
-            let pf: Arc<crate::engine::PartitionerFn> = Arc::new(move |topic: &str, key: Option<&[u8]>, n: i32| {
-                let t = std::ffi::CString::new(topic).unwrap_or_default();
-                let (kp, kl) = match key {
-                    Some(k) => (k.as_ptr() as *const c_void, k.len()),
-                    None => (ptr::null(), 0),
-                };
-                // SAFETY: user-supplied partitioner, called as documented.
-                unsafe { f(t.as_ptr(), kp, kl, n, ctx as *mut c_void) }
-            });
+            let pf: Arc<crate::engine::PartitionerFn> =
+                Arc::new(move |topic: &str, key: Option<&[u8]>, n: i32| {
+                    let t = std::ffi::CString::new(topic).unwrap_or_default();
+                    let (kp, kl) = match key {
+                        Some(k) => (k.as_ptr() as *const c_void, k.len()),
+                        None => (ptr::null(), 0),
+                    };
+                    // SAFETY: user-supplied partitioner, called as documented.
+                    unsafe { f(t.as_ptr(), kp, kl, n, ctx as *mut c_void) }
+                });
             pf
         });
         match Producer::new(pcfg, make_dispatch(c.interceptors), part_fn) {
@@ -466,11 +512,18 @@ pub unsafe extern "C" fn kp_producer_new(cfg: *mut kp_config_t, errstr: *mut c_c
     })
 }
 
-unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Token) -> Result<(), Error> {
+unsafe fn send_inner(
+    p: *mut kp_producer_t,
+    rec: *const kp_record_t,
+    token: Token,
+) -> Result<(), Error> {
     let p = p.as_ref().ok_or_else(|| Error::new(error::INVALID_ARG, "producer is NULL"))?;
     let r = rec.as_ref().ok_or_else(|| Error::new(error::INVALID_ARG, "record is NULL"))?;
     if r.struct_size < RECORD_MIN_SIZE {
-        return Err(Error::new(error::INVALID_ARG, "record.struct_size is not set; initialise records with KP_RECORD_INIT"));
+        return Err(Error::new(
+            error::INVALID_ARG,
+            "record.struct_size is not set; initialise records with KP_RECORD_INIT",
+        ));
     }
     let topic = if r.topic.is_null() {
         return Err(Error::new(error::INVALID_TOPIC, "record.topic is NULL"));
@@ -479,7 +532,10 @@ unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Toke
         // UTF-8 validation) is enough; anything else is rejected here.
         let t = CStr::from_ptr(r.topic).to_bytes();
         if !t.is_ascii() {
-            return Err(Error::new(error::INVALID_TOPIC, "record.topic contains non-ASCII bytes; Kafka topic names are ASCII"));
+            return Err(Error::new(
+                error::INVALID_TOPIC,
+                "record.topic contains non-ASCII bytes; Kafka topic names are ASCII",
+            ));
         }
         // SAFETY: ASCII is valid UTF-8.
         std::str::from_utf8_unchecked(t)
@@ -491,7 +547,10 @@ unsafe fn send_inner(p: *mut kp_producer_t, rec: *const kp_record_t, token: Toke
         return send_with_headers(p, rec, r, topic, &[], token);
     }
     let hdrs: &[kp_header_t] = std::slice::from_raw_parts(r.headers, r.header_count);
-    let header = |h: &kp_header_t| RecordHeader { key: bytes(h.key as *const c_void, h.key_len).unwrap_or(&[]), value: bytes(h.value, h.value_len) };
+    let header = |h: &kp_header_t| RecordHeader {
+        key: bytes(h.key as *const c_void, h.key_len).unwrap_or(&[]),
+        value: bytes(h.value, h.value_len),
+    };
     if hdrs.len() <= 8 {
         let mut stack = [RecordHeader { key: &[], value: None }; 8];
         for (slot, h) in stack.iter_mut().zip(hdrs) {
@@ -544,7 +603,12 @@ unsafe fn send_with_headers(
 /// max.block.ms), KP_ERR_CLOSED. May block up to max.block.ms when the
 /// buffer is full. Thread-safe. The record's buffers are copied before return.
 #[no_mangle]
-pub unsafe extern "C" fn kp_send(p: *mut kp_producer_t, record: *const kp_record_t, cb: kp_delivery_cb_t, ctx: *mut c_void) -> kp_err_t {
+pub unsafe extern "C" fn kp_send(
+    p: *mut kp_producer_t,
+    record: *const kp_record_t,
+    cb: kp_delivery_cb_t,
+    ctx: *mut c_void,
+) -> kp_err_t {
     kp_send_with_errstr(p, record, cb, ctx, ptr::null_mut(), 0)
 }
 
@@ -599,7 +663,11 @@ pub unsafe extern "C" fn kp_send_sync(
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
         match slot.wait(timeout) {
             None => {
-                write_errstr(errstr, errstr_size, &format!("no delivery report within {timeout_ms} ms"));
+                write_errstr(
+                    errstr,
+                    errstr_size,
+                    &format!("no delivery report within {timeout_ms} ms"),
+                );
                 KP_ERR_TIMED_OUT
             }
             Some(r) => {
@@ -629,7 +697,10 @@ pub unsafe extern "C" fn kp_send_sync(
 pub unsafe extern "C" fn kp_poll(p: *mut kp_producer_t, timeout_ms: i32) -> c_int {
     guard(KP_ERR_INTERNAL, || match p.as_ref() {
         None => KP_ERR_INVALID_ARG,
-        Some(p) => p.producer.poll(Duration::from_millis(timeout_ms.max(0) as u64)).min(c_int::MAX as usize) as c_int,
+        Some(p) => p
+            .producer
+            .poll(Duration::from_millis(timeout_ms.max(0) as u64))
+            .min(c_int::MAX as usize) as c_int,
     })
 }
 
@@ -662,7 +733,11 @@ pub unsafe extern "C" fn kp_flush(p: *mut kp_producer_t, timeout_ms: i32) -> kp_
 /// every queued record has been reported with that error and kp_send()
 /// fails fast with KP_ERR_FATAL; destroy the producer and create a new one.
 #[no_mangle]
-pub unsafe extern "C" fn kp_producer_fatal_error(p: *const kp_producer_t, errstr: *mut c_char, errstr_size: usize) -> kp_err_t {
+pub unsafe extern "C" fn kp_producer_fatal_error(
+    p: *const kp_producer_t,
+    errstr: *mut c_char,
+    errstr_size: usize,
+) -> kp_err_t {
     guard(KP_ERR_INTERNAL, || match p.as_ref() {
         None => KP_ERR_INVALID_ARG,
         Some(p) => match p.producer.fatal_error() {
@@ -716,7 +791,9 @@ fn metrics_fill_len(struct_size: usize) -> Option<usize> {
 }
 
 // Every field after struct_size is a u64 (metrics_fill_len relies on it).
-const _: () = assert!((std::mem::size_of::<kp_metrics_t>() - std::mem::offset_of!(kp_metrics_t, records_delivered)).is_multiple_of(8));
+const _: () = assert!((std::mem::size_of::<kp_metrics_t>()
+    - std::mem::offset_of!(kp_metrics_t, records_delivered))
+.is_multiple_of(8));
 
 fn metrics_of(p: &Producer) -> kp_metrics_t {
     use crate::engine::metrics::Metrics;
@@ -756,7 +833,10 @@ fn metrics_of(p: &Producer) -> kp_metrics_t {
 /// a delivery callback and after kp_producer_close(), until
 /// kp_producer_destroy(). The caller owns `*out`.
 #[no_mangle]
-pub unsafe extern "C" fn kp_producer_metrics(p: *const kp_producer_t, out: *mut kp_metrics_t) -> kp_err_t {
+pub unsafe extern "C" fn kp_producer_metrics(
+    p: *const kp_producer_t,
+    out: *mut kp_metrics_t,
+) -> kp_err_t {
     guard(KP_ERR_INTERNAL, || {
         let Some(p) = p.as_ref() else { return KP_ERR_INVALID_ARG };
         if out.is_null() {
@@ -764,7 +844,9 @@ pub unsafe extern "C" fn kp_producer_metrics(p: *const kp_producer_t, out: *mut 
         }
         // Only struct_size is known to be there: no reference to the whole
         // struct, which may be an older, shorter one.
-        let Some(len) = metrics_fill_len(ptr::addr_of!((*out).struct_size).read()) else { return KP_ERR_INVALID_ARG };
+        let Some(len) = metrics_fill_len(ptr::addr_of!((*out).struct_size).read()) else {
+            return KP_ERR_INVALID_ARG;
+        };
         let mut m = metrics_of(&p.producer);
         m.struct_size = len;
         ptr::copy_nonoverlapping(&m as *const kp_metrics_t as *const u8, out as *mut u8, len);
@@ -889,7 +971,10 @@ fn error_obj(code: kp_err_t, msg: &str) -> *mut kp_error_t {
     }))
 }
 
-fn with_producer(p: *mut kp_producer_t, f: impl FnOnce(&Producer) -> *mut kp_error_t) -> *mut kp_error_t {
+fn with_producer(
+    p: *mut kp_producer_t,
+    f: impl FnOnce(&Producer) -> *mut kp_error_t,
+) -> *mut kp_error_t {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller passes a producer from kp_producer_new or NULL.
         match unsafe { p.as_ref() } {
@@ -911,7 +996,10 @@ fn ms(timeout_ms: i32) -> Duration {
 /// NULL on success or an error (retriable ones, e.g. a timeout, may be
 /// retried by calling again). Blocks up to `timeout_ms`.
 #[no_mangle]
-pub unsafe extern "C" fn kp_init_transactions(p: *mut kp_producer_t, timeout_ms: i32) -> *mut kp_error_t {
+pub unsafe extern "C" fn kp_init_transactions(
+    p: *mut kp_producer_t,
+    timeout_ms: i32,
+) -> *mut kp_error_t {
     with_producer(p, |p| txn_result(p.init_transactions(ms(timeout_ms))))
 }
 
@@ -927,7 +1015,10 @@ pub unsafe extern "C" fn kp_begin_transaction(p: *mut kp_producer_t) -> *mut kp_
 /// kp_abort_transaction(); kp_error_is_retriable() → call commit again;
 /// kp_error_is_fatal() → destroy the producer.
 #[no_mangle]
-pub unsafe extern "C" fn kp_commit_transaction(p: *mut kp_producer_t, timeout_ms: i32) -> *mut kp_error_t {
+pub unsafe extern "C" fn kp_commit_transaction(
+    p: *mut kp_producer_t,
+    timeout_ms: i32,
+) -> *mut kp_error_t {
     with_producer(p, |p| txn_result(p.commit_transaction(ms(timeout_ms))))
 }
 
@@ -935,7 +1026,10 @@ pub unsafe extern "C" fn kp_commit_transaction(p: *mut kp_producer_t, timeout_ms
 /// KP_ERR_PURGED_QUEUED, in-flight ones are waited for (up to `timeout_ms`),
 /// then the coordinator aborts it (read_committed consumers never see it).
 #[no_mangle]
-pub unsafe extern "C" fn kp_abort_transaction(p: *mut kp_producer_t, timeout_ms: i32) -> *mut kp_error_t {
+pub unsafe extern "C" fn kp_abort_transaction(
+    p: *mut kp_producer_t,
+    timeout_ms: i32,
+) -> *mut kp_error_t {
     with_producer(p, |p| txn_result(p.abort_transaction(ms(timeout_ms))))
 }
 
@@ -973,7 +1067,12 @@ pub extern "C" fn kp_offsets_new() -> *mut kp_offsets_t {
 
 /// Adds (topic, partition, offset); `topic` is copied.
 #[no_mangle]
-pub unsafe extern "C" fn kp_offsets_add(o: *mut kp_offsets_t, topic: *const c_char, partition: i32, offset: i64) -> kp_err_t {
+pub unsafe extern "C" fn kp_offsets_add(
+    o: *mut kp_offsets_t,
+    topic: *const c_char,
+    partition: i32,
+    offset: i64,
+) -> kp_err_t {
     guard(KP_ERR_INTERNAL, || {
         let (Some(o), Some(t)) = (o.as_mut(), cstr(topic)) else { return KP_ERR_INVALID_ARG };
         if partition < 0 || offset < 0 {
@@ -1075,7 +1174,9 @@ pub unsafe extern "C" fn kp_report_error(r: *const kp_report_t) -> kp_err_t {
 /// A message saying what happened (NULL on success; valid during the callback).
 #[no_mangle]
 pub unsafe extern "C" fn kp_report_error_message(r: *const kp_report_t) -> *const c_char {
-    guard(ptr::null(), || view(r).and_then(|v| v.message).map(|m| m.as_ptr()).unwrap_or(ptr::null()))
+    guard(ptr::null(), || {
+        view(r).and_then(|v| v.message).map(|m| m.as_ptr()).unwrap_or(ptr::null())
+    })
 }
 
 /// Whether sending the same record again may succeed.
@@ -1113,10 +1214,13 @@ pub extern "C" fn kp_err_is_retriable(err: kp_err_t) -> bool {
 fn static_cstr(s: &'static str) -> *const c_char {
     use once_cell::sync::Lazy;
     use std::collections::HashMap;
-    static CACHE: Lazy<parking_lot::Mutex<HashMap<&'static str, &'static CStr>>> = Lazy::new(Default::default);
+    static CACHE: Lazy<parking_lot::Mutex<HashMap<&'static str, &'static CStr>>> =
+        Lazy::new(Default::default);
     let mut c = CACHE.lock();
     c.entry(s)
-        .or_insert_with(|| Box::leak(std::ffi::CString::new(s).unwrap_or_default().into_boxed_c_str()))
+        .or_insert_with(|| {
+            Box::leak(std::ffi::CString::new(s).unwrap_or_default().into_boxed_c_str())
+        })
         .as_ptr()
 }
 
@@ -1177,9 +1281,15 @@ mod tests {
     #[test]
     fn null_arguments_are_errors_not_crashes() {
         unsafe {
-            assert_eq!(kp_config_set(ptr::null_mut(), ptr::null(), ptr::null(), ptr::null_mut(), 0), KP_CONFIG_INVALID);
+            assert_eq!(
+                kp_config_set(ptr::null_mut(), ptr::null(), ptr::null(), ptr::null_mut(), 0),
+                KP_CONFIG_INVALID
+            );
             assert!(kp_producer_new(ptr::null_mut(), ptr::null_mut(), 0).is_null());
-            assert_eq!(kp_send(ptr::null_mut(), ptr::null(), None, ptr::null_mut()), KP_ERR_INVALID_ARG);
+            assert_eq!(
+                kp_send(ptr::null_mut(), ptr::null(), None, ptr::null_mut()),
+                KP_ERR_INVALID_ARG
+            );
             assert_eq!(kp_flush(ptr::null_mut(), 0), KP_ERR_INVALID_ARG);
             assert_eq!(kp_poll(ptr::null_mut(), 0), KP_ERR_INVALID_ARG);
             assert_eq!(kp_producer_close(ptr::null_mut(), 0), KP_ERR_INVALID_ARG);
@@ -1190,16 +1300,28 @@ mod tests {
             assert!(kp_report_topic(ptr::null()).is_null());
             assert_eq!(kp_topic_info_partition_count(ptr::null()), 0);
             let mut size = 0usize;
-            assert_eq!(kp_config_get(ptr::null(), ptr::null(), ptr::null_mut(), &mut size), KP_ERR_INVALID_ARG);
+            assert_eq!(
+                kp_config_get(ptr::null(), ptr::null(), ptr::null_mut(), &mut size),
+                KP_ERR_INVALID_ARG
+            );
             let cfg = kp_config_new();
             let mut err = [0 as c_char; 128];
-            assert_eq!(kp_config_set(cfg, ptr::null(), ptr::null(), err.as_mut_ptr(), err.len()), KP_CONFIG_INVALID);
+            assert_eq!(
+                kp_config_set(cfg, ptr::null(), ptr::null(), err.as_mut_ptr(), err.len()),
+                KP_CONFIG_INVALID
+            );
             // errstr of size 1 gets just the terminator; size 0 / NULL is fine.
-            let n = CStr::from_bytes_with_nul(b"nope\0").unwrap();
-            let v = CStr::from_bytes_with_nul(b"1\0").unwrap();
-            assert_eq!(kp_config_set(cfg, n.as_ptr(), v.as_ptr(), err.as_mut_ptr(), 1), KP_CONFIG_UNKNOWN);
+            let n = c"nope";
+            let v = c"1";
+            assert_eq!(
+                kp_config_set(cfg, n.as_ptr(), v.as_ptr(), err.as_mut_ptr(), 1),
+                KP_CONFIG_UNKNOWN
+            );
             assert_eq!(err[0], 0);
-            assert_eq!(kp_config_set(cfg, n.as_ptr(), v.as_ptr(), ptr::null_mut(), 0), KP_CONFIG_UNKNOWN);
+            assert_eq!(
+                kp_config_set(cfg, n.as_ptr(), v.as_ptr(), ptr::null_mut(), 0),
+                KP_CONFIG_UNKNOWN
+            );
             // A config without bootstrap.servers is refused and stays owned by the caller.
             assert!(kp_producer_new(cfg, err.as_mut_ptr(), err.len()).is_null());
             assert!(CStr::from_ptr(err.as_ptr()).to_str().unwrap().contains("bootstrap.servers"));
@@ -1211,13 +1333,16 @@ mod tests {
     fn config_get_reports_defaults_and_sizes() {
         unsafe {
             let cfg = kp_config_new();
-            let name = CStr::from_bytes_with_nul(b"linger.ms\0").unwrap();
+            let name = c"linger.ms";
             let mut size = 0usize;
             assert_eq!(kp_config_get(cfg, name.as_ptr(), ptr::null_mut(), &mut size), KP_OK);
             assert_eq!(size, 2);
             let mut buf = [0 as c_char; 1];
             let mut small = buf.len();
-            assert_eq!(kp_config_get(cfg, name.as_ptr(), buf.as_mut_ptr(), &mut small), KP_ERR_INVALID_ARG);
+            assert_eq!(
+                kp_config_get(cfg, name.as_ptr(), buf.as_mut_ptr(), &mut small),
+                KP_ERR_INVALID_ARG
+            );
             let mut buf = [0 as c_char; 8];
             let mut size = buf.len();
             assert_eq!(kp_config_get(cfg, name.as_ptr(), buf.as_mut_ptr(), &mut size), KP_OK);
@@ -1236,7 +1361,10 @@ mod tests {
             assert_eq!(kp_producer_metrics(ptr::null(), &mut m), KP_ERR_INVALID_ARG);
             let cfg = kp_config_new();
             for (k, v) in [(c"bootstrap.servers", c"127.0.0.1:1"), (c"buffer.memory", c"1048576")] {
-                assert_eq!(kp_config_set(cfg, k.as_ptr(), v.as_ptr(), ptr::null_mut(), 0), KP_CONFIG_OK);
+                assert_eq!(
+                    kp_config_set(cfg, k.as_ptr(), v.as_ptr(), ptr::null_mut(), 0),
+                    KP_CONFIG_OK
+                );
             }
             let p = kp_producer_new(cfg, ptr::null_mut(), 0);
             assert!(!p.is_null());
@@ -1244,13 +1372,20 @@ mod tests {
             // struct_size not set, or too small for the first counter.
             for size in [0, 1, offset_of!(kp_metrics_t, records_delivered) + 7] {
                 m.struct_size = size;
-                assert_eq!(kp_producer_metrics(p, &mut m), KP_ERR_INVALID_ARG, "struct_size {size}");
+                assert_eq!(
+                    kp_producer_metrics(p, &mut m),
+                    KP_ERR_INVALID_ARG,
+                    "struct_size {size}"
+                );
             }
             m.struct_size = size_of::<kp_metrics_t>();
             assert_eq!(kp_producer_metrics(p, &mut m), KP_OK);
             assert_eq!(m.struct_size, size_of::<kp_metrics_t>());
             assert_eq!(m.buffer_bytes_limit, 1 << 20);
-            assert_eq!((m.records_outstanding, m.buffer_bytes_used, m.produce_requests, m.records_failed), (0, 0, 0, 0));
+            assert_eq!(
+                (m.records_outstanding, m.buffer_bytes_used, m.produce_requests, m.records_failed),
+                (0, 0, 0, 0)
+            );
 
             // A record waiting for metadata (no broker) is outstanding and holds buffer.
             let mut rec: kp_record_t = std::mem::zeroed();
@@ -1281,27 +1416,40 @@ mod tests {
             // Closing reports the record as failed; the handle still answers.
             kp_producer_close(p, 0);
             assert_eq!(kp_producer_metrics(p, &mut m), KP_OK);
-            assert_eq!((m.records_delivered, m.records_failed, m.records_outstanding, m.buffer_bytes_used), (0, 1, 0, 0));
+            assert_eq!(
+                (m.records_delivered, m.records_failed, m.records_outstanding, m.buffer_bytes_used),
+                (0, 1, 0, 0)
+            );
             kp_producer_destroy(p);
         }
     }
 
     #[test]
     fn metrics_init_in_the_header_lists_every_field() {
-        let h = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/kp.h")).unwrap();
-        let init = h.lines().find(|l| l.starts_with("#define KP_METRICS_INIT")).expect("KP_METRICS_INIT");
-        let counters = (std::mem::size_of::<kp_metrics_t>() - std::mem::offset_of!(kp_metrics_t, records_delivered)) / 8;
+        let h =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/kp.h")).unwrap();
+        let init =
+            h.lines().find(|l| l.starts_with("#define KP_METRICS_INIT")).expect("KP_METRICS_INIT");
+        let counters = (std::mem::size_of::<kp_metrics_t>()
+            - std::mem::offset_of!(kp_metrics_t, records_delivered))
+            / 8;
         assert_eq!(init.matches(',').count(), counters, "{init}");
     }
 
     #[test]
     fn error_names() {
         unsafe {
-            assert_eq!(CStr::from_ptr(kp_err_name(KP_ERR_QUEUE_FULL)).to_str().unwrap(), "QUEUE_FULL");
+            assert_eq!(
+                CStr::from_ptr(kp_err_name(KP_ERR_QUEUE_FULL)).to_str().unwrap(),
+                "QUEUE_FULL"
+            );
             assert_eq!(CStr::from_ptr(kp_err_name(19)).to_str().unwrap(), "NOT_ENOUGH_REPLICAS");
             assert!(kp_err_is_retriable(19));
             assert!(!kp_err_is_retriable(KP_ERR_RECORD_TOO_LARGE));
-            assert_eq!(CStr::from_ptr(kp_version_str()).to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+            assert_eq!(
+                CStr::from_ptr(kp_version_str()).to_str().unwrap(),
+                env!("CARGO_PKG_VERSION")
+            );
         }
     }
 }

@@ -7,8 +7,8 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void, CString};
-use std::process::{Command, Stdio};
 use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,14 +24,19 @@ fn every_codec_round_trips_byte_identical() {
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = unique_topic(&format!("codec-{codec}"));
         create_topic(&topic, 3, rf(), &[]);
-        let p = TestProducer::new(&[("compression.type", codec), ("linger.ms", "20"), ("acks", "all")]);
+        let p =
+            TestProducer::new(&[("compression.type", codec), ("linger.ms", "20"), ("acks", "all")]);
         let n = 300usize;
-        let base_ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;
+        let base_ts =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+                as i64
+                - 3_600_000;
         let mut sent = Vec::new();
         for i in 0..n {
             // Binary values of varying size (incl. empty and null), binary
             // keys (incl. null), headers with null and binary values.
-            let key: Option<Vec<u8>> = if i % 7 == 0 { None } else { Some(format!("key-{i}").into_bytes()) };
+            let key: Option<Vec<u8>> =
+                if i % 7 == 0 { None } else { Some(format!("key-{i}").into_bytes()) };
             let value: Option<Vec<u8>> = match i % 11 {
                 0 => None,
                 1 => Some(Vec::new()),
@@ -41,17 +46,36 @@ fn every_codec_round_trips_byte_identical() {
             let headers: Vec<(&str, Option<&[u8]>)> = match i % 3 {
                 0 => vec![],
                 1 => vec![("h1", Some(b"v1".as_slice()))],
-                _ => vec![("bin", Some(hv.as_slice())), ("null", None), ("h1", Some(b"again".as_slice()))],
+                _ => vec![
+                    ("bin", Some(hv.as_slice())),
+                    ("null", None),
+                    ("h1", Some(b"again".as_slice())),
+                ],
             };
             // Recent explicit timestamps: records older than retention.ms
             // (7 days) would be deleted by the broker's retention check.
             let ts = base_ts + i as i64;
             let (rc, msg) = p.send(
-                &Rec { topic: &topic, partition: KP_PARTITION_ANY, key: key.as_deref(), value: value.as_deref(), headers: &headers, timestamp: ts },
+                &Rec {
+                    topic: &topic,
+                    partition: KP_PARTITION_ANY,
+                    key: key.as_deref(),
+                    value: value.as_deref(),
+                    headers: &headers,
+                    timestamp: ts,
+                },
                 i,
             );
             assert_eq!(rc, KP_OK, "{codec}: send {i}: {msg}");
-            sent.push((key, value, headers.iter().map(|(k, v)| (k.to_string(), v.map(|v| v.to_vec()))).collect::<Vec<_>>(), ts));
+            sent.push((
+                key,
+                value,
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.map(|v| v.to_vec())))
+                    .collect::<Vec<_>>(),
+                ts,
+            ));
         }
         assert_eq!(p.flush(60_000), KP_OK, "{codec}: flush");
         let reports = p.reports();
@@ -61,11 +85,14 @@ fn every_codec_round_trips_byte_identical() {
             assert_eq!(r.persistence, KP_PERSISTED);
             assert!(r.offset >= 0);
         }
-        let by_pos: HashMap<(i32, i64), usize> = reports.iter().map(|r| ((r.partition, r.offset), r.tag)).collect();
+        let by_pos: HashMap<(i32, i64), usize> =
+            reports.iter().map(|r| ((r.partition, r.offset), r.tag)).collect();
         let got = consume_independent(&topic, n, "read_uncommitted");
         assert_eq!(got.len(), n, "{codec}: consumer saw {} records", got.len());
         for c in &got {
-            let tag = *by_pos.get(&(c.partition, c.offset)).unwrap_or_else(|| panic!("{codec}: unexpected record at {}:{}", c.partition, c.offset));
+            let tag = *by_pos.get(&(c.partition, c.offset)).unwrap_or_else(|| {
+                panic!("{codec}: unexpected record at {}:{}", c.partition, c.offset)
+            });
             let (k, v, h, ts) = &sent[tag];
             assert_eq!(&c.key, k, "{codec}: key of record {tag}");
             assert_eq!(&c.value, v, "{codec}: value of record {tag}");
@@ -80,7 +107,10 @@ fn every_codec_round_trips_byte_identical() {
         assert!(!batches.is_empty(), "{codec}: DumpLogSegments shows no batch:\n{dump}");
         for b in &batches {
             assert!(b.contains("isvalid: true"), "{codec}: invalid batch: {b}");
-            assert!(b.contains(&format!("compresscodec: {want_codec}")), "{codec}: wrong codec: {b}");
+            assert!(
+                b.contains(&format!("compresscodec: {want_codec}")),
+                "{codec}: wrong codec: {b}"
+            );
         }
         drop(p);
     }
@@ -90,7 +120,9 @@ fn leader_of(p: &TestProducer, topic: &str, partition: i32) -> i32 {
     let t = CString::new(topic).unwrap();
     let mut info = std::ptr::null_mut();
     let mut err = [0 as c_char; 512];
-    let rc = unsafe { kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len()) };
+    let rc = unsafe {
+        kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len())
+    };
     assert_eq!(rc, KP_OK, "{}", cstr_buf(&err));
     let leader = unsafe { kp_topic_info_leader(info, partition) };
     unsafe { kp_topic_info_destroy(info) };
@@ -119,7 +151,14 @@ fn keyed_records_land_where_java_and_librdkafka_put_them() {
     create_topic(&java_topic, 7, rf(), &[]);
     let mut child = Command::new("bash")
         .arg(format!("{}/testbed/kafka.sh", repo()))
-        .args(["console-produce", &java_topic, "--property", "parse.key=true", "--property", "key.separator=:"])
+        .args([
+            "console-produce",
+            &java_topic,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -144,7 +183,11 @@ fn keyed_records_land_where_java_and_librdkafka_put_them() {
     assert_eq!(p.flush(30_000), KP_OK);
     for r in p.reports() {
         assert_eq!(r.error, KP_OK);
-        assert_eq!(r.partition, java[&keys[r.tag]], "key {} placed differently from the Java producer", keys[r.tag]);
+        assert_eq!(
+            r.partition, java[&keys[r.tag]],
+            "key {} placed differently from the Java producer",
+            keys[r.tag]
+        );
     }
     // And the independent reader agrees with the reports.
     let kp_seen = partitions_seen_by_console_consumer(&kp_topic, n);
@@ -154,7 +197,17 @@ fn keyed_records_land_where_java_and_librdkafka_put_them() {
     let rdk_topic = unique_topic("keys-rdk");
     create_topic(&rdk_topic, 7, rf(), &[]);
     let mut child = Command::new("kcat")
-        .args(["-P", "-b", &bootstrap(), "-t", &rdk_topic, "-K", ":", "-X", "topic.partitioner=consistent_random"])
+        .args([
+            "-P",
+            "-b",
+            &bootstrap(),
+            "-t",
+            &rdk_topic,
+            "-K",
+            ":",
+            "-X",
+            "topic.partitioner=consistent_random",
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .expect("kcat (scripts/install-deps.sh installs it)");
@@ -173,7 +226,11 @@ fn keyed_records_land_where_java_and_librdkafka_put_them() {
     }
     assert_eq!(p2.flush(30_000), KP_OK);
     for r in p2.reports() {
-        assert_eq!(r.partition, rdk[&keys[r.tag]], "key {} placed differently from librdkafka's consistent_random", keys[r.tag]);
+        assert_eq!(
+            r.partition, rdk[&keys[r.tag]],
+            "key {} placed differently from librdkafka's consistent_random",
+            keys[r.tag]
+        );
     }
     // The two hashes really differ for some keys (else the test proves nothing).
     assert!(keys.iter().any(|k| java[k] != rdk[k]));
@@ -210,7 +267,15 @@ fn acks_zero_one_and_all_each_deliver() {
 }
 
 fn isr_size(topic: &str) -> usize {
-    let out = kafka(&["java", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", &bootstrap(), "--describe", "--topic", topic]);
+    let out = kafka(&[
+        "java",
+        "org.apache.kafka.tools.TopicCommand",
+        "--bootstrap-server",
+        &bootstrap(),
+        "--describe",
+        "--topic",
+        topic,
+    ]);
     let line = out.lines().find(|l| l.contains("Isr:")).unwrap_or_default();
     let isr = line.split("Isr: ").nth(1).unwrap_or("").split('\t').next().unwrap_or("");
     isr.split(',').filter(|s| !s.trim().is_empty()).count()
@@ -221,7 +286,9 @@ fn not_enough_replicas_is_reported_after_retries_not_a_hang() {
     // Kafka 4 caps min.insync.replicas at the replication factor (KIP-966),
     // so this needs a real replica to drop out of the ISR.
     if testbed_nodes() != Some(3) {
-        eprintln!("SKIPPED: needs the 3-node testbed cluster (scripts/test.sh) to take a replica down");
+        eprintln!(
+            "SKIPPED: needs the 3-node testbed cluster (scripts/test.sh) to take a replica down"
+        );
         return;
     }
     let topic = unique_topic("nerepl");
@@ -254,10 +321,18 @@ fn not_enough_replicas_is_reported_after_retries_not_a_hang() {
             let m = r.message.as_deref().unwrap();
             assert!(m.contains("attempt"), "message should say it retried: {m}");
         }
-        assert!(start.elapsed() >= Duration::from_millis(1000), "it should have retried for a while");
+        assert!(
+            start.elapsed() >= Duration::from_millis(1000),
+            "it should have retried for a while"
+        );
 
         // With a bounded retry count it gives up with the same error.
-        let p = TestProducer::new(&[("acks", "all"), ("linger.ms", "0"), ("retries", "2"), ("retry.backoff.ms", "50")]);
+        let p = TestProducer::new(&[
+            ("acks", "all"),
+            ("linger.ms", "0"),
+            ("retries", "2"),
+            ("retry.backoff.ms", "50"),
+        ]);
         assert_eq!(p.send(&Rec::new(&topic, b"x"), 0).0, KP_OK);
         assert_eq!(p.flush(30_000), KP_OK);
         let r = &p.reports()[0];
@@ -278,7 +353,8 @@ fn broker_killed_and_restarted_loses_nothing() {
     }
     let topic = unique_topic("failover");
     create_topic(&topic, 3, 3, &["--config", "min.insync.replicas=2"]);
-    let p = TestProducer::new(&[("acks", "all"), ("linger.ms", "5"), ("request.timeout.ms", "5000")]);
+    let p =
+        TestProducer::new(&[("acks", "all"), ("linger.ms", "5"), ("request.timeout.ms", "5000")]);
     let n = 30_000usize;
     let sent = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -317,7 +393,12 @@ fn broker_killed_and_restarted_loses_nothing() {
     for i in 0..n {
         assert!(values.contains(format!("seq-{i:08}").as_bytes()), "record {i} lost");
     }
-    eprintln!("failover: {} records read for {} sent ({} duplicates)", got.len(), n, got.len() - values.len());
+    eprintln!(
+        "failover: {} records read for {} sent ({} duplicates)",
+        got.len(),
+        n,
+        got.len() - values.len()
+    );
 }
 
 #[test]
@@ -354,7 +435,11 @@ fn invalid_topic_names_get_a_clear_error() {
 #[test]
 fn unknown_topic_fails_after_delivery_timeout() {
     let topic = unique_topic("nosuchtopic");
-    let p = TestProducer::new(&[("request.timeout.ms", "1000"), ("delivery.timeout.ms", "3000"), ("linger.ms", "0")]);
+    let p = TestProducer::new(&[
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "3000"),
+        ("linger.ms", "0"),
+    ]);
     let start = Instant::now();
     for i in 0..3 {
         assert_eq!(p.send(&Rec::new(&topic, b"v"), i).0, KP_OK);
@@ -384,12 +469,16 @@ fn unreachable_bootstrap_fails_clearly_not_a_hang() {
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].error, KP_ERR_ALL_BROKERS_DOWN, "{:?}", reports[0].message);
     let m = reports[0].message.as_deref().unwrap();
-    assert!(m.contains("127.0.0.1:1") && m.contains("refused"), "message should name the brokers and the cause: {m}");
+    assert!(
+        m.contains("127.0.0.1:1") && m.contains("refused"),
+        "message should name the brokers and the cause: {m}"
+    );
     // Metadata queries end at their timeout with the reason.
     let t = CString::new("anything").unwrap();
     let mut info = std::ptr::null_mut();
     let mut err = [0 as c_char; 512];
-    let rc = unsafe { kp_partitions_for(p.p, t.as_ptr(), 500, &mut info, err.as_mut_ptr(), err.len()) };
+    let rc =
+        unsafe { kp_partitions_for(p.p, t.as_ptr(), 500, &mut info, err.as_mut_ptr(), err.len()) };
     assert_eq!(rc, KP_ERR_TIMED_OUT);
     assert!(info.is_null());
     assert!(cstr_buf(&err).contains("127.0.0.1"), "{}", cstr_buf(&err));
@@ -420,13 +509,18 @@ fn full_buffer_blocks_up_to_max_block_ms_then_fails() {
         assert!(msg.contains("buffer.memory"), "{msg}");
         assert!(accepted >= 50, "accepted only {accepted} records of 1 KB in 64 KB");
         if expect_wait {
-            assert!(waited >= Duration::from_millis(300), "returned after {waited:?}, before max.block.ms");
+            assert!(
+                waited >= Duration::from_millis(300),
+                "returned after {waited:?}, before max.block.ms"
+            );
         }
         // Close: every accepted record still gets exactly one report.
         assert_eq!(p.close(0), KP_ERR_TIMED_OUT);
         let reports = p.reports();
         assert_one_report_each(&reports, accepted);
-        assert!(reports.iter().all(|r| r.error == KP_ERR_CLOSED && r.persistence == KP_NOT_PERSISTED));
+        assert!(reports
+            .iter()
+            .all(|r| r.error == KP_ERR_CLOSED && r.persistence == KP_NOT_PERSISTED));
     }
 }
 
@@ -467,7 +561,9 @@ fn metadata_query_lists_partitions_and_leaders() {
     let t = CString::new(topic.as_str()).unwrap();
     let mut info = std::ptr::null_mut();
     let mut err = [0 as c_char; 512];
-    let rc = unsafe { kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len()) };
+    let rc = unsafe {
+        kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len())
+    };
     assert_eq!(rc, KP_OK, "{}", cstr_buf(&err));
     unsafe {
         assert_eq!(kp_topic_info_partition_count(info), 5);
@@ -488,7 +584,13 @@ unsafe extern "C" fn count_send(_r: *const kp_record_t, _ctx: *mut c_void) {
 unsafe extern "C" fn count_ack(_r: *const kp_report_t, _ctx: *mut c_void) {
     ON_ACK.fetch_add(1, Ordering::Relaxed);
 }
-unsafe extern "C" fn last_partition(_t: *const c_char, _k: *const c_void, _kl: usize, n: i32, ctx: *mut c_void) -> i32 {
+unsafe extern "C" fn last_partition(
+    _t: *const c_char,
+    _k: *const c_void,
+    _kl: usize,
+    n: i32,
+    ctx: *mut c_void,
+) -> i32 {
     assert_eq!(ctx as usize, 42);
     n - 1
 }
@@ -499,7 +601,15 @@ fn interceptors_and_custom_partitioner_are_called() {
     create_topic(&topic, 4, rf(), &[]);
     let cfg = config(&[("bootstrap.servers", &bootstrap())]);
     unsafe {
-        assert_eq!(kp_config_set_interceptors(cfg, Some(count_send), Some(count_ack), std::ptr::null_mut()), KP_OK);
+        assert_eq!(
+            kp_config_set_interceptors(
+                cfg,
+                Some(count_send),
+                Some(count_ack),
+                std::ptr::null_mut()
+            ),
+            KP_OK
+        );
         assert_eq!(kp_config_set_partitioner(cfg, Some(last_partition), 42 as *mut c_void), KP_OK);
     }
     let p = TestProducer::with_config(cfg);
@@ -568,7 +678,10 @@ fn null_keys_stick_to_a_partition_for_about_a_batch_then_move_on() {
     // here costs 1000 bytes of value plus its framing and bookkeeping.
     let (lo, hi) = (batch_size / 1100, batch_size / 1000 + 1);
     for (i, (part, len)) in runs.iter().enumerate().take(runs.len() - 1) {
-        assert!((lo..=hi).contains(len), "run {i}: {len} records on partition {part}, expected {lo}..={hi}; runs {runs:?}");
+        assert!(
+            (lo..=hi).contains(len),
+            "run {i}: {len} records on partition {part}, expected {lo}..={hi}; runs {runs:?}"
+        );
     }
 }
 
@@ -597,7 +710,9 @@ fn synchronous_send_returns_partition_and_offset() {
         };
         let (mut part, mut off) = (-5, -5);
         let mut err = [0 as c_char; 256];
-        let rc = unsafe { kp_send_sync(p.p, &rec, 10_000, &mut part, &mut off, err.as_mut_ptr(), err.len()) };
+        let rc = unsafe {
+            kp_send_sync(p.p, &rec, 10_000, &mut part, &mut off, err.as_mut_ptr(), err.len())
+        };
         assert_eq!(rc, KP_OK, "{}", cstr_buf(&err));
         assert_eq!(part, 1);
         assert!(off > last);
@@ -619,7 +734,17 @@ fn synchronous_send_returns_partition_and_offset() {
         value_free_opaque: std::ptr::null_mut(),
     };
     let mut err = [0 as c_char; 256];
-    let rc = unsafe { kp_send_sync(p.p, &rec, 10_000, std::ptr::null_mut(), std::ptr::null_mut(), err.as_mut_ptr(), err.len()) };
+    let rc = unsafe {
+        kp_send_sync(
+            p.p,
+            &rec,
+            10_000,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
     assert_eq!(rc, KP_ERR_UNKNOWN_PARTITION, "{}", cstr_buf(&err));
     assert!(cstr_buf(&err).contains("2 partition"));
 }
@@ -657,7 +782,11 @@ fn idempotent_stream_is_exactly_once_and_in_order_through_leader_kills() {
     }
     let topic = unique_topic("idem");
     create_topic(&topic, 3, 3, &["--config", "min.insync.replicas=2"]);
-    let p = TestProducer::new(&[("enable.idempotence", "true"), ("linger.ms", "5"), ("request.timeout.ms", "5000")]);
+    let p = TestProducer::new(&[
+        ("enable.idempotence", "true"),
+        ("linger.ms", "5"),
+        ("request.timeout.ms", "5000"),
+    ]);
     let n = 200_000usize;
     let sent = AtomicUsize::new(0);
     let kills = AtomicUsize::new(0);
@@ -703,7 +832,11 @@ fn idempotent_stream_is_exactly_once_and_in_order_through_leader_kills() {
         assert_eq!(ptag, format!("p{}", c.partition), "record {v} in partition {}", c.partition);
         let seq: i64 = seq.parse().unwrap();
         if let Some(prev) = last.insert(c.partition, seq) {
-            assert!(seq > prev, "partition {}: {seq} after {prev} (out of order or duplicate)", c.partition);
+            assert!(
+                seq > prev,
+                "partition {}: {seq} after {prev} (out of order or duplicate)",
+                c.partition
+            );
         }
         assert!(seen.insert(seq), "duplicate {v}");
     }
@@ -728,7 +861,9 @@ fn purge_reports_each_record_once_and_the_producer_carries_on() {
     assert_eq!(unsafe { kp_purge(p.p, KP_PURGE_QUEUED) }, KP_OK);
     let reports = p.wait_reports(500, Duration::from_secs(30));
     assert_one_report_each(&reports, 500);
-    assert!(reports.iter().all(|r| r.error == KP_ERR_PURGED_QUEUED && r.persistence == KP_NOT_PERSISTED));
+    assert!(reports
+        .iter()
+        .all(|r| r.error == KP_ERR_PURGED_QUEUED && r.persistence == KP_NOT_PERSISTED));
     assert_eq!(unsafe { kp_purge(p.p, 8) }, KP_ERR_INVALID_ARG);
     assert_eq!(unsafe { kp_purge(std::ptr::null_mut(), KP_PURGE_QUEUED) }, KP_ERR_INVALID_ARG);
 
@@ -768,10 +903,17 @@ fn purge_reports_each_record_once_and_the_producer_carries_on() {
         // report, so a stall shows up below as a failure that says why.
         let rc = p2.flush(180_000);
         let outstanding = unsafe { kp_producer_outstanding(p2.p) };
-        assert_eq!(rc, KP_OK, "round {round}: flush after purge: {outstanding} record(s) still without a report");
+        assert_eq!(
+            rc, KP_OK,
+            "round {round}: flush after purge: {outstanding} record(s) still without a report"
+        );
         let after: Vec<_> = p2.reports().into_iter().filter(|r| r.tag >= base + n).collect();
         assert_eq!(after.len(), 100);
-        assert!(after.iter().all(|r| r.error == KP_OK), "round {round}: after purge: {:?}", after.iter().find(|r| r.error != KP_OK));
+        assert!(
+            after.iter().all(|r| r.error == KP_OK),
+            "round {round}: after purge: {:?}",
+            after.iter().find(|r| r.error != KP_OK)
+        );
     }
 }
 
@@ -786,8 +928,12 @@ fn purge_reports_each_record_once_and_the_producer_carries_on() {
 #[ignore]
 fn purge_stress() {
     let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (iters, rounds, n, max_delay) =
-        (env("PURGE_STRESS_ITERS", 10), env("PURGE_STRESS_ROUNDS", 3), env("PURGE_STRESS_N", 20_000), env("PURGE_STRESS_DELAY_MS", 20));
+    let (iters, rounds, n, max_delay) = (
+        env("PURGE_STRESS_ITERS", 10),
+        env("PURGE_STRESS_ROUNDS", 3),
+        env("PURGE_STRESS_N", 20_000),
+        env("PURGE_STRESS_DELAY_MS", 20),
+    );
     let extra: Vec<(String, String)> = std::env::var("PURGE_STRESS_CFG")
         .unwrap_or_default()
         .split(',')
@@ -817,12 +963,17 @@ fn purge_stress() {
                         std::thread::sleep(Duration::from_micros(200));
                     }
                     std::thread::sleep(Duration::from_millis(fastrand::u64(0..50)));
-                    assert_eq!(unsafe { kp_purge(p.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
+                    assert_eq!(
+                        unsafe { kp_purge(p.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) },
+                        KP_OK
+                    );
                 }
             });
             tag += n;
             if !mid {
-                std::thread::sleep(Duration::from_millis(fastrand::u64(0..max_delay.max(1) as u64)));
+                std::thread::sleep(Duration::from_millis(fastrand::u64(
+                    0..max_delay.max(1) as u64,
+                )));
             }
             assert_eq!(unsafe { kp_purge(p.p, KP_PURGE_QUEUED | KP_PURGE_IN_FLIGHT) }, KP_OK);
             assert_eq!(p.flush(60_000), KP_OK, "iter {it} round {round}: flush after purge");
@@ -839,7 +990,10 @@ fn purge_stress() {
                 break;
             }
             let reports = p.reports();
-            let purged = reports.iter().filter(|r| (start..after_start).contains(&r.tag) && r.error != KP_OK).count();
+            let purged = reports
+                .iter()
+                .filter(|r| (start..after_start).contains(&r.tag) && r.error != KP_OK)
+                .count();
             let bad = reports.iter().filter(|r| r.tag >= after_start && r.error != KP_OK).count();
             eprintln!("iter {it} round {round} mid={mid}: purged={purged} after-purge failed={bad} in {:?}", t0.elapsed());
             assert_eq!(bad, 0, "iter {it} round {round}: after-purge records failed");

@@ -51,7 +51,11 @@ fn show(m: &kp_metrics_t) -> String {
 fn metrics_count_deliveries_requests_batches_and_compression() {
     let topic = unique_topic("metrics");
     create_topic(&topic, 3, rf(), &[]);
-    let p = TestProducer::new(&[("compression.type", "lz4"), ("linger.ms", "10"), ("buffer.memory", "8388608")]);
+    let p = TestProducer::new(&[
+        ("compression.type", "lz4"),
+        ("linger.ms", "10"),
+        ("buffer.memory", "8388608"),
+    ]);
     let n = 3000;
     let mut value_bytes = 0u64;
     for i in 0..n {
@@ -76,7 +80,10 @@ fn metrics_count_deliveries_requests_batches_and_compression() {
         // Each request carried at least one batch, each batch went once.
         assert!(m.batches_sent >= m.produce_requests);
     }
-    assert!(m.batch_bytes_uncompressed > value_bytes, "uncompressed batches hold every value plus framing");
+    assert!(
+        m.batch_bytes_uncompressed > value_bytes,
+        "uncompressed batches hold every value plus framing"
+    );
     assert!(m.batch_bytes < m.batch_bytes_uncompressed, "lz4 compressed nothing");
     // acks=all: every request answered, each with a latency.
     assert_eq!(m.request_latency_count, m.produce_requests);
@@ -88,14 +95,24 @@ fn metrics_count_deliveries_requests_batches_and_compression() {
     // Failures are counted too: a topic that does not exist (and may not be
     // created) fails its records after delivery.timeout.ms.
     let missing = unique_topic("metrics-missing");
-    let q = TestProducer::new(&[("allow.auto.create.topics", "false"), ("delivery.timeout.ms", "1000"), ("request.timeout.ms", "500"), ("linger.ms", "0")]);
+    let q = TestProducer::new(&[
+        ("allow.auto.create.topics", "false"),
+        ("delivery.timeout.ms", "1000"),
+        ("request.timeout.ms", "500"),
+        ("linger.ms", "0"),
+    ]);
     for i in 0..3 {
         assert_eq!(q.send(&Rec::new(&missing, b"x"), i).0, KP_OK);
     }
     assert_eq!(metrics(&q).records_outstanding, 3);
     assert_eq!(q.flush(30_000), KP_OK);
     let m = metrics(&q);
-    assert_eq!((m.records_delivered, m.records_failed, m.records_outstanding, m.buffer_bytes_used), (0, 3, 0, 0), "{}", show(&m));
+    assert_eq!(
+        (m.records_delivered, m.records_failed, m.records_outstanding, m.buffer_bytes_used),
+        (0, 3, 0, 0),
+        "{}",
+        show(&m)
+    );
 }
 
 /// Runs Kafka's ConfigCommand (kafka-configs.sh) against the test cluster.
@@ -117,13 +134,31 @@ struct ProducerQuota {
 impl ProducerQuota {
     fn set(client_id: &str, bytes_per_second: u64) -> ProducerQuota {
         let add = format!("producer_byte_rate={bytes_per_second}");
-        let out = config_command(&["--alter", "--add-config", &add, "--entity-type", "clients", "--entity-name", client_id]);
-        assert!(out.status.success(), "ConfigCommand --alter: {}", String::from_utf8_lossy(&out.stderr));
+        let out = config_command(&[
+            "--alter",
+            "--add-config",
+            &add,
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            client_id,
+        ]);
+        assert!(
+            out.status.success(),
+            "ConfigCommand --alter: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let q = ProducerQuota { client_id: client_id.to_string() };
         // Wait until the cluster's metadata has it (printed as a double).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let out = config_command(&["--describe", "--entity-type", "clients", "--entity-name", client_id]);
+            let out = config_command(&[
+                "--describe",
+                "--entity-type",
+                "clients",
+                "--entity-name",
+                client_id,
+            ]);
             let text = String::from_utf8_lossy(&out.stdout);
             if text.contains(&add) {
                 break;
@@ -139,9 +174,21 @@ impl ProducerQuota {
 
 impl Drop for ProducerQuota {
     fn drop(&mut self) {
-        let out = config_command(&["--alter", "--delete-config", "producer_byte_rate", "--entity-type", "clients", "--entity-name", &self.client_id]);
+        let out = config_command(&[
+            "--alter",
+            "--delete-config",
+            "producer_byte_rate",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            &self.client_id,
+        ]);
         if !out.status.success() {
-            eprintln!("could not remove the quota of {}: {}", self.client_id, String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "could not remove the quota of {}: {}",
+                self.client_id,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -174,7 +221,11 @@ fn a_producer_byte_rate_quota_throttles_and_every_record_is_delivered_once() {
     assert_eq!(p.flush(120_000), KP_OK, "flush");
     let elapsed = started.elapsed();
     let m = metrics(&p);
-    eprintln!("quota {rate} B/s, {n} x 1000 B in {:.1} s; metrics: {}", elapsed.as_secs_f64(), show(&m));
+    eprintln!(
+        "quota {rate} B/s, {n} x 1000 B in {:.1} s; metrics: {}",
+        elapsed.as_secs_f64(),
+        show(&m)
+    );
 
     let reports = p.reports();
     assert_one_report_each(&reports, n);
@@ -186,12 +237,17 @@ fn a_producer_byte_rate_quota_throttles_and_every_record_is_delivered_once() {
     assert_eq!(offsets, (0..n as i64).collect::<HashSet<_>>(), "offsets are not exactly 0..{n}");
     let got = consume_independent(&topic, n, "read_uncommitted");
     assert_eq!(got.len(), n, "consumer read {} records", got.len());
-    let ids: HashSet<Vec<u8>> = got.iter().map(|c| c.value.clone().expect("value")[..8].to_vec()).collect();
+    let ids: HashSet<Vec<u8>> =
+        got.iter().map(|c| c.value.clone().expect("value")[..8].to_vec()).collect();
     assert_eq!(ids.len(), n, "duplicate or missing values in the log");
 
     assert_eq!((m.records_delivered, m.records_failed), (n as u64, 0));
     assert!(m.throttled_responses > 0, "the broker never throttled: {}", show(&m));
-    assert!(m.throttle_time_ms_sum > 0 && m.throttle_time_ms_max > 0 && m.throttle_time_ms_max <= m.throttle_time_ms_sum);
+    assert!(
+        m.throttle_time_ms_sum > 0
+            && m.throttle_time_ms_max > 0
+            && m.throttle_time_ms_max <= m.throttle_time_ms_sum
+    );
     // KIP-219: the broker answers a throttled request at once and then mutes
     // the connection for throttle_time_ms. A client that sent on regardless
     // would see its next request wait in the muted connection, so its

@@ -44,13 +44,30 @@ fn set_transaction_version(level: u32) {
     let f = format!("transaction.version={level}");
     let _ = Command::new("bash")
         .arg(format!("{}/testbed/kafka.sh", repo()))
-        .args(["java", "org.apache.kafka.tools.FeatureCommand", "--bootstrap-server", &bs, op, "--feature", &f])
+        .args([
+            "java",
+            "org.apache.kafka.tools.FeatureCommand",
+            "--bootstrap-server",
+            &bs,
+            op,
+            "--feature",
+            &f,
+        ])
         .output();
     // Wait until every broker announces it (new connections read it).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = kafka(&["java", "org.apache.kafka.tools.FeatureCommand", "--bootstrap-server", &bs, "describe"]);
-        if out.lines().any(|l| l.contains("transaction.version") && l.contains(&format!("FinalizedVersionLevel: {level}\t"))) {
+        let out = kafka(&[
+            "java",
+            "org.apache.kafka.tools.FeatureCommand",
+            "--bootstrap-server",
+            &bs,
+            "describe",
+        ]);
+        if out.lines().any(|l| {
+            l.contains("transaction.version")
+                && l.contains(&format!("FinalizedVersionLevel: {level}\t"))
+        }) {
             break;
         }
         assert!(Instant::now() < deadline, "transaction.version did not become {level}:\n{out}");
@@ -119,7 +136,11 @@ fn commit_is_visible_and_abort_is_not() {
         create_topic(&b, 2, 3, &["--config", "min.insync.replicas=2"]);
         let p = txn_producer(&unique_topic("tid"), &[]);
         take(unsafe { kp_init_transactions(p.p, 60_000) }).expect("init");
-        assert_eq!(unsafe { kp_transaction_protocol_version(p.p) }, v as i32, "negotiated protocol");
+        assert_eq!(
+            unsafe { kp_transaction_protocol_version(p.p) },
+            v as i32,
+            "negotiated protocol"
+        );
         // Outside a transaction, sends are refused.
         assert_eq!(p.send(&Rec::new(&a, b"early"), 999).0, KP_ERR_STATE);
 
@@ -146,12 +167,19 @@ fn commit_is_visible_and_abort_is_not() {
 
         let committed_a = values(&a, 105, "read_committed");
         assert_eq!(committed_a.len(), 105, "v{v}: read_committed sees the committed records only");
-        assert!(committed_a.iter().all(|s| !s.starts_with("aborted")), "v{v}: aborted record visible");
+        assert!(
+            committed_a.iter().all(|s| !s.starts_with("aborted")),
+            "v{v}: aborted record visible"
+        );
         let committed_b = values(&b, 50, "read_committed");
         assert_eq!(committed_b.len(), 50);
         assert!(committed_b.iter().all(|s| s.starts_with("committed-b")));
         let all_a = values(&a, 145, "read_uncommitted");
-        assert_eq!(all_a.len(), 145, "v{v}: read_uncommitted also sees the aborted records that were written");
+        assert_eq!(
+            all_a.len(),
+            145,
+            "v{v}: read_uncommitted also sees the aborted records that were written"
+        );
 
         // The log has kp's transactional batches and the control markers.
         let mut dumps = String::new();
@@ -160,7 +188,19 @@ fn commit_is_visible_and_abort_is_not() {
                 let t = CString::new(a.as_str()).unwrap();
                 let mut info = std::ptr::null_mut();
                 let mut err = [0 as c_char; 256];
-                assert_eq!(unsafe { kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len()) }, KP_OK);
+                assert_eq!(
+                    unsafe {
+                        kp_partitions_for(
+                            p.p,
+                            t.as_ptr(),
+                            10_000,
+                            &mut info,
+                            err.as_mut_ptr(),
+                            err.len(),
+                        )
+                    },
+                    KP_OK
+                );
                 let l = unsafe { kp_topic_info_leader(info, part) };
                 unsafe { kp_topic_info_destroy(info) };
                 l
@@ -199,7 +239,8 @@ fn a_second_producer_with_the_same_id_fences_the_first() {
             Ok(()) => panic!("v{v}: the fenced producer committed"),
             Err(e) => {
                 if e.requires_abort {
-                    let e2 = take(unsafe { kp_abort_transaction(p1.p, 30_000) }).expect_err("abort of a fenced producer must fail");
+                    let e2 = take(unsafe { kp_abort_transaction(p1.p, 30_000) })
+                        .expect_err("abort of a fenced producer must fail");
                     fatal_seen = Some(e2);
                 } else {
                     fatal_seen = Some(e);
@@ -218,7 +259,10 @@ fn a_second_producer_with_the_same_id_fences_the_first() {
         take(unsafe { kp_commit_transaction(p2.p, 60_000) }).expect("p2 commits");
         let seen = values(&topic, 5, "read_committed");
         assert_eq!(seen.len(), 5, "v{v}: {seen:?}");
-        assert!(seen.iter().all(|s| s.starts_with("p2-")), "v{v}: the fenced transaction is visible: {seen:?}");
+        assert!(
+            seen.iter().all(|s| s.starts_with("p2-")),
+            "v{v}: the fenced transaction is visible: {seen:?}"
+        );
         drop(p1);
     });
 }
@@ -235,7 +279,8 @@ fn a_transaction_open_too_long_is_aborted_and_the_next_one_works() {
         send_n(&p, &topic, "too-slow", 10, 0);
         assert_eq!(p.flush(30_000), KP_OK);
         std::thread::sleep(Duration::from_secs(8)); // the broker aborts it meanwhile
-        let e = take(unsafe { kp_commit_transaction(p.p, 30_000) }).expect_err("commit after the broker aborted");
+        let e = take(unsafe { kp_commit_transaction(p.p, 30_000) })
+            .expect_err("commit after the broker aborted");
         assert!(e.requires_abort && !e.fatal, "v{v}: expected an abortable error, got {e:?}");
         let next = if v >= 2 {
             // v2 (KIP-890): the coordinator bumped the epoch on abort and
@@ -246,7 +291,8 @@ fn a_transaction_open_too_long_is_aborted_and_the_next_one_works() {
             // v1: the coordinator fenced the producer's epoch when it timed
             // the transaction out (as the Java client also reports); the
             // abort says so, and a new producer with the same id carries on.
-            let e = take(unsafe { kp_abort_transaction(p.p, 30_000) }).expect_err("v1: the timed-out producer is fenced");
+            let e = take(unsafe { kp_abort_transaction(p.p, 30_000) })
+                .expect_err("v1: the timed-out producer is fenced");
             assert!(e.fatal && e.message.contains("transaction.timeout.ms"), "v1: {e:?}");
             drop(p);
             let p2 = txn_producer(&id, &[("transaction.timeout.ms", "2000")]);
@@ -280,14 +326,19 @@ fn offsets_sent_to_a_transaction_commit_with_it() {
         send_n(&p, &output, "x", 3, 0);
         let o = kp_offsets_new();
         assert_eq!(unsafe { kp_offsets_add(o, t.as_ptr(), 0, 17) }, KP_OK);
-        take(unsafe { kp_send_offsets_to_transaction(p.p, o, g.as_ptr(), 60_000) }).expect("send offsets");
+        take(unsafe { kp_send_offsets_to_transaction(p.p, o, g.as_ptr(), 60_000) })
+            .expect("send offsets");
         take(unsafe { kp_abort_transaction(p.p, 60_000) }).expect("abort");
-        assert!(committed_offset(&group, &input, 0) < 0, "v{v}: offsets moved by an aborted transaction");
+        assert!(
+            committed_offset(&group, &input, 0) < 0,
+            "v{v}: offsets moved by an aborted transaction"
+        );
 
         // Committed: now they do.
         take(unsafe { kp_begin_transaction(p.p) }).unwrap();
         send_n(&p, &output, "y", 3, 3);
-        take(unsafe { kp_send_offsets_to_transaction(p.p, o, g.as_ptr(), 60_000) }).expect("send offsets");
+        take(unsafe { kp_send_offsets_to_transaction(p.p, o, g.as_ptr(), 60_000) })
+            .expect("send offsets");
         take(unsafe { kp_commit_transaction(p.p, 60_000) }).expect("commit");
         unsafe { kp_offsets_destroy(o) };
         assert_eq!(committed_offset(&group, &input, 0), 17, "v{v}: committed offset");

@@ -26,7 +26,13 @@ pub struct MemoryPool {
 
 impl MemoryPool {
     pub fn new(limit: usize) -> MemoryPool {
-        MemoryPool { used: AtomicUsize::new(0), limit, waiters: AtomicUsize::new(0), lock: Mutex::new(()), cv: Condvar::new() }
+        MemoryPool {
+            used: AtomicUsize::new(0),
+            limit,
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
     }
 
     pub fn used(&self) -> usize {
@@ -39,14 +45,20 @@ impl MemoryPool {
             if cur + n > self.limit {
                 return false;
             }
-            match self.used.compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.used.compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(c) => cur = c,
             }
         }
     }
 
-    pub fn reserve(&self, n: usize, max_block: Duration, closing: &AtomicBool) -> Result<(), Error> {
+    pub fn reserve(
+        &self,
+        n: usize,
+        max_block: Duration,
+        closing: &AtomicBool,
+    ) -> Result<(), Error> {
         if self.try_reserve(n) {
             return Ok(());
         }
@@ -195,7 +207,11 @@ impl Batch {
     }
 
     pub fn persistence_on_failure(&self) -> Persistence {
-        if self.in_request || self.ambiguous { Persistence::PossiblyPersisted } else { Persistence::NotPersisted }
+        if self.in_request || self.ambiguous {
+            Persistence::PossiblyPersisted
+        } else {
+            Persistence::NotPersisted
+        }
     }
 }
 
@@ -212,7 +228,10 @@ impl Drop for Batch {
         self.core.reports.fail(
             self.topic.clone(),
             self.partition,
-            Arc::new(Error::new(error::CLOSED, "the producer was closed before the record's delivery was confirmed")),
+            Arc::new(Error::new(
+                error::CLOSED,
+                "the producer was closed before the record's delivery was confirmed",
+            )),
             p,
             records,
         );
@@ -240,7 +259,9 @@ impl PartitionState {
     pub fn requeue(&mut self, b: Batch) {
         let pos = match b.base_seq {
             None => 0,
-            Some(seq) => self.ready.iter().take_while(|o| o.base_seq.is_some_and(|s| s < seq)).count(),
+            Some(seq) => {
+                self.ready.iter().take_while(|o| o.base_seq.is_some_and(|s| s < seq)).count()
+            }
         };
         self.ready.insert(pos, b);
     }
@@ -260,7 +281,14 @@ impl PartitionQueue {
             topic,
             partition,
             leader: AtomicI32::new(leader),
-            state: Mutex::new(PartitionState { open: None, ready: VecDeque::new(), in_flight: 0, next_seq: 0, acked_next: 0, sticky_bytes: 0 }),
+            state: Mutex::new(PartitionState {
+                open: None,
+                ready: VecDeque::new(),
+                in_flight: 0,
+                next_seq: 0,
+                acked_next: 0,
+                sticky_bytes: 0,
+            }),
         })
     }
 }
@@ -297,7 +325,13 @@ pub struct AppendRecord<'a> {
     pub sticky: bool,
 }
 
-pub fn append(core: &Arc<Core>, pq: &PartitionQueue, batch_size: usize, rec: &AppendRecord<'_>, token: Token) -> AppendResult {
+pub fn append(
+    core: &Arc<Core>,
+    pq: &PartitionQueue,
+    batch_size: usize,
+    rec: &AppendRecord<'_>,
+    token: Token,
+) -> AppendResult {
     let mut st = pq.state.lock();
     let appended = match st.open.as_mut() {
         Some(b) => b
@@ -319,7 +353,13 @@ pub fn append(core: &Arc<Core>, pq: &PartitionQueue, batch_size: usize, rec: &Ap
         // Room for the records a full batch of this size would hold, so the
         // list does not regrow record by record.
         b.records.reserve((batch_size / rec.reserved.max(1)).clamp(1, 4096));
-        b.builder.as_mut().expect("builder").append_with_layout(rec.timestamp, rec.key, rec.value, rec.headers, rec.layout);
+        b.builder.as_mut().expect("builder").append_with_layout(
+            rec.timestamp,
+            rec.key,
+            rec.value,
+            rec.headers,
+            rec.layout,
+        );
         st.open = Some(b);
     }
     let b = st.open.as_mut().expect("open batch");
@@ -342,13 +382,16 @@ pub fn append(core: &Arc<Core>, pq: &PartitionQueue, batch_size: usize, rec: &Ap
     AppendResult { new_batch, batch_full, sticky_used_up }
 }
 
+/// A header as copied from the caller: name and optional value.
+pub type OwnedHeader = (Box<[u8]>, Option<Box<[u8]>>);
+
 /// A record waiting for its topic's metadata (copied, since the caller's
 /// buffers are only borrowed during kp_send).
 pub struct PendingRecord {
     pub partition: i32,
     pub key: Option<Box<[u8]>>,
     pub value: Option<Box<[u8]>>,
-    pub headers: Vec<(Box<[u8]>, Option<Box<[u8]>>)>,
+    pub headers: Vec<OwnedHeader>,
     pub timestamp: i64,
     pub token: Token,
     pub reserved: usize,
@@ -389,7 +432,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), Error> {
         return Err(Error::new(error::INVALID_TOPIC, "topic name is empty"));
     }
     if name == "." || name == ".." {
-        return Err(Error::new(error::INVALID_TOPIC, format!("topic name \"{name}\" is not allowed")));
+        return Err(Error::new(
+            error::INVALID_TOPIC,
+            format!("topic name \"{name}\" is not allowed"),
+        ));
     }
     if name.len() > 249 {
         return Err(Error::new(
@@ -397,7 +443,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), Error> {
             format!("topic name is {} characters long; the limit is 249", name.len()),
         ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(Error::new(
             error::INVALID_TOPIC,
             format!("topic name \"{}\" contains '{}'; only ASCII letters, digits, '.', '_' and '-' are allowed", name.escape_default(), c.escape_default()),
@@ -427,7 +475,10 @@ mod tests {
         pool.reserve(80, Duration::ZERO, &closing).unwrap();
         assert_eq!(pool.reserve(30, Duration::ZERO, &closing).unwrap_err().code, error::QUEUE_FULL);
         let t = Instant::now();
-        assert_eq!(pool.reserve(30, Duration::from_millis(50), &closing).unwrap_err().code, error::QUEUE_FULL);
+        assert_eq!(
+            pool.reserve(30, Duration::from_millis(50), &closing).unwrap_err().code,
+            error::QUEUE_FULL
+        );
         assert!(t.elapsed() >= Duration::from_millis(50));
         pool.release(80);
         pool.reserve(30, Duration::ZERO, &closing).unwrap();

@@ -171,7 +171,11 @@ impl Broker {
 
     pub fn last_failure(&self) -> Option<String> {
         let f = self.failures.lock();
-        if f.0 > 0 { Some(f.2.clone()) } else { None }
+        if f.0 > 0 {
+            Some(f.2.clone())
+        } else {
+            None
+        }
     }
 
     pub fn throttle_remaining(&self) -> Option<Duration> {
@@ -238,9 +242,9 @@ impl Broker {
     }
 
     async fn connect(&self) -> Result<Session, Error> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| Error::new(error::TRANSPORT, format!("connect to {} failed: {e}", self.addr())))?;
+        let stream = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| {
+            Error::new(error::TRANSPORT, format!("connect to {} failed: {e}", self.addr()))
+        })?;
         let _ = stream.set_nodelay(true);
         let sock = socket2_ref(&stream);
         if self.settings.send_buffer_bytes > 0 {
@@ -283,7 +287,11 @@ impl Broker {
     }
 
     /// Like `request`, with the version capped at `max_version`.
-    pub async fn request_capped<R: Request>(&self, req: &R, max_version: i16) -> Result<R::Response, Error> {
+    pub async fn request_capped<R: Request>(
+        &self,
+        req: &R,
+        max_version: i16,
+    ) -> Result<R::Response, Error> {
         let q = self.queue(req, Some(max_version), true).await?;
         Self::expect_response(self.finish::<R>(q).await)
     }
@@ -292,35 +300,60 @@ impl Broker {
     /// none) without waiting for its answer (`finish` does): callers can keep
     /// requests in order and still have several in flight.
     /// `expect_response` false: the broker sends none (produce, acks=0).
-    pub async fn queue<R: Request>(&self, req: &R, max_version: Option<i16>, expect_response: bool) -> Result<Queued, Error> {
+    pub async fn queue<R: Request>(
+        &self,
+        req: &R,
+        max_version: Option<i16>,
+        expect_response: bool,
+    ) -> Result<Queued, Error> {
         let session = self.session().await?;
         let version = session
             .apis
             .range(R::API_KEY)
-            .and_then(|b| api::negotiate((R::MIN_VERSION, max_version.map_or(R::MAX_VERSION, |m| R::MAX_VERSION.min(m))), b))
+            .and_then(|b| {
+                api::negotiate(
+                    (R::MIN_VERSION, max_version.map_or(R::MAX_VERSION, |m| R::MAX_VERSION.min(m))),
+                    b,
+                )
+            })
             .ok_or_else(|| {
                 Error::new(
                     error::UNSUPPORTED_VERSION,
-                    format!("broker {} supports no version of API {} that kp speaks", self.node_id, R::API_KEY),
+                    format!(
+                        "broker {} supports no version of API {} that kp speaks",
+                        self.node_id,
+                        R::API_KEY
+                    ),
                 )
             })?;
         self.queue_on(&session, req, version, expect_response)
     }
 
-    fn queue_on<R: Request>(&self, session: &Arc<Session>, req: &R, version: i16, expect_response: bool) -> Result<Queued, Error> {
+    fn queue_on<R: Request>(
+        &self,
+        session: &Arc<Session>,
+        req: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<Queued, Error> {
         let corr = session.next_correlation.fetch_add(1, Ordering::Relaxed);
         let frame = api::encode_request_vectored(req, version, corr, &self.settings.client_id);
         let (msg, wait) = if expect_response {
             let (tx, rx) = oneshot::channel();
-            (Outgoing { frame, correlation_id: corr, reply: Some(tx), written: None }, QueuedWait::Response(rx))
+            (
+                Outgoing { frame, correlation_id: corr, reply: Some(tx), written: None },
+                QueuedWait::Response(rx),
+            )
         } else {
             let (tx, rx) = oneshot::channel();
-            (Outgoing { frame, correlation_id: corr, reply: None, written: Some(tx) }, QueuedWait::Written(rx))
+            (
+                Outgoing { frame, correlation_id: corr, reply: None, written: Some(tx) },
+                QueuedWait::Written(rx),
+            )
         };
-        session
-            .tx
-            .send(msg)
-            .map_err(|_| Error::new(error::TRANSPORT, format!("connection to broker {} closed", self.node_id)))?;
+        session.tx.send(msg).map_err(|_| {
+            Error::new(error::TRANSPORT, format!("connection to broker {} closed", self.node_id))
+        })?;
         Ok(Queued { session: session.clone(), version, wait })
     }
 
@@ -333,7 +366,10 @@ impl Broker {
             QueuedWait::Written(rx) => {
                 return match tokio::time::timeout(self.settings.request_timeout, rx).await {
                     Ok(Ok(())) => Ok(None),
-                    Ok(Err(_)) => Err(Error::new(error::TRANSPORT, format!("connection to broker {} lost", self.node_id))),
+                    Ok(Err(_)) => Err(Error::new(
+                        error::TRANSPORT,
+                        format!("connection to broker {} lost", self.node_id),
+                    )),
                     Err(_) => {
                         session.kill();
                         Err(Error::new(error::REQUEST_TIMED_OUT, "socket write timed out"))
@@ -344,7 +380,10 @@ impl Broker {
         let bytes = match tokio::time::timeout(self.settings.request_timeout, rx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => {
-                return Err(Error::new(error::TRANSPORT, format!("connection to broker {} lost", self.node_id)))
+                return Err(Error::new(
+                    error::TRANSPORT,
+                    format!("connection to broker {} lost", self.node_id),
+                ))
             }
             Err(_) => {
                 session.kill();
@@ -360,13 +399,18 @@ impl Broker {
         };
         let (_, resp) = api::decode_response::<R>(version, bytes).map_err(|e| {
             session.kill();
-            Error::new(error::BAD_RESPONSE, format!("broker {} sent an undecodable response: {e}", self.node_id))
+            Error::new(
+                error::BAD_RESPONSE,
+                format!("broker {} sent an undecodable response: {e}", self.node_id),
+            )
         })?;
         Ok(Some(resp))
     }
 
     fn expect_response<T>(r: Result<Option<T>, Error>) -> Result<T, Error> {
-        r?.ok_or_else(|| Error::new(error::INTERNAL, "a request queued for a response finished without one"))
+        r?.ok_or_else(|| {
+            Error::new(error::INTERNAL, "a request queued for a response finished without one")
+        })
     }
 
     pub async fn request_on<R: Request>(
@@ -402,7 +446,11 @@ fn set_buf(fd: i32, opt: i32, size: i32) {
 /// Runs the ApiVersions handshake on a fresh stream and spawns its I/O task
 /// (which counts the connection in `metrics` as closed when it ends while
 /// still in use).
-pub async fn start_session<S>(mut stream: S, client_id: &str, metrics: Arc<Metrics>) -> Result<Session, Error>
+pub async fn start_session<S>(
+    mut stream: S,
+    client_id: &str,
+    metrics: Arc<Metrics>,
+) -> Result<Session, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -418,11 +466,13 @@ where
             .write_all(&frame)
             .await
             .map_err(|e| Error::new(error::TRANSPORT, format!("write failed: {e}")))?;
-        let resp = read_frame(&mut stream)
-            .await
-            .map_err(|e| Error::new(error::TRANSPORT, format!("ApiVersions handshake failed: {e}")))?;
-        let (_, r): (i32, ApiVersionsResponse) = api::decode_response::<ApiVersionsRequest>(version, resp)
-            .map_err(|e| Error::new(error::BAD_RESPONSE, format!("bad ApiVersions response: {e}")))?;
+        let resp = read_frame(&mut stream).await.map_err(|e| {
+            Error::new(error::TRANSPORT, format!("ApiVersions handshake failed: {e}"))
+        })?;
+        let (_, r): (i32, ApiVersionsResponse) =
+            api::decode_response::<ApiVersionsRequest>(version, resp).map_err(|e| {
+                Error::new(error::BAD_RESPONSE, format!("bad ApiVersions response: {e}"))
+            })?;
         if r.error_code == error::UNSUPPORTED_VERSION as i16 && version != 0 {
             continue;
         }
@@ -439,7 +489,9 @@ where
         });
         break;
     }
-    let apis = apis.ok_or_else(|| Error::new(error::UNSUPPORTED_VERSION, "broker rejected every ApiVersions version"))?;
+    let apis = apis.ok_or_else(|| {
+        Error::new(error::UNSUPPORTED_VERSION, "broker rejected every ApiVersions version")
+    })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let alive = Arc::new(AtomicBool::new(true));
     let killed = Arc::new(tokio::sync::Notify::new());
@@ -450,7 +502,10 @@ where
 async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
     let len = s.read_i32().await?;
     if len < 4 || len as usize > MAX_RESPONSE_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame length {len}")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad frame length {len}"),
+        ));
     }
     let mut buf = BytesMut::zeroed(len as usize);
     s.read_exact(&mut buf).await?;
@@ -471,15 +526,15 @@ async fn io_task<S>(
     alive: Arc<AtomicBool>,
     killed: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
-)
-where
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
     // Small segments are coalesced here; large ones (record batches) go
     // straight to the socket.
     let mut wr = tokio::io::BufWriter::with_capacity(64 * 1024, wr);
-    let pending: Arc<parking_lot::Mutex<VecDeque<Pending>>> = Arc::new(parking_lot::Mutex::new(VecDeque::new()));
+    let pending: Arc<parking_lot::Mutex<VecDeque<Pending>>> =
+        Arc::new(parking_lot::Mutex::new(VecDeque::new()));
     let reader_pending = pending.clone();
     let reader_alive = alive.clone();
     let mut reader = tokio::spawn(async move {
@@ -498,8 +553,13 @@ where
                     let _ = p.reply.send(Ok(frame));
                 }
                 Some(p) => {
-                    let _ = p.reply.send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
-                    return format!("correlation id mismatch: expected {}, got {corr}", p.correlation_id);
+                    let _ = p
+                        .reply
+                        .send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
+                    return format!(
+                        "correlation id mismatch: expected {}, got {corr}",
+                        p.correlation_id
+                    );
                 }
                 None => return format!("unexpected response with correlation id {corr}"),
             }

@@ -17,11 +17,17 @@ pub enum PidPhase {
     Missing,
     /// An InitProducerId request is under way.
     Requesting,
-    Ready { pid: i64, epoch: i16 },
+    Ready {
+        pid: i64,
+        epoch: i16,
+    },
     /// Sequences can no longer line up (a sequenced batch failed or expired,
     /// or the broker lost our state): bump the epoch once nothing is in
     /// flight, then restart every partition's sequence at 0.
-    BumpWanted { pid: i64, epoch: i16 },
+    BumpWanted {
+        pid: i64,
+        epoch: i16,
+    },
 }
 
 /// Asks for a bump unless one is already wanted or under way.
@@ -47,12 +53,16 @@ pub(crate) async fn init_producer_id(inner: Arc<Inner>, current: Option<(i64, i1
                 return;
             }
             Err(e) if e.retriable() || e.code == error::ALL_BROKERS_DOWN => {
-                let ms = (inner.cfg.retry_backoff_ms << attempt.min(10)).min(inner.cfg.retry_backoff_max_ms.max(inner.cfg.retry_backoff_ms));
+                let ms = (inner.cfg.retry_backoff_ms << attempt.min(10))
+                    .min(inner.cfg.retry_backoff_max_ms.max(inner.cfg.retry_backoff_ms));
                 *inner.last_cluster_error.lock() = Some(e);
                 tokio::time::sleep(Duration::from_millis(ms.max(10))).await;
             }
             Err(e) => {
-                inner.enter_fatal(Error::new(e.code, format!("could not get a producer id: {}", e.message)));
+                inner.enter_fatal(Error::new(
+                    e.code,
+                    format!("could not get a producer id: {}", e.message),
+                ));
                 return;
             }
         }
@@ -71,7 +81,10 @@ async fn try_init(inner: &Inner, current: Option<(i64, i16)>) -> Result<(i64, i1
             }
         };
         let Some(version) = session.apis.version_for::<InitProducerIdRequest>() else {
-            return Err(Error::new(error::UNSUPPORTED_FEATURE, "the broker does not support InitProducerId (idempotence)"));
+            return Err(Error::new(
+                error::UNSUPPORTED_FEATURE,
+                "the broker does not support InitProducerId (idempotence)",
+            ));
         };
         // Bumping an epoch needs v3+; older brokers give a new id instead.
         let (pid, epoch) = match current {
@@ -83,13 +96,19 @@ async fn try_init(inner: &Inner, current: Option<(i64, i16)>) -> Result<(i64, i1
             transaction_timeout_ms: i32::MAX,
             producer_id: pid,
             producer_epoch: epoch,
-            ..Default::default()
         };
         match b.request_on(&session, &req, version).await {
             Ok(r) if r.error_code == 0 => return Ok((r.producer_id, r.producer_epoch)),
             Ok(r) => {
                 let code = r.error_code as i32;
-                last = Error::new(code, format!("InitProducerId failed on broker {}: {}", b.node_id, error::description(code)));
+                last = Error::new(
+                    code,
+                    format!(
+                        "InitProducerId failed on broker {}: {}",
+                        b.node_id,
+                        error::description(code)
+                    ),
+                );
                 if !error::is_retriable(code) {
                     return Err(last);
                 }
@@ -99,4 +118,3 @@ async fn try_init(inner: &Inner, current: Option<(i64, i16)>) -> Result<(i64, i1
     }
     Err(last)
 }
-

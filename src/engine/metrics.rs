@@ -103,6 +103,13 @@ mod tests {
         assert_eq!(Metrics::get(&m.throttle_time_ms_max), 250);
         m.batch_sealed(40, 100);
         m.batch_sealed(60, 100);
-        assert_eq!((Metrics::get(&m.batches_sent), Metrics::get(&m.batch_bytes), Metrics::get(&m.batch_bytes_uncompressed)), (2, 100, 200));
+        assert_eq!(
+            (
+                Metrics::get(&m.batches_sent),
+                Metrics::get(&m.batch_bytes),
+                Metrics::get(&m.batch_bytes_uncompressed)
+            ),
+            (2, 100, 200)
+        );
     }
 }

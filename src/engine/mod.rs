@@ -24,7 +24,10 @@ use crate::error::{self, Error};
 use crate::partitioner::{crc32_partition, murmur2_partition};
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
-use accumulator::{append, validate_topic_name, AppendRecord, Core, MemoryPool, PartitionQueue, PendingRecord, TopicHandle};
+use accumulator::{
+    append, validate_topic_name, AppendRecord, Core, MemoryPool, PartitionQueue, PendingRecord,
+    TopicHandle,
+};
 use conn::{Broker, ConnSettings};
 pub use report::{Dispatch, Persistence, ReportView, SyncResult, SyncSlot, Token, TopicName};
 
@@ -117,7 +120,7 @@ fn now_ms() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the local timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 /// Gives every producer engine an id that is never reused (see LAST_TOPIC).
@@ -134,13 +137,19 @@ thread_local! {
 }
 
 impl Producer {
-    pub fn new(cfg: ProducerConfig, dispatch: Arc<Dispatch>, partitioner_fn: Option<Arc<PartitionerFn>>) -> Result<Producer, Error> {
+    pub fn new(
+        cfg: ProducerConfig,
+        dispatch: Arc<Dispatch>,
+        partitioner_fn: Option<Arc<PartitionerFn>>,
+    ) -> Result<Producer, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("kp-io")
             .enable_all()
             .build()
-            .map_err(|e| Error::new(error::INTERNAL, format!("cannot start the I/O runtime: {e}")))?;
+            .map_err(|e| {
+                Error::new(error::INTERNAL, format!("cannot start the I/O runtime: {e}"))
+            })?;
         let metrics = Arc::new(metrics::Metrics::default());
         let conn_settings = ConnSettings {
             client_id: cfg.client_id.clone(),
@@ -158,9 +167,15 @@ impl Producer {
             .enumerate()
             .map(|(i, (h, p))| Broker::new(-1 - i as i32, h.clone(), *p, conn_settings.clone()))
             .collect();
-        let txn = cfg.transactional_id.clone().map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
+        let txn = cfg
+            .transactional_id
+            .clone()
+            .map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
         let inner = Arc::new(Inner {
-            core: Arc::new(Core { reports: report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll), memory: MemoryPool::new(cfg.buffer_memory) }),
+            core: Arc::new(Core {
+                reports: report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll),
+                memory: MemoryPool::new(cfg.buffer_memory),
+            }),
             cfg,
             topics: RwLock::new(HashMap::default()),
             all_partitions: RwLock::new(Vec::new()),
@@ -203,7 +218,9 @@ impl Producer {
             let h = std::thread::Builder::new()
                 .name("kp-delivery".into())
                 .spawn(move || inner.core.reports.run_delivery_thread(&*d))
-                .map_err(|e| Error::new(error::INTERNAL, format!("cannot start the delivery thread: {e}")))?;
+                .map_err(|e| {
+                    Error::new(error::INTERNAL, format!("cannot start the delivery thread: {e}"))
+                })?;
             *p.delivery_thread_id.lock() = Some(h.thread().id());
             *p.delivery_thread.lock() = Some(h);
         }
@@ -227,10 +244,16 @@ impl Producer {
             t.in_transaction()?;
         }
         if rec.partition < PARTITION_ANY {
-            return Err(Error::new(error::INVALID_ARG, format!("partition {} is invalid", rec.partition)));
+            return Err(Error::new(
+                error::INVALID_ARG,
+                format!("partition {} is invalid", rec.partition),
+            ));
         }
         if rec.timestamp_ms < 0 {
-            return Err(Error::new(error::INVALID_ARG, format!("timestamp {} is negative", rec.timestamp_ms)));
+            return Err(Error::new(
+                error::INVALID_ARG,
+                format!("timestamp {} is negative", rec.timestamp_ms),
+            ));
         }
         let layout = RecordLayout::new(rec.key, rec.value, rec.headers);
         let size = layout.max_encoded_len();
@@ -251,11 +274,18 @@ impl Producer {
         if footprint > inner.cfg.buffer_memory {
             return Err(Error::new(
                 error::RECORD_TOO_LARGE,
-                format!("the record is {size} bytes, larger than buffer.memory ({})", inner.cfg.buffer_memory),
+                format!(
+                    "the record is {size} bytes, larger than buffer.memory ({})",
+                    inner.cfg.buffer_memory
+                ),
             ));
         }
         let topic = self.topic_handle(rec.topic)?;
-        inner.core.memory.reserve(footprint, Duration::from_millis(inner.cfg.max_block_ms), &inner.closing)?;
+        inner.core.memory.reserve(
+            footprint,
+            Duration::from_millis(inner.cfg.max_block_ms),
+            &inner.closing,
+        )?;
         let timestamp = if rec.timestamp_ms == 0 { now_ms() } else { rec.timestamp_ms };
         match inner.append_known(topic, rec, &layout, timestamp, token, footprint) {
             Ok(None) => {
@@ -283,7 +313,11 @@ impl Producer {
                     partition: rec.partition,
                     key: rec.key.map(Into::into),
                     value: rec.value.map(Into::into),
-                    headers: rec.headers.iter().map(|h| (h.key.into(), h.value.map(Into::into))).collect(),
+                    headers: rec
+                        .headers
+                        .iter()
+                        .map(|h| (h.key.into(), h.value.map(Into::into)))
+                        .collect(),
                     timestamp,
                     token,
                     reserved: footprint,
@@ -325,7 +359,8 @@ impl Producer {
             None => {
                 validate_topic_name(name)?;
                 let mut w = self.inner.topics.write();
-                let p = Arc::as_ptr(w.entry(Arc::from(name)).or_insert_with(|| TopicHandle::new(name)));
+                let p =
+                    Arc::as_ptr(w.entry(Arc::from(name)).or_insert_with(|| TopicHandle::new(name)));
                 drop(w);
                 self.inner.request_metadata();
                 p
@@ -348,14 +383,18 @@ impl Producer {
         } else {
             Err(Error::new(
                 error::TIMED_OUT,
-                format!("flush timed out with {} record(s) not yet reported", inner.core.reports.outstanding()),
+                format!(
+                    "flush timed out with {} record(s) not yet reported",
+                    inner.core.reports.outstanding()
+                ),
             ))
         }
     }
 
     /// Whether the calling thread must dispatch reports itself while waiting.
     fn serve_here(&self) -> Option<&Dispatch> {
-        let on_delivery_thread = *self.delivery_thread_id.lock() == Some(std::thread::current().id());
+        let on_delivery_thread =
+            *self.delivery_thread_id.lock() == Some(std::thread::current().id());
         if self.inner.cfg.delivery_mode == DeliveryMode::Poll || on_delivery_thread {
             Some(&*self.dispatch)
         } else {
@@ -374,7 +413,10 @@ impl Producer {
 
     fn txn(&self) -> Result<&Arc<txn::TxnManager>, txn::TxnError> {
         self.inner.txn.as_ref().ok_or_else(|| txn::TxnError {
-            error: Error::new(error::STATE, "transactions need \"transactional.id\" in the configuration"),
+            error: Error::new(
+                error::STATE,
+                "transactions need \"transactional.id\" in the configuration",
+            ),
             retriable: false,
             fatal: false,
             requires_abort: false,
@@ -396,7 +438,11 @@ impl Producer {
     pub fn transaction_protocol_version(&self) -> i32 {
         match &self.inner.txn {
             Some(t) if !matches!(*t.state.lock(), txn::TxnState::Uninitialized) => {
-                if t.tv2.load(Ordering::Acquire) { 2 } else { 1 }
+                if t.tv2.load(Ordering::Acquire) {
+                    2
+                } else {
+                    1
+                }
             }
             _ => 0,
         }
@@ -413,14 +459,31 @@ impl Producer {
         {
             let mut st = t.state.lock();
             match &*st {
-                txn::TxnState::InTransaction | txn::TxnState::Committing => *st = txn::TxnState::Committing,
-                txn::TxnState::Abortable(e) => {
-                    return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: false, requires_abort: true })
+                txn::TxnState::InTransaction | txn::TxnState::Committing => {
+                    *st = txn::TxnState::Committing
                 }
-                txn::TxnState::Fatal(e) => return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: true, requires_abort: false }),
+                txn::TxnState::Abortable(e) => {
+                    return Err(txn::TxnError {
+                        error: e.clone(),
+                        retriable: false,
+                        fatal: false,
+                        requires_abort: true,
+                    })
+                }
+                txn::TxnState::Fatal(e) => {
+                    return Err(txn::TxnError {
+                        error: e.clone(),
+                        retriable: false,
+                        fatal: true,
+                        requires_abort: false,
+                    })
+                }
                 s => {
                     return Err(txn::TxnError {
-                        error: Error::new(error::STATE, format!("no transaction to commit (state {s:?})")),
+                        error: Error::new(
+                            error::STATE,
+                            format!("no transaction to commit (state {s:?})"),
+                        ),
                         retriable: false,
                         fatal: false,
                         requires_abort: false,
@@ -429,10 +492,20 @@ impl Producer {
             }
         }
         if let Err(e) = self.flush(deadline.saturating_duration_since(Instant::now())) {
-            return Err(txn::TxnError { error: e, retriable: true, fatal: false, requires_abort: false });
+            return Err(txn::TxnError {
+                error: e,
+                retriable: true,
+                fatal: false,
+                requires_abort: false,
+            });
         }
         if let txn::TxnState::Abortable(e) = &*t.state.lock() {
-            return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: false, requires_abort: true });
+            return Err(txn::TxnError {
+                error: e.clone(),
+                retriable: false,
+                fatal: false,
+                requires_abort: true,
+            });
         }
         self.block_on(t.end(&self.inner, true, deadline))
     }
@@ -445,13 +518,24 @@ impl Producer {
         {
             let mut st = t.state.lock();
             match &*st {
-                txn::TxnState::InTransaction | txn::TxnState::Aborting | txn::TxnState::Abortable(_) | txn::TxnState::Committing => {
-                    *st = txn::TxnState::Aborting
+                txn::TxnState::InTransaction
+                | txn::TxnState::Aborting
+                | txn::TxnState::Abortable(_)
+                | txn::TxnState::Committing => *st = txn::TxnState::Aborting,
+                txn::TxnState::Fatal(e) => {
+                    return Err(txn::TxnError {
+                        error: e.clone(),
+                        retriable: false,
+                        fatal: true,
+                        requires_abort: false,
+                    })
                 }
-                txn::TxnState::Fatal(e) => return Err(txn::TxnError { error: e.clone(), retriable: false, fatal: true, requires_abort: false }),
                 s => {
                     return Err(txn::TxnError {
-                        error: Error::new(error::STATE, format!("no transaction to abort (state {s:?})")),
+                        error: Error::new(
+                            error::STATE,
+                            format!("no transaction to abort (state {s:?})"),
+                        ),
                         retriable: false,
                         fatal: false,
                         requires_abort: false,
@@ -459,9 +543,17 @@ impl Producer {
                 }
             }
         }
-        self.inner.purge_queued(error::PURGED_QUEUED, "the transaction was aborted before the record was sent");
+        self.inner.purge_queued(
+            error::PURGED_QUEUED,
+            "the transaction was aborted before the record was sent",
+        );
         if let Err(e) = self.flush(deadline.saturating_duration_since(Instant::now())) {
-            return Err(txn::TxnError { error: e, retriable: true, fatal: false, requires_abort: false });
+            return Err(txn::TxnError {
+                error: e,
+                retriable: true,
+                fatal: false,
+                requires_abort: false,
+            });
         }
         let inner = &self.inner;
         self.block_on(async {
@@ -478,7 +570,12 @@ impl Producer {
         })
     }
 
-    pub fn send_offsets_to_transaction(&self, offsets: &[(String, i32, i64)], group: &str, timeout: Duration) -> Result<(), txn::TxnError> {
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(String, i32, i64)],
+        group: &str,
+        timeout: Duration,
+    ) -> Result<(), txn::TxnError> {
         let t = self.txn()?.clone();
         let deadline = Instant::now() + timeout;
         self.block_on(t.send_offsets(&self.inner, offsets, group, deadline))
@@ -519,7 +616,11 @@ impl Producer {
             {
                 let m = t.meta.read();
                 if m.known {
-                    return Ok(m.partitions.iter().map(|p| (p.partition, p.leader.load(Ordering::Acquire))).collect());
+                    return Ok(m
+                        .partitions
+                        .iter()
+                        .map(|p| (p.partition, p.leader.load(Ordering::Acquire)))
+                        .collect());
                 }
             }
             if Instant::now() >= deadline {
@@ -532,12 +633,18 @@ impl Producer {
                     .unwrap_or_default();
                 return Err(Error::new(
                     error::TIMED_OUT,
-                    format!("metadata for topic \"{topic}\" not available within {} ms{why}", timeout.as_millis()),
+                    format!(
+                        "metadata for topic \"{topic}\" not available within {} ms{why}",
+                        timeout.as_millis()
+                    ),
                 ));
             }
             self.inner.request_metadata();
             let mut g = self.inner.metadata_lock.lock();
-            let _ = self.inner.metadata_cv.wait_until(&mut g, deadline.min(Instant::now() + Duration::from_millis(100)));
+            let _ = self
+                .inner
+                .metadata_cv
+                .wait_until(&mut g, deadline.min(Instant::now() + Duration::from_millis(100)));
         }
     }
 
@@ -548,11 +655,20 @@ impl Producer {
     pub fn purge(&self, queued: bool, in_flight: bool) -> usize {
         let mut n = 0;
         if queued {
-            n = self.inner.purge_queued(error::PURGED_QUEUED, "purged by kp_purge before it was sent");
+            n = self
+                .inner
+                .purge_queued(error::PURGED_QUEUED, "purged by kp_purge before it was sent");
         }
         if in_flight {
             self.inner.purge_generation.fetch_add(1, Ordering::AcqRel);
-            let brokers: Vec<Arc<Broker>> = self.inner.brokers.read().values().cloned().chain(self.inner.bootstrap.iter().cloned()).collect();
+            let brokers: Vec<Arc<Broker>> = self
+                .inner
+                .brokers
+                .read()
+                .values()
+                .cloned()
+                .chain(self.inner.bootstrap.iter().cloned())
+                .collect();
             for b in brokers {
                 self.handle.spawn(async move { b.reset("purge").await });
             }
@@ -567,7 +683,10 @@ impl Producer {
     /// on this thread).
     pub fn close(&self, timeout: Duration) -> Result<(), Error> {
         if *self.delivery_thread_id.lock() == Some(std::thread::current().id()) {
-            return Err(Error::new(error::STATE, "kp_producer_close must not be called from a delivery callback"));
+            return Err(Error::new(
+                error::STATE,
+                "kp_producer_close must not be called from a delivery callback",
+            ));
         }
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -579,7 +698,10 @@ impl Producer {
         inner.sender_wake.notify_one();
         let complete = inner.core.reports.wait_all_done(timeout, self.serve_here());
         if !complete {
-            inner.purge_queued(error::CLOSED, "the producer was closed (close timeout) before the record was sent");
+            inner.purge_queued(
+                error::CLOSED,
+                "the producer was closed (close timeout) before the record was sent",
+            );
         }
         inner.shutdown.store(true, Ordering::Release);
         inner.shutdown_notify.notify_waiters();
@@ -606,7 +728,10 @@ impl Producer {
         if complete {
             Ok(())
         } else {
-            Err(Error::new(error::TIMED_OUT, "close timed out; unsent records were reported as CLOSED"))
+            Err(Error::new(
+                error::TIMED_OUT,
+                "close timed out; unsent records were reported as CLOSED",
+            ))
         }
     }
 }
@@ -625,7 +750,15 @@ impl Inner {
 
     /// Appends to a known topic. Ok(Some(token)) hands the token back when
     /// the topic's metadata is not known yet.
-    fn append_known(&self, topic: &TopicHandle, rec: &Record<'_>, layout: &RecordLayout, timestamp: i64, token: Token, size: usize) -> Result<Option<Token>, Error> {
+    fn append_known(
+        &self,
+        topic: &TopicHandle,
+        rec: &Record<'_>,
+        layout: &RecordLayout,
+        timestamp: i64,
+        token: Token,
+        size: usize,
+    ) -> Result<Option<Token>, Error> {
         self.append_to_topic(topic, rec, layout, timestamp, token, size, false)
     }
 
@@ -643,17 +776,27 @@ impl Inner {
         draining: bool,
     ) -> Result<Option<Token>, Error> {
         let meta = topic.meta.read();
-        if !meta.known && !(draining && !meta.partitions.is_empty()) {
+        let drainable = draining && !meta.partitions.is_empty();
+        if !meta.known && !drainable {
             return Ok(Some(token));
         }
-        let (partition, sticky) = self.choose_partition(topic, &meta.partitions, rec.partition, rec.key)?;
+        let (partition, sticky) =
+            self.choose_partition(topic, &meta.partitions, rec.partition, rec.key)?;
         let pq = &meta.partitions[partition as usize];
         let batch_size = self.effective_batch_size();
         let r = append(
             &self.core,
             pq,
             batch_size,
-            &AppendRecord { timestamp, key: rec.key, value: rec.value, headers: rec.headers, layout, reserved: size, sticky },
+            &AppendRecord {
+                timestamp,
+                key: rec.key,
+                value: rec.value,
+                headers: rec.headers,
+                layout,
+                reserved: size,
+                sticky,
+            },
             token,
         );
         if r.sticky_used_up {
@@ -672,16 +815,28 @@ impl Inner {
 
     /// The partition for a record, and whether it was chosen by sticky
     /// partitioning (then the append counts it towards the sticky budget).
-    fn choose_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], explicit: i32, key: Option<&[u8]>) -> Result<(i32, bool), Error> {
+    fn choose_partition(
+        &self,
+        topic: &TopicHandle,
+        parts: &[Arc<PartitionQueue>],
+        explicit: i32,
+        key: Option<&[u8]>,
+    ) -> Result<(i32, bool), Error> {
         let n = parts.len() as i32;
         if n == 0 {
-            return Err(Error::new(error::UNKNOWN_PARTITION, format!("topic \"{}\" has no partitions", topic.name.name)));
+            return Err(Error::new(
+                error::UNKNOWN_PARTITION,
+                format!("topic \"{}\" has no partitions", topic.name.name),
+            ));
         }
         if explicit != PARTITION_ANY {
             if explicit >= n {
                 return Err(Error::new(
                     error::UNKNOWN_PARTITION,
-                    format!("partition {explicit} does not exist: topic \"{}\" has {n} partition(s)", topic.name.name),
+                    format!(
+                        "partition {explicit} does not exist: topic \"{}\" has {n} partition(s)",
+                        topic.name.name
+                    ),
                 ));
             }
             return Ok((explicit, false));
@@ -691,7 +846,9 @@ impl Inner {
             if p < 0 || p >= n {
                 return Err(Error::new(
                     error::PARTITIONER_FAILED,
-                    format!("the custom partitioner returned {p} for a topic with {n} partition(s)"),
+                    format!(
+                        "the custom partitioner returned {p} for a topic with {n} partition(s)"
+                    ),
                 ));
             }
             return Ok((p, false));
@@ -699,14 +856,24 @@ impl Inner {
         let key = if self.cfg.partitioner_ignore_keys { None } else { key };
         let un = n as u32;
         Ok(match (self.cfg.partitioner, key) {
-            (Partitioner::Murmur2Random | Partitioner::Murmur2, Some(k)) => (murmur2_partition(k, un), false),
-            (Partitioner::ConsistentRandom | Partitioner::Consistent, Some(k)) => (crc32_partition(k, un), false),
+            (Partitioner::Murmur2Random | Partitioner::Murmur2, Some(k)) => {
+                (murmur2_partition(k, un), false)
+            }
+            (Partitioner::ConsistentRandom | Partitioner::Consistent, Some(k)) => {
+                (crc32_partition(k, un), false)
+            }
             (Partitioner::Consistent, None) => (crc32_partition(&[], un), false),
             (Partitioner::Random, _) => (fastrand::i32(0..n), false),
-            (Partitioner::RoundRobin, _) => ((topic.round_robin.fetch_add(1, Ordering::Relaxed) % un) as i32, false),
+            (Partitioner::RoundRobin, _) => {
+                ((topic.round_robin.fetch_add(1, Ordering::Relaxed) % un) as i32, false)
+            }
             (_, None) => {
                 let cur = topic.sticky.load(Ordering::Relaxed);
-                let p = if cur >= 0 && cur < n { cur } else { self.next_sticky_partition(topic, parts, cur) };
+                let p = if cur >= 0 && cur < n {
+                    cur
+                } else {
+                    self.next_sticky_partition(topic, parts, cur)
+                };
                 (p, true)
             }
         })
@@ -716,9 +883,18 @@ impl Inner {
     /// budget): the topic stays on one partition until about batch.size
     /// bytes went there (counted by the partition's append), then moves to
     /// another partition that has a leader. Returns the new partition.
-    fn next_sticky_partition(&self, topic: &TopicHandle, parts: &[Arc<PartitionQueue>], cur: i32) -> i32 {
+    fn next_sticky_partition(
+        &self,
+        topic: &TopicHandle,
+        parts: &[Arc<PartitionQueue>],
+        cur: i32,
+    ) -> i32 {
         let n = parts.len() as i32;
-        let available: Vec<i32> = parts.iter().filter(|p| p.leader.load(Ordering::Relaxed) >= 0).map(|p| p.partition).collect();
+        let available: Vec<i32> = parts
+            .iter()
+            .filter(|p| p.leader.load(Ordering::Relaxed) >= 0)
+            .map(|p| p.partition)
+            .collect();
         let next = if available.len() > 1 {
             loop {
                 let c = available[fastrand::usize(0..available.len())];
@@ -743,7 +919,11 @@ impl Inner {
         let mut guard = topic.pending.lock();
         let pending: Vec<PendingRecord> = std::mem::take(&mut *guard);
         for p in pending {
-            let headers: Vec<RecordHeader<'_>> = p.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect();
+            let headers: Vec<RecordHeader<'_>> = p
+                .headers
+                .iter()
+                .map(|(k, v)| RecordHeader { key: k, value: v.as_deref() })
+                .collect();
             let rec = Record {
                 topic: &topic.name.name,
                 partition: p.partition,
@@ -753,7 +933,15 @@ impl Inner {
                 timestamp_ms: p.timestamp,
             };
             let layout = RecordLayout::new(rec.key, rec.value, rec.headers);
-            match self.append_to_topic(topic, &rec, &layout, p.timestamp, p.token.clone(), p.reserved, true) {
+            match self.append_to_topic(
+                topic,
+                &rec,
+                &layout,
+                p.timestamp,
+                p.token.clone(),
+                p.reserved,
+                true,
+            ) {
                 Ok(None) => {}
                 Ok(Some(_)) => unreachable!("partitions are known"),
                 Err(e) => {
@@ -778,7 +966,8 @@ impl Inner {
             match only_older_than {
                 None => std::mem::take(&mut *pending),
                 Some(limit) => {
-                    let (old, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|p| p.enqueued <= limit);
+                    let (old, keep): (Vec<_>, Vec<_>) =
+                        pending.drain(..).partition(|p| p.enqueued <= limit);
                     *pending = keep;
                     old
                 }
@@ -797,7 +986,13 @@ impl Inner {
             })
             .collect();
         self.core.memory.release(reserved);
-        self.core.reports.fail(topic.name.clone(), PARTITION_ANY, err, Persistence::NotPersisted, metas);
+        self.core.reports.fail(
+            topic.name.clone(),
+            PARTITION_ANY,
+            err,
+            Persistence::NotPersisted,
+            metas,
+        );
     }
 
     pub fn purge_queued(&self, code: i32, message: &str) -> usize {
@@ -856,7 +1051,11 @@ impl Inner {
     /// Fails every queued batch of one partition (e.g. it cannot join the
     /// transaction).
     pub fn fail_partition_queue(&self, topic: &str, partition: i32, err: &Error) {
-        let pq = self.topics.read().get(topic).and_then(|t| t.meta.read().partitions.get(partition as usize).cloned());
+        let pq = self
+            .topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.meta.read().partitions.get(partition as usize).cloned());
         if let Some(pq) = pq {
             let err = Arc::new(err.clone());
             for b in pq.take_queued() {
@@ -879,7 +1078,10 @@ impl Inner {
         let e = self.fatal.lock().clone();
         Error::new(
             error::FATAL,
-            format!("the producer is in a fatal state: {}", e.map(|e| e.to_string()).unwrap_or_default()),
+            format!(
+                "the producer is in a fatal state: {}",
+                e.map(|e| e.to_string()).unwrap_or_default()
+            ),
         )
     }
 

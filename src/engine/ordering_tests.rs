@@ -97,12 +97,20 @@ async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 fn ranges() -> Vec<ApiVersionRange> {
-    let r = |api_key: i16, min_version: i16, max_version: i16| ApiVersionRange { api_key, min_version, max_version };
+    let r = |api_key: i16, min_version: i16, max_version: i16| ApiVersionRange {
+        api_key,
+        min_version,
+        max_version,
+    };
     vec![
         r(ApiVersionsRequest::API_KEY, 0, 3),
         r(MetadataRequest::API_KEY, MetadataRequest::MIN_VERSION, MetadataRequest::MAX_VERSION),
         r(ProduceRequest::API_KEY, ProduceRequest::MIN_VERSION, ProduceRequest::MAX_VERSION),
-        r(InitProducerIdRequest::API_KEY, InitProducerIdRequest::MIN_VERSION, InitProducerIdRequest::MAX_VERSION),
+        r(
+            InitProducerIdRequest::API_KEY,
+            InitProducerIdRequest::MIN_VERSION,
+            InitProducerIdRequest::MAX_VERSION,
+        ),
     ]
 }
 
@@ -126,7 +134,8 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                 api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
             }
             api::API_METADATA => {
-                let (_, req) = api::decode_request::<MetadataRequest>(&frame).expect("metadata request");
+                let (_, req) =
+                    api::decode_request::<MetadataRequest>(&frame).expect("metadata request");
                 let topics = req
                     .topics
                     .unwrap_or_default()
@@ -152,7 +161,12 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                     .collect();
                 let resp = MetadataResponse {
                     throttle_time_ms: 0,
-                    brokers: vec![MetadataBroker { node_id: 1, host: "127.0.0.1".into(), port: mock.port as i32, rack: None }],
+                    brokers: vec![MetadataBroker {
+                        node_id: 1,
+                        host: "127.0.0.1".into(),
+                        port: mock.port as i32,
+                        rack: None,
+                    }],
                     cluster_id: Some("mock".into()),
                     controller_id: 1,
                     topics,
@@ -172,7 +186,8 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                 api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
             }
             api::API_PRODUCE => {
-                let (_, req) = api::decode_request::<ProduceRequest>(&frame).expect("produce request");
+                let (_, req) =
+                    api::decode_request::<ProduceRequest>(&frame).expect("produce request");
                 let mut responses = Vec::new();
                 for t in req.topic_data {
                     let mut parts = Vec::new();
@@ -180,8 +195,13 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                         let batches = decode_batches(&p.records).expect("record batch");
                         assert_eq!(batches.len(), 1, "one batch per partition");
                         let b = &batches[0];
-                        let (code, base) =
-                            mock.log.lock().unwrap().append(p.index, b.producer_id, b.producer_epoch, b.base_sequence, b.record_count);
+                        let (code, base) = mock.log.lock().unwrap().append(
+                            p.index,
+                            b.producer_id,
+                            b.producer_epoch,
+                            b.base_sequence,
+                            b.record_count,
+                        );
                         parts.push(PartitionProduceResponse {
                             index: p.index,
                             error_code: code,
@@ -193,9 +213,11 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                             current_leader: None,
                         });
                     }
-                    responses.push(TopicProduceResponse { name: t.name, partition_responses: parts });
+                    responses
+                        .push(TopicProduceResponse { name: t.name, partition_responses: parts });
                 }
-                let resp = ProduceResponse { responses, throttle_time_ms: 0, node_endpoints: vec![] };
+                let resp =
+                    ProduceResponse { responses, throttle_time_ms: 0, node_endpoints: vec![] };
                 api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
             }
             other => panic!("the mock broker does not speak API {other}"),
@@ -208,7 +230,8 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
 
 /// Starts the mock broker on its own runtime thread.
 fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let mock = Arc::new(Mock {
         port: listener.local_addr().unwrap().port(),
@@ -262,7 +285,14 @@ fn produce_requests_reach_the_broker_in_sequence_order() {
         // while the sender drains, as in kp_send loops.
         let n = 3000;
         for i in 0..n {
-            let rec = Record { topic: "t", partition: (i % partitions as usize) as i32, key: None, value: Some(&value), headers: &[], timestamp_ms: 0 };
+            let rec = Record {
+                topic: "t",
+                partition: (i % partitions as usize) as i32,
+                key: None,
+                value: Some(&value),
+                headers: &[],
+                timestamp_ms: 0,
+            };
             p.send(&rec, Token::Callback { cb: 0, ctx: i }).unwrap();
         }
         let t0 = Instant::now();
@@ -274,22 +304,44 @@ fn produce_requests_reach_the_broker_in_sequence_order() {
         let mut overtaken = Vec::new();
         for ((part, pid), seqs) in &log.arrivals {
             if let Some(w) = seqs.windows(2).find(|w| w[1] < w[0]) {
-                overtaken.push(format!("partition {part} producer {pid}: {} after {} (arrivals {:?}...)", w[1], w[0], &seqs[..seqs.len().min(12)]));
+                overtaken.push(format!(
+                    "partition {part} producer {pid}: {} after {} (arrivals {:?}...)",
+                    w[1],
+                    w[0],
+                    &seqs[..seqs.len().min(12)]
+                ));
             }
         }
-        assert!(overtaken.is_empty(), "round {round}: produce requests overtook each other: {overtaken:?}");
-        assert_eq!(log.out_of_order_answers, 0, "round {round}: the broker answered OUT_OF_ORDER_SEQUENCE_NUMBER");
+        assert!(
+            overtaken.is_empty(),
+            "round {round}: produce requests overtook each other: {overtaken:?}"
+        );
+        assert_eq!(
+            log.out_of_order_answers, 0,
+            "round {round}: the broker answered OUT_OF_ORDER_SEQUENCE_NUMBER"
+        );
         assert!(flushed, "round {round}: flush timed out after {:?}", t0.elapsed());
         assert_eq!(reports.len(), n, "round {round}: one report per record");
         let failed: Vec<_> = reports.iter().filter(|r| r.2 != 0).collect();
-        assert!(failed.is_empty(), "round {round}: {} record(s) failed, first {:?}", failed.len(), failed[0]);
+        assert!(
+            failed.is_empty(),
+            "round {round}: {} record(s) failed, first {:?}",
+            failed.len(),
+            failed[0]
+        );
         // Within a partition, the log order is the send order.
         let mut by_tag: Vec<_> = reports.clone();
         by_tag.sort_by_key(|r| r.0);
         let mut last: HashMap<i32, i64> = HashMap::new();
         for r in &by_tag {
             if let Some(prev) = last.insert(r.1, r.3) {
-                assert!(r.3 > prev, "round {round}: record {} of partition {} at offset {} after offset {prev}", r.0, r.1, r.3);
+                assert!(
+                    r.3 > prev,
+                    "round {round}: record {} of partition {} at offset {} after offset {prev}",
+                    r.0,
+                    r.1,
+                    r.3
+                );
             }
         }
         drop(log);

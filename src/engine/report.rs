@@ -31,10 +31,7 @@ pub struct TopicName {
 
 impl TopicName {
     pub fn new(name: &str) -> Arc<TopicName> {
-        Arc::new(TopicName {
-            name: Arc::from(name),
-            cname: CString::new(name).unwrap_or_default(),
-        })
+        Arc::new(TopicName { name: Arc::from(name), cname: CString::new(name).unwrap_or_default() })
     }
 }
 
@@ -72,7 +69,10 @@ impl SyncSlot {
 #[derive(Clone)]
 pub enum Token {
     None,
-    Callback { cb: usize, ctx: usize },
+    Callback {
+        cb: usize,
+        ctx: usize,
+    },
     Sync(Arc<SyncSlot>),
     /// Already completed (sync slot filled).
     Done,
@@ -129,7 +129,11 @@ impl ReportQueue {
     /// skipping it saves two syscalls per served batch.
     pub fn new(with_fd: bool) -> ReportQueue {
         // SAFETY: plain syscall; -1 on failure is handled (no fd readiness).
-        let fd = if with_fd { unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) } } else { -1 };
+        let fd = if with_fd {
+            unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }
+        } else {
+            -1
+        };
         ReportQueue {
             queue: Mutex::new(VecDeque::new()),
             cv: Condvar::new(),
@@ -217,7 +221,14 @@ impl ReportQueue {
     }
 
     /// Builds the outcome for records that failed before or without a batch.
-    pub fn fail(&self, topic: Arc<TopicName>, partition: i32, err: Arc<Error>, persistence: Persistence, records: Vec<RecordMeta>) {
+    pub fn fail(
+        &self,
+        topic: Arc<TopicName>,
+        partition: i32,
+        err: Arc<Error>,
+        persistence: Persistence,
+        records: Vec<RecordMeta>,
+    ) {
         let cmsg = CString::new(err.message.replace('\0', " ")).ok();
         self.complete(Outcome {
             topic,
@@ -280,7 +291,9 @@ impl ReportQueue {
                 persistence: o.persistence,
             };
             // A panicking callback must not take the delivery thread down.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&view, &r.token)));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dispatch(&view, &r.token)
+            }));
             n += 1;
         }
         self.finished(n);
@@ -308,7 +321,9 @@ impl ReportQueue {
                     if self.outstanding() == 0 {
                         return true;
                     }
-                    let _ = self.done_cv.wait_until(&mut g, deadline.min(now + Duration::from_millis(100)));
+                    let _ = self
+                        .done_cv
+                        .wait_until(&mut g, deadline.min(now + Duration::from_millis(100)));
                 }
             }
         }

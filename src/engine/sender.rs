@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
 use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
-use crate::protocol::messages::{PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData};
+use crate::protocol::messages::{
+    PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
+};
 use crate::protocol::record_batch::{restamp_bytes, ProducerStamp};
 
 use super::accumulator::{Batch, PartitionQueue, TopicHandle};
@@ -19,7 +21,8 @@ use super::report::Persistence;
 use super::Inner;
 
 fn backoff(base_ms: u64, max_ms: u64, attempt: u32) -> Duration {
-    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(max_ms.max(base_ms));
+    let exp =
+        base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(max_ms.max(base_ms));
     // ±20% jitter, like the Java client.
     let jitter = exp / 5;
     let v = if jitter > 0 { exp - jitter + fastrand::u64(0..=2 * jitter) } else { exp };
@@ -51,7 +54,11 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
         }
         if let Some(t) = last_attempt {
             let gap = if failures > 0 {
-                backoff(inner.cfg.retry_backoff_ms.max(50), inner.cfg.retry_backoff_max_ms.max(1000), failures)
+                backoff(
+                    inner.cfg.retry_backoff_ms.max(50),
+                    inner.cfg.retry_backoff_max_ms.max(1000),
+                    failures,
+                )
             } else {
                 min_gap
             };
@@ -104,16 +111,34 @@ fn expire_pending(inner: &Inner) {
         let why = t.meta.read().last_error.clone();
         let err = match (why, inner.last_cluster_error.lock().clone()) {
             (_, Some(c)) => Error::new(
-                if c.code == error::ALL_BROKERS_DOWN { error::ALL_BROKERS_DOWN } else { error::TIMED_OUT },
-                format!("no metadata for topic \"{}\" within delivery.timeout.ms ({} ms): {}", t.name.name, timeout.as_millis(), c.message),
+                if c.code == error::ALL_BROKERS_DOWN {
+                    error::ALL_BROKERS_DOWN
+                } else {
+                    error::TIMED_OUT
+                },
+                format!(
+                    "no metadata for topic \"{}\" within delivery.timeout.ms ({} ms): {}",
+                    t.name.name,
+                    timeout.as_millis(),
+                    c.message
+                ),
             ),
             (Some(e), None) => Error::new(
                 e.code,
-                format!("topic \"{}\" not available within delivery.timeout.ms ({} ms): {}", t.name.name, timeout.as_millis(), e.message),
+                format!(
+                    "topic \"{}\" not available within delivery.timeout.ms ({} ms): {}",
+                    t.name.name,
+                    timeout.as_millis(),
+                    e.message
+                ),
             ),
             (None, None) => Error::new(
                 error::TIMED_OUT,
-                format!("no metadata for topic \"{}\" within delivery.timeout.ms ({} ms)", t.name.name, timeout.as_millis()),
+                format!(
+                    "no metadata for topic \"{}\" within delivery.timeout.ms ({} ms)",
+                    t.name.name,
+                    timeout.as_millis()
+                ),
             ),
         };
         inner.fail_pending(&t, &err, Some(limit));
@@ -122,7 +147,15 @@ fn expire_pending(inner: &Inner) {
 
 async fn fetch_metadata(inner: &Inner, topics: &[Arc<str>]) -> Result<MetadataResponse, Error> {
     let req = MetadataRequest {
-        topics: Some(topics.iter().map(|t| MetadataRequestTopic { topic_id: Default::default(), name: Some(t.to_string()) }).collect()),
+        topics: Some(
+            topics
+                .iter()
+                .map(|t| MetadataRequestTopic {
+                    topic_id: Default::default(),
+                    name: Some(t.to_string()),
+                })
+                .collect(),
+        ),
         allow_auto_topic_creation: inner.cfg.allow_auto_create_topics,
         include_cluster_authorized_operations: false,
         include_topic_authorized_operations: false,
@@ -138,7 +171,10 @@ async fn fetch_metadata(inner: &Inner, topics: &[Arc<str>]) -> Result<MetadataRe
         }
     }
     errors.dedup();
-    Err(Error::new(error::ALL_BROKERS_DOWN, format!("no broker answered a metadata request ({})", errors.join("; "))))
+    Err(Error::new(
+        error::ALL_BROKERS_DOWN,
+        format!("no broker answered a metadata request ({})", errors.join("; ")),
+    ))
 }
 
 /// Applies a metadata response. Returns true when another refresh is needed soon.
@@ -153,7 +189,10 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
                 None => true,
             };
             if replace {
-                brokers.insert(b.node_id, Broker::new(b.node_id, b.host.clone(), port, inner.conn_settings.clone()));
+                brokers.insert(
+                    b.node_id,
+                    Broker::new(b.node_id, b.host.clone(), port, inner.conn_settings.clone()),
+                );
             }
         }
     }
@@ -163,7 +202,10 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
         let Some(handle) = topics.get(name) else { continue };
         if t.error_code != 0 {
             let code = t.error_code as i32;
-            let err = Error::new(code, format!("metadata for topic \"{name}\": {}", error::description(code)));
+            let err = Error::new(
+                code,
+                format!("metadata for topic \"{name}\": {}", error::description(code)),
+            );
             handle.meta.write().last_error = Some(err.clone());
             if error::is_retriable(code) {
                 again = true;
@@ -172,7 +214,16 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
             }
             continue;
         }
-        let mut parts: Vec<(i32, i32)> = t.partitions.iter().map(|p| (p.partition_index, if p.error_code == 0 || p.leader_id >= 0 { p.leader_id } else { -1 })).collect();
+        let mut parts: Vec<(i32, i32)> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    if p.error_code == 0 || p.leader_id >= 0 { p.leader_id } else { -1 },
+                )
+            })
+            .collect();
         parts.sort();
         let mut newly_known = false;
         {
@@ -246,7 +297,10 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                 PidPhase::BumpWanted { pid, epoch } => {
                     if total_in_flight(&inner) == 0 {
                         *ph = PidPhase::Requesting;
-                        tokio::spawn(idempotence::init_producer_id(inner.clone(), Some((pid, epoch))));
+                        tokio::spawn(idempotence::init_producer_id(
+                            inner.clone(),
+                            Some((pid, epoch)),
+                        ));
                     }
                     idem_blocked = true;
                 }
@@ -285,7 +339,8 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                     let can_send_now = st.ready.is_empty()
                         && !idem_blocked
                         && broker.as_ref().is_some_and(|b| {
-                            b.in_flight.load(Ordering::Acquire) < max_in_flight && b.throttle_remaining().is_none()
+                            b.in_flight.load(Ordering::Acquire) < max_in_flight
+                                && b.throttle_remaining().is_none()
                         });
                     if can_send_now {
                         let b = st.open.take().expect("open");
@@ -315,11 +370,14 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                             && (front.base_seq.is_none() || st.in_flight == 0)
                             && inner.txn.as_ref().is_none_or(|t| t.partition_ready(&pq.topic.name, pq.partition))
                         {
-                            let entry = requests.entry(leader).or_insert_with(|| (broker.clone(), Vec::new(), 0));
+                            let entry = requests
+                                .entry(leader)
+                                .or_insert_with(|| (broker.clone(), Vec::new(), 0));
                             let size = front.size();
                             if entry.2 == 0 || entry.2 + size <= max_request {
                                 let mut batch = st.ready.pop_front().expect("front");
-                                batch.sent_generation = inner.purge_generation.load(Ordering::Acquire);
+                                batch.sent_generation =
+                                    inner.purge_generation.load(Ordering::Acquire);
                                 if let Some((pid, epoch)) = idem {
                                     let seq = match batch.base_seq {
                                         Some(s) => s,
@@ -409,7 +467,12 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
     }
 }
 
-async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<InFlight>, ticket: u64) {
+async fn send_produce(
+    inner: Arc<Inner>,
+    broker: Arc<Broker>,
+    mut batches: Vec<InFlight>,
+    ticket: u64,
+) {
     let acks = inner.cfg.acks;
     // Until the request is queued on the connection (or given up), later
     // requests to this broker wait.
@@ -432,7 +495,10 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
                 }
                 Err(e) => {
                     f.pq.state.lock().in_flight -= 1;
-                    f.batch.fail(Arc::new(Error::new(error::INTERNAL, format!("compression failed: {e}"))), Persistence::NotPersisted);
+                    f.batch.fail(
+                        Arc::new(Error::new(error::INTERNAL, format!("compression failed: {e}"))),
+                        Persistence::NotPersisted,
+                    );
                     continue;
                 }
             }
@@ -448,10 +514,14 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     let mut topic_data: Vec<TopicProduceData> = Vec::new();
     for f in &batches {
         let name = &*f.pq.topic.name;
-        let pd = PartitionProduceData { index: f.pq.partition, records: f.batch.sealed.clone().expect("sealed") };
+        let pd = PartitionProduceData {
+            index: f.pq.partition,
+            records: f.batch.sealed.clone().expect("sealed"),
+        };
         match topic_data.iter_mut().find(|t| t.name == name) {
             Some(t) => t.partition_data.push(pd),
-            None => topic_data.push(TopicProduceData { name: name.to_string(), partition_data: vec![pd] }),
+            None => topic_data
+                .push(TopicProduceData { name: name.to_string(), partition_data: vec![pd] }),
         }
     }
     let req = ProduceRequest {
@@ -465,7 +535,8 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
         f.batch.in_request = true;
     }
     // acks=0: the broker sends no response (Ok(None) once written).
-    let queued = broker.queue(&req, inner.txn.as_ref().map(|t| t.produce_version_cap()), acks != 0).await;
+    let queued =
+        broker.queue(&req, inner.txn.as_ref().map(|t| t.produce_version_cap()), acks != 0).await;
     drop(turn);
     // KIP-219: from Produce v6 on the broker answers at once and the client
     // holds back while throttled (before, the broker delayed the answer).
@@ -490,10 +561,14 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
     }
     // Purged while in flight (kp_purge): report that, whatever the answer.
     let generation = inner.purge_generation.load(Ordering::Acquire);
-    let (purged, batches): (Vec<InFlight>, Vec<InFlight>) = batches.into_iter().partition(|f| f.batch.sent_generation < generation);
+    let (purged, batches): (Vec<InFlight>, Vec<InFlight>) =
+        batches.into_iter().partition(|f| f.batch.sent_generation < generation);
     for f in purged {
         f.pq.state.lock().in_flight -= 1;
-        let err = Arc::new(Error::new(error::PURGED_IN_FLIGHT, "purged by kp_purge while its request was in flight; it may or may not be in the log"));
+        let err = Arc::new(Error::new(
+            error::PURGED_IN_FLIGHT,
+            "purged by kp_purge while its request was in flight; it may or may not be in the log",
+        ));
         match &inner.txn {
             Some(t) => t.batch_failed(&err),
             None if f.batch.base_seq.is_some() => idempotence::request_bump(&inner),
@@ -524,9 +599,21 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
                     .flat_map(|t| t.partition_responses.iter())
                     .find(|p| p.index == f.pq.partition);
                 match pr {
-                    None => retry_or_fail(&inner, f, Error::new(error::BAD_RESPONSE, "the produce response did not mention the partition"), now),
+                    None => retry_or_fail(
+                        &inner,
+                        f,
+                        Error::new(
+                            error::BAD_RESPONSE,
+                            "the produce response did not mention the partition",
+                        ),
+                        now,
+                    ),
                     // DUPLICATE_SEQUENCE_NUMBER: the broker already has it.
-                    Some(p) if p.error_code == 0 || (p.error_code as i32 == error::DUPLICATE_SEQUENCE_NUMBER && f.batch.base_seq.is_some()) => {
+                    Some(p)
+                        if p.error_code == 0
+                            || (p.error_code as i32 == error::DUPLICATE_SEQUENCE_NUMBER
+                                && f.batch.base_seq.is_some()) =>
+                    {
                         {
                             let mut st = f.pq.state.lock();
                             st.in_flight -= 1;
@@ -534,11 +621,21 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
                                 st.acked_next = next_sequence(seq, f.batch.record_count());
                             }
                         }
-                        f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);
+                        f.batch.succeed(
+                            p.base_offset,
+                            p.log_append_time_ms,
+                            Persistence::Persisted,
+                        );
                     }
                     Some(p) => {
                         let code = p.error_code as i32;
-                        let mut msg = format!("broker {} rejected the batch for {}-{}: {}", broker.node_id, f.pq.topic.name, f.pq.partition, error::description(code));
+                        let mut msg = format!(
+                            "broker {} rejected the batch for {}-{}: {}",
+                            broker.node_id,
+                            f.pq.topic.name,
+                            f.pq.partition,
+                            error::description(code)
+                        );
                         if let Some(m) = p.error_message.as_deref().filter(|m| !m.is_empty()) {
                             msg.push_str(&format!(" ({m})"));
                         }
@@ -551,7 +648,9 @@ async fn send_produce(inner: Arc<Inner>, broker: Arc<Broker>, mut batches: Vec<I
                         // The broker answered. Only these two codes leave the
                         // batch possibly written (timed out waiting for
                         // replication, or written to the leader only).
-                        if code == error::REQUEST_TIMED_OUT || code == error::NOT_ENOUGH_REPLICAS_AFTER_APPEND {
+                        if code == error::REQUEST_TIMED_OUT
+                            || code == error::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                        {
                             f.batch.ambiguous = true;
                         }
                         retry_or_fail(&inner, f, Error::new(code, msg), now);
@@ -607,7 +706,8 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
                 // later sequence was acknowledged already (it overtook this
                 // one, e.g. on a new connection after the old one was
                 // closed), this one can never line up. Both need a bump.
-                if !batch.base_seq.is_some_and(|s| waits_for_earlier(s, st.acked_next, st.next_seq)) {
+                if !batch.base_seq.is_some_and(|s| waits_for_earlier(s, st.acked_next, st.next_seq))
+                {
                     idempotence::request_bump(inner);
                 }
                 retriable = true;
@@ -620,11 +720,21 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
         }
     }
     let expired = now.duration_since(batch.created) >= delivery_timeout;
-    if retriable && batch.attempts < inner.cfg.retries && !expired && !inner.shutdown.load(Ordering::Acquire) {
+    if retriable
+        && batch.attempts < inner.cfg.retries
+        && !expired
+        && !inner.shutdown.load(Ordering::Acquire)
+    {
         batch.attempts += 1;
         inner.metrics.batch_retried();
         batch.last_error = Some(err);
-        batch.retry_at = Some(now + backoff(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms, batch.attempts));
+        batch.retry_at = Some(
+            now + backoff(
+                inner.cfg.retry_backoff_ms,
+                inner.cfg.retry_backoff_max_ms,
+                batch.attempts,
+            ),
+        );
         st.requeue(batch);
         return;
     }
@@ -643,10 +753,23 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
         // that the time ran out.
         Error::new(
             err.code,
-            format!("{} (delivery.timeout.ms of {} ms expired after {} attempt(s))", err.message, delivery_timeout.as_millis(), batch.attempts + 1),
+            format!(
+                "{} (delivery.timeout.ms of {} ms expired after {} attempt(s))",
+                err.message,
+                delivery_timeout.as_millis(),
+                batch.attempts + 1
+            ),
         )
     } else if retriable {
-        Error::new(err.code, format!("{} (gave up after {} attempt(s); retries={})", err.message, batch.attempts + 1, inner.cfg.retries))
+        Error::new(
+            err.code,
+            format!(
+                "{} (gave up after {} attempt(s); retries={})",
+                err.message,
+                batch.attempts + 1,
+                inner.cfg.retries
+            ),
+        )
     } else {
         err
     };

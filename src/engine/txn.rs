@@ -12,8 +12,9 @@ use parking_lot::Mutex;
 
 use crate::error::{self, Error};
 use crate::protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, EndTxnRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ProduceRequest, TxnOffsetCommitPartition, TxnOffsetCommitRequest, TxnOffsetCommitTopic,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, EndTxnRequest,
+    FindCoordinatorRequest, InitProducerIdRequest, ProduceRequest, TxnOffsetCommitPartition,
+    TxnOffsetCommitRequest, TxnOffsetCommitTopic,
 };
 
 use super::conn::Broker;
@@ -46,7 +47,12 @@ impl TxnError {
         TxnError { error: e, retriable: true, fatal: false, requires_abort: false }
     }
     fn state(msg: impl Into<String>) -> TxnError {
-        TxnError { error: Error::new(error::STATE, msg), retriable: false, fatal: false, requires_abort: false }
+        TxnError {
+            error: Error::new(error::STATE, msg),
+            retriable: false,
+            fatal: false,
+            requires_abort: false,
+        }
     }
     fn abortable(e: Error) -> TxnError {
         TxnError { error: e, retriable: false, fatal: false, requires_abort: true }
@@ -108,7 +114,10 @@ impl TxnManager {
         if matches!(*st, TxnState::InTransaction | TxnState::Committing) {
             if matches!(
                 err.code,
-                error::INVALID_PRODUCER_EPOCH | error::PRODUCER_FENCED | error::OUT_OF_ORDER_SEQUENCE_NUMBER | error::UNKNOWN_PRODUCER_ID
+                error::INVALID_PRODUCER_EPOCH
+                    | error::PRODUCER_FENCED
+                    | error::OUT_OF_ORDER_SEQUENCE_NUMBER
+                    | error::UNKNOWN_PRODUCER_ID
             ) {
                 self.bump_after_abort.store(true, Ordering::Release);
             }
@@ -133,13 +142,21 @@ impl TxnManager {
 
     /// EndTxn v5 and TxnOffsetCommit v5 belong to the v2 protocol.
     fn end_txn_version_cap(&self) -> i16 {
-        if self.tv2.load(Ordering::Acquire) { 5 } else { 4 }
+        if self.tv2.load(Ordering::Acquire) {
+            5
+        } else {
+            4
+        }
     }
 
     pub fn produce_version_cap(&self) -> i16 {
         // A v1 transactional producer must not send Produce v12+ (that is
         // the v2 protocol, which enrols partitions implicitly).
-        if self.tv2.load(Ordering::Acquire) { 12 } else { 11 }
+        if self.tv2.load(Ordering::Acquire) {
+            12
+        } else {
+            11
+        }
     }
 }
 
@@ -153,15 +170,29 @@ fn deadline_left(deadline: Instant) -> Result<Duration, TxnError> {
 }
 
 async fn find_coordinator(inner: &Inner, key: &str, group: bool) -> Result<Arc<Broker>, Error> {
-    let req = if group { FindCoordinatorRequest::group(key) } else { FindCoordinatorRequest::transaction(key) };
+    let req = if group {
+        FindCoordinatorRequest::group(key)
+    } else {
+        FindCoordinatorRequest::transaction(key)
+    };
     let mut last = Error::new(error::ALL_BROKERS_DOWN, "no broker known");
     for b in inner.any_brokers() {
         match b.request(&req).await {
             Ok(resp) => {
-                let Some(c) = resp.coordinator_for(key).or(resp.coordinators.first()) else { continue };
+                let Some(c) = resp.coordinator_for(key).or(resp.coordinators.first()) else {
+                    continue;
+                };
                 if c.error_code != 0 {
                     let code = c.error_code as i32;
-                    last = Error::new(code, format!("FindCoordinator for \"{key}\": {}", c.error_message.clone().unwrap_or_else(|| error::description(code).into())));
+                    last = Error::new(
+                        code,
+                        format!(
+                            "FindCoordinator for \"{key}\": {}",
+                            c.error_message
+                                .clone()
+                                .unwrap_or_else(|| error::description(code).into())
+                        ),
+                    );
                     if !error::is_retriable(code) {
                         return Err(last);
                     }
@@ -172,7 +203,12 @@ async fn find_coordinator(inner: &Inner, key: &str, group: bool) -> Result<Arc<B
                         return Ok(known);
                     }
                 }
-                return Ok(Broker::new(c.node_id, c.host.clone(), c.port as u16, inner.conn_settings.clone()));
+                return Ok(Broker::new(
+                    c.node_id,
+                    c.host.clone(),
+                    c.port as u16,
+                    inner.conn_settings.clone(),
+                ));
             }
             Err(e) => last = e,
         }
@@ -207,7 +243,13 @@ impl TxnManager {
     /// coordinator aborted our transaction for transaction.timeout.ms and
     /// bumped the epoch, so it is abortable and the abort's epoch bump
     /// (InitProducerId with our old epoch) tells the two apart.
-    fn classify_with(&self, inner: &Inner, code: i32, what: &str, fence_is_final: bool) -> Result<(), TxnError> {
+    fn classify_with(
+        &self,
+        inner: &Inner,
+        code: i32,
+        what: &str,
+        fence_is_final: bool,
+    ) -> Result<(), TxnError> {
         let e = Error::new(code, format!("{what}: {}", error::description(code)));
         match code {
             0 => Ok(()),
@@ -215,7 +257,9 @@ impl TxnManager {
                 self.forget_coordinator();
                 Err(TxnError::retriable(e))
             }
-            error::COORDINATOR_LOAD_IN_PROGRESS | error::CONCURRENT_TRANSACTIONS => Err(TxnError::retriable(e)),
+            error::COORDINATOR_LOAD_IN_PROGRESS | error::CONCURRENT_TRANSACTIONS => {
+                Err(TxnError::retriable(e))
+            }
             error::PRODUCER_FENCED if fence_is_final => {
                 let e = Error::new(
                     code,
@@ -232,7 +276,9 @@ impl TxnManager {
                 self.set_fatal(inner, e.clone());
                 Err(TxnError::fatal(e))
             }
-            error::TRANSACTIONAL_ID_AUTHORIZATION_FAILED | error::INVALID_PRODUCER_ID_MAPPING | error::UNSUPPORTED_VERSION => {
+            error::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | error::INVALID_PRODUCER_ID_MAPPING
+            | error::UNSUPPORTED_VERSION => {
                 self.set_fatal(inner, e.clone());
                 Err(TxnError::fatal(e))
             }
@@ -285,7 +331,12 @@ impl TxnManager {
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(TxnError::retriable(Error::new(error::TIMED_OUT, "the transactional call timed out"))),
+                Err(_) => {
+                    return Err(TxnError::retriable(Error::new(
+                        error::TIMED_OUT,
+                        "the transactional call timed out",
+                    )))
+                }
             }
         }
     }
@@ -294,30 +345,43 @@ impl TxnManager {
         match &*self.state.lock() {
             TxnState::Uninitialized => {}
             TxnState::Fatal(e) => return Err(TxnError::fatal(e.clone())),
-            s => return Err(TxnError::state(format!("kp_init_transactions was already called (state {s:?})"))),
+            s => {
+                return Err(TxnError::state(format!(
+                    "kp_init_transactions was already called (state {s:?})"
+                )))
+            }
         }
         let deadline = Instant::now() + timeout;
         let (pid, epoch, tv2) = self
             .with_retries(deadline, || async {
                 let coord = self.coordinator(inner).await.map_err(|e| {
-                    if error::is_retriable(e.code) || e.code == error::ALL_BROKERS_DOWN { TxnError::retriable(e) } else { TxnError::fatal(e) }
+                    if error::is_retriable(e.code) || e.code == error::ALL_BROKERS_DOWN {
+                        TxnError::retriable(e)
+                    } else {
+                        TxnError::fatal(e)
+                    }
                 })?;
                 let session = coord.session().await.map_err(|e| {
                     self.forget_coordinator();
                     TxnError::retriable(e)
                 })?;
                 let Some(v) = session.apis.version_for::<InitProducerIdRequest>() else {
-                    return Err(TxnError::fatal(Error::new(error::UNSUPPORTED_FEATURE, "the broker does not support transactions")));
+                    return Err(TxnError::fatal(Error::new(
+                        error::UNSUPPORTED_FEATURE,
+                        "the broker does not support transactions",
+                    )));
                 };
                 let tv2 = session.apis.feature_level("transaction.version") >= 2
-                    && session.apis.range(crate::protocol::api::API_END_TXN).is_some_and(|r| r.1 >= 5)
+                    && session
+                        .apis
+                        .range(crate::protocol::api::API_END_TXN)
+                        .is_some_and(|r| r.1 >= 5)
                     && session.apis.version_for::<ProduceRequest>().is_some_and(|v| v >= 12);
                 let req = InitProducerIdRequest {
                     transactional_id: Some(self.id.clone()),
                     transaction_timeout_ms: self.timeout_ms,
                     producer_id: -1,
                     producer_epoch: -1,
-                    ..Default::default()
                 };
                 let r = coord.request_on(&session, &req, v).await.map_err(|e| {
                     self.forget_coordinator();
@@ -348,7 +412,9 @@ impl TxnManager {
             TxnState::Fatal(e) => Err(TxnError::fatal(e.clone())),
             TxnState::Abortable(e) => Err(TxnError::abortable(e.clone())),
             TxnState::Uninitialized => Err(TxnError::state("call kp_init_transactions first")),
-            s => Err(TxnError::state(format!("a transaction is already in progress (state {s:?})"))),
+            s => {
+                Err(TxnError::state(format!("a transaction is already in progress (state {s:?})")))
+            }
         }
     }
 
@@ -368,10 +434,18 @@ impl TxnManager {
             for (t, p) in &batch {
                 match topics.iter_mut().find(|x| *x.name == **t) {
                     Some(x) => x.partitions.push(*p),
-                    None => topics.push(AddPartitionsToTxnTopic { name: t.to_string(), partitions: vec![*p] }),
+                    None => topics.push(AddPartitionsToTxnTopic {
+                        name: t.to_string(),
+                        partitions: vec![*p],
+                    }),
                 }
             }
-            let req = AddPartitionsToTxnRequest { transactional_id: self.id.clone(), producer_id: pid, producer_epoch: epoch, topics };
+            let req = AddPartitionsToTxnRequest {
+                transactional_id: self.id.clone(),
+                producer_id: pid,
+                producer_epoch: epoch,
+                topics,
+            };
             let mut retry = false;
             match self.coordinator(&inner).await {
                 Err(_) => retry = true,
@@ -383,14 +457,22 @@ impl TxnManager {
                     Ok(resp) => {
                         for t in &resp.results_by_topic {
                             for pr in &t.results_by_partition {
-                                let key: (Arc<str>, i32) = (Arc::from(t.name.as_str()), pr.partition_index);
+                                let key: (Arc<str>, i32) =
+                                    (Arc::from(t.name.as_str()), pr.partition_index);
                                 let code = pr.partition_error_code as i32;
                                 if code == 0 {
                                     self.to_add.lock().remove(&key);
                                     self.added.lock().insert(key);
                                 } else if code == error::OPERATION_NOT_ATTEMPTED {
                                     retry = true;
-                                } else if let Err(e) = self.classify(&inner, code, &format!("AddPartitionsToTxn {}-{}", t.name, pr.partition_index)) {
+                                } else if let Err(e) = self.classify(
+                                    &inner,
+                                    code,
+                                    &format!(
+                                        "AddPartitionsToTxn {}-{}",
+                                        t.name, pr.partition_index
+                                    ),
+                                ) {
                                     if e.retriable {
                                         retry = true;
                                     } else {
@@ -417,21 +499,37 @@ impl TxnManager {
     }
 
     /// EndTxn (commit or abort), with retries; v2 takes the bumped epoch.
-    pub(crate) async fn end(&self, inner: &Inner, commit: bool, deadline: Instant) -> Result<(), TxnError> {
+    pub(crate) async fn end(
+        &self,
+        inner: &Inner,
+        commit: bool,
+        deadline: Instant,
+    ) -> Result<(), TxnError> {
         let enrolled = !self.added.lock().is_empty() || self.offsets_added.load(Ordering::Acquire);
         if enrolled {
             let (new_pid, new_epoch) = self
                 .with_retries(deadline, || async {
                     let (pid, epoch) = Self::pid(inner);
                     let coord = self.coordinator(inner).await.map_err(TxnError::retriable)?;
-                    let req = EndTxnRequest { transactional_id: self.id.clone(), producer_id: pid, producer_epoch: epoch, committed: commit };
+                    let req = EndTxnRequest {
+                        transactional_id: self.id.clone(),
+                        producer_id: pid,
+                        producer_epoch: epoch,
+                        committed: commit,
+                    };
                     // EndTxn v5 is the v2 protocol (the coordinator bumps the
                     // epoch and returns it); a v1 producer must stay below it.
-                    let r = coord.request_capped(&req, self.end_txn_version_cap()).await.map_err(|e| {
-                        self.forget_coordinator();
-                        TxnError::retriable(e)
-                    })?;
-                    self.classify(inner, r.error_code as i32, if commit { "EndTxn(commit)" } else { "EndTxn(abort)" })?;
+                    let r = coord.request_capped(&req, self.end_txn_version_cap()).await.map_err(
+                        |e| {
+                            self.forget_coordinator();
+                            TxnError::retriable(e)
+                        },
+                    )?;
+                    self.classify(
+                        inner,
+                        r.error_code as i32,
+                        if commit { "EndTxn(commit)" } else { "EndTxn(abort)" },
+                    )?;
                     Ok((r.producer_id, r.producer_epoch))
                 })
                 .await?;
@@ -447,7 +545,11 @@ impl TxnManager {
     }
 
     /// KIP-360 bump after an abort that followed a sequence/epoch problem.
-    pub(crate) async fn bump_if_needed(&self, inner: &Inner, deadline: Instant) -> Result<(), TxnError> {
+    pub(crate) async fn bump_if_needed(
+        &self,
+        inner: &Inner,
+        deadline: Instant,
+    ) -> Result<(), TxnError> {
         if !self.bump_after_abort.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -460,14 +562,18 @@ impl TxnManager {
                     transaction_timeout_ms: self.timeout_ms,
                     producer_id: pid,
                     producer_epoch: epoch,
-                    ..Default::default()
                 };
                 let r = coord.request(&req).await.map_err(|e| {
                     self.forget_coordinator();
                     TxnError::retriable(e)
                 })?;
                 if r.error_code != 0 {
-                    self.classify_with(inner, r.error_code as i32, "InitProducerId (epoch bump)", true)?;
+                    self.classify_with(
+                        inner,
+                        r.error_code as i32,
+                        "InitProducerId (epoch bump)",
+                        true,
+                    )?;
                 }
                 Ok((r.producer_id, r.producer_epoch))
             })
@@ -477,13 +583,30 @@ impl TxnManager {
         Ok(())
     }
 
-    pub(crate) async fn send_offsets(&self, inner: &Inner, offsets: &[(String, i32, i64)], group: &str, deadline: Instant) -> Result<(), TxnError> {
-        self.in_transaction().map_err(|e| if e.code == error::FATAL { TxnError::fatal(e) } else { TxnError::state(e.message) })?;
+    pub(crate) async fn send_offsets(
+        &self,
+        inner: &Inner,
+        offsets: &[(String, i32, i64)],
+        group: &str,
+        deadline: Instant,
+    ) -> Result<(), TxnError> {
+        self.in_transaction().map_err(|e| {
+            if e.code == error::FATAL {
+                TxnError::fatal(e)
+            } else {
+                TxnError::state(e.message)
+            }
+        })?;
         if !self.tv2.load(Ordering::Acquire) && !self.offsets_added.load(Ordering::Acquire) {
             self.with_retries(deadline, || async {
                 let (pid, epoch) = Self::pid(inner);
                 let coord = self.coordinator(inner).await.map_err(TxnError::retriable)?;
-                let req = AddOffsetsToTxnRequest { transactional_id: self.id.clone(), producer_id: pid, producer_epoch: epoch, group_id: group.to_string() };
+                let req = AddOffsetsToTxnRequest {
+                    transactional_id: self.id.clone(),
+                    producer_id: pid,
+                    producer_epoch: epoch,
+                    group_id: group.to_string(),
+                };
                 let r = coord.request(&req).await.map_err(|e| {
                     self.forget_coordinator();
                     TxnError::retriable(e)
@@ -500,17 +623,24 @@ impl TxnManager {
             let coord = match existing {
                 Some(c) => c,
                 None => {
-                    let c = find_coordinator(inner, group, true).await.map_err(TxnError::retriable)?;
+                    let c =
+                        find_coordinator(inner, group, true).await.map_err(TxnError::retriable)?;
                     *group_coord.lock() = Some(c.clone());
                     c
                 }
             };
             let mut topics: Vec<TxnOffsetCommitTopic> = Vec::new();
             for (t, p, o) in offsets {
-                let part = TxnOffsetCommitPartition { partition_index: *p, committed_offset: *o, committed_leader_epoch: -1, committed_metadata: None };
+                let part = TxnOffsetCommitPartition {
+                    partition_index: *p,
+                    committed_offset: *o,
+                    committed_leader_epoch: -1,
+                    committed_metadata: None,
+                };
                 match topics.iter_mut().find(|x| &x.name == t) {
                     Some(x) => x.partitions.push(part),
-                    None => topics.push(TxnOffsetCommitTopic { name: t.clone(), partitions: vec![part] }),
+                    None => topics
+                        .push(TxnOffsetCommitTopic { name: t.clone(), partitions: vec![part] }),
                 }
             }
             let req = TxnOffsetCommitRequest {
@@ -534,7 +664,11 @@ impl TxnManager {
                         *group_coord.lock() = None;
                     }
                     if code != 0 {
-                        self.classify(inner, code, &format!("TxnOffsetCommit {}-{}", t.name, p.partition_index))?;
+                        self.classify(
+                            inner,
+                            code,
+                            &format!("TxnOffsetCommit {}-{}", t.name, p.partition_index),
+                        )?;
                     }
                 }
             }

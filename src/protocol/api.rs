@@ -176,7 +176,13 @@ impl BodySink for VectoredWriter {
     }
 }
 
-fn put_request_header(out: &mut BytesMut, api_key: i16, version: i16, correlation_id: i32, client_id: &str) {
+fn put_request_header(
+    out: &mut BytesMut,
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) {
     out.put_i16(api_key);
     out.put_i16(version);
     out.put_i32(correlation_id);
@@ -243,7 +249,10 @@ pub fn encode_request_vectored_with<R: Request>(
 /// Decode a response frame (without its 4-byte size prefix): correlation id,
 /// header tagged fields when the response header is v1, then the body.
 /// Trailing bytes after the body are ignored.
-pub fn decode_response<R: Request>(version: i16, frame: Bytes) -> Result<(i32, R::Response), DecodeError> {
+pub fn decode_response<R: Request>(
+    version: i16,
+    frame: Bytes,
+) -> Result<(i32, R::Response), DecodeError> {
     decode_response_slice::<R>(version, &frame)
 }
 
@@ -253,10 +262,7 @@ pub fn decode_response_slice<R: Request>(
     frame: &[u8],
 ) -> Result<(i32, R::Response), DecodeError> {
     if !(R::MIN_VERSION..=R::MAX_VERSION).contains(&version) {
-        return Err(DecodeError::UnsupportedVersion {
-            api_key: R::API_KEY,
-            version,
-        });
+        return Err(DecodeError::UnsupportedVersion { api_key: R::API_KEY, version });
     }
     let mut r = Reader::new(frame);
     let correlation_id = r.get_i32()?;
@@ -321,15 +327,7 @@ pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader, Reader<'_>)
     if request_header_version(api_key, api_version) >= 2 {
         r.skip_tagged_fields()?;
     }
-    Ok((
-        RequestHeader {
-            api_key,
-            api_version,
-            correlation_id,
-            client_id,
-        },
-        r,
-    ))
+    Ok((RequestHeader { api_key, api_version, correlation_id, client_id }, r))
 }
 
 /// Decode a whole request frame (size prefix stripped) as `R`.
@@ -339,10 +337,7 @@ pub fn decode_request<R: DecodeRequest>(frame: &[u8]) -> Result<(RequestHeader, 
         return Err(DecodeError::Invalid("request api key does not match the expected type"));
     }
     if !(R::MIN_VERSION..=R::MAX_VERSION).contains(&h.api_version) {
-        return Err(DecodeError::UnsupportedVersion {
-            api_key: h.api_key,
-            version: h.api_version,
-        });
+        return Err(DecodeError::UnsupportedVersion { api_key: h.api_key, version: h.api_version });
     }
     let body = R::decode_body(h.api_version, &mut r)?;
     Ok((h, body))

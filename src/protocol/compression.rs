@@ -107,12 +107,17 @@ impl Compression {
 /// Compression / decompression failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompressionError {
-    InvalidLevel { codec: &'static str, level: i32 },
+    InvalidLevel {
+        codec: &'static str,
+        level: i32,
+    },
     UnknownCodec(u8),
     /// The compressed data is malformed.
     Corrupt(&'static str),
     /// Decompressing would exceed the caller's output limit.
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
     /// Error reported by the underlying codec library.
     Codec(String),
 }
@@ -178,10 +183,8 @@ pub fn compress(c: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), 
         }
         Compression::Gzip(level) => {
             let level = level.map(|l| l as u32).unwrap_or(6);
-            let mut enc = flate2::write::GzEncoder::new(
-                out.writer(),
-                flate2::Compression::new(level),
-            );
+            let mut enc =
+                flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(level));
             enc.write_all(input).map_err(codec_err)?;
             enc.finish().map_err(codec_err)?;
             Ok(())
@@ -448,9 +451,7 @@ const P5: u32 = 374_761_393;
 
 #[inline]
 fn xx_round(acc: u32, lane: u32) -> u32 {
-    acc.wrapping_add(lane.wrapping_mul(P2))
-        .rotate_left(13)
-        .wrapping_mul(P1)
+    acc.wrapping_add(lane.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1)
 }
 
 #[inline]
@@ -483,17 +484,11 @@ pub fn xxh32(data: &[u8], seed: u32) -> u32 {
     };
     h = h.wrapping_add(len as u32);
     while rest.len() >= 4 {
-        h = h
-            .wrapping_add(le32(rest).wrapping_mul(P3))
-            .rotate_left(17)
-            .wrapping_mul(P4);
+        h = h.wrapping_add(le32(rest).wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
         rest = &rest[4..];
     }
     for &b in rest {
-        h = h
-            .wrapping_add((b as u32).wrapping_mul(P5))
-            .rotate_left(11)
-            .wrapping_mul(P1);
+        h = h.wrapping_add((b as u32).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
     }
     h ^= h >> 15;
     h = h.wrapping_mul(P2);

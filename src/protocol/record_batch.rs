@@ -155,7 +155,11 @@ pub struct RecordLayout {
 
 impl RecordLayout {
     #[inline]
-    pub fn new(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[RecordHeader<'_>]) -> RecordLayout {
+    pub fn new(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> RecordLayout {
         let mut n = opt_len(key) + opt_len(value) + varint_len(headers.len() as i32);
         for h in headers {
             n += varint_len(h.key.len() as i32) + h.key.len() + opt_len(h.value);
@@ -218,21 +222,13 @@ impl BatchBuilder {
     pub fn with_capacity(cap: usize) -> Self {
         let mut buf = BytesMut::with_capacity(cap.max(BATCH_HEADER_LEN));
         buf.put_bytes(0, BATCH_HEADER_LEN);
-        BatchBuilder {
-            buf,
-            count: 0,
-            base_timestamp: -1,
-            max_timestamp: -1,
-        }
+        BatchBuilder { buf, count: 0, base_timestamp: -1, max_timestamp: -1 }
     }
 
     #[inline]
     fn deltas(&self, timestamp: i64) -> (i64, i32) {
-        let ts_delta = if self.count == 0 {
-            0
-        } else {
-            timestamp.wrapping_sub(self.base_timestamp)
-        };
+        let ts_delta =
+            if self.count == 0 { 0 } else { timestamp.wrapping_sub(self.base_timestamp) };
         (ts_delta, self.count)
     }
 
@@ -385,7 +381,11 @@ impl BatchBuilder {
     }
 
     /// Compress the records (if asked), fill the header and compute the CRC.
-    pub fn seal(self, c: Compression, producer: ProducerStamp) -> Result<SealedBatch, CompressionError> {
+    pub fn seal(
+        self,
+        c: Compression,
+        producer: ProducerStamp,
+    ) -> Result<SealedBatch, CompressionError> {
         let uncompressed_size = self.buf.len();
         let mut out = match c {
             Compression::None => self.buf,
@@ -423,7 +423,6 @@ impl BatchBuilder {
         })
     }
 }
-
 
 /// Write producer fields + transactional bit and recompute the CRC.
 fn write_stamp(h: &mut [u8], s: ProducerStamp) {
@@ -561,10 +560,7 @@ fn decode_one(r: &mut Reader<'_>, max_uncompressed: usize) -> Result<DecodedBatc
     let crc = b.get_u32()?;
     let actual = crc32c::crc32c(b.rest());
     if actual != crc {
-        return Err(DecodeError::CrcMismatch {
-            expected: crc,
-            actual,
-        });
+        return Err(DecodeError::CrcMismatch { expected: crc, actual });
     }
     let attributes = b.get_i16()?;
     let last_offset_delta = b.get_i32()?;
@@ -646,8 +642,8 @@ fn decode_record(r: &mut Reader<'_>, base_timestamp: i64) -> Result<DecodedRecor
     }
     let mut headers = Vec::with_capacity(nh as usize);
     for _ in 0..nh {
-        let key = get_varint_bytes(&mut rr)?
-            .ok_or(DecodeError::Invalid("null record header key"))?;
+        let key =
+            get_varint_bytes(&mut rr)?.ok_or(DecodeError::Invalid("null record header key"))?;
         let value = get_varint_bytes(&mut rr)?;
         headers.push(DecodedHeader { key, value });
     }

@@ -171,8 +171,7 @@ impl<'a> Reader<'a> {
 
     /// `STRING`: i16 length then UTF-8 bytes.
     pub fn get_string(&mut self) -> Result<String, DecodeError> {
-        self.get_nullable_string()?
-            .ok_or(DecodeError::Invalid("null in non-nullable string"))
+        self.get_nullable_string()?.ok_or(DecodeError::Invalid("null in non-nullable string"))
     }
 
     /// `NULLABLE_STRING`: i16 length (-1 = null) then UTF-8 bytes.
@@ -201,8 +200,7 @@ impl<'a> Reader<'a> {
 
     /// `BYTES`: i32 length then bytes.
     pub fn get_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        self.get_nullable_bytes()?
-            .ok_or(DecodeError::Invalid("null in non-nullable bytes"))
+        self.get_nullable_bytes()?.ok_or(DecodeError::Invalid("null in non-nullable bytes"))
     }
 
     /// `NULLABLE_BYTES`: i32 length (-1 = null) then bytes.
@@ -302,7 +300,11 @@ impl<'a> Reader<'a> {
 
     /// Non-nullable array length, compact when `flexible`.
     #[inline]
-    pub fn array_len(&mut self, flexible: bool, min_elem_size: usize) -> Result<usize, DecodeError> {
+    pub fn array_len(
+        &mut self,
+        flexible: bool,
+        min_elem_size: usize,
+    ) -> Result<usize, DecodeError> {
         if flexible {
             self.get_compact_array_len(min_elem_size)
         } else {

@@ -41,7 +41,9 @@ pub fn kafka(args: &[&str]) -> String {
 
 pub fn unique_topic(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            % 1_000_000_000;
     format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -64,7 +66,7 @@ pub struct Consumed {
 }
 
 fn b64(s: Option<&str>) -> Option<Vec<u8>> {
-    s.map(|s| base64_decode(s))
+    s.map(base64_decode)
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -100,16 +102,25 @@ fn base64_decode(s: &str) -> Vec<u8> {
 pub fn consume_independent(topic: &str, expected: usize, isolation: &str) -> Vec<Consumed> {
     let out = Command::new("python3")
         .arg(format!("{}/tests/verify/consume.py", repo()))
-        .args([&bootstrap(), topic, &expected.to_string(), "--timeout", "90", "--isolation", isolation])
+        .args([
+            &bootstrap(),
+            topic,
+            &expected.to_string(),
+            "--timeout",
+            "90",
+            "--isolation",
+            isolation,
+        ])
         .output()
         .expect("run tests/verify/consume.py");
     if !out.status.success() {
-        panic!("independent consumer failed (status {:?}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "independent consumer failed (status {:?}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| parse_consumed(l))
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(parse_consumed).collect()
 }
 
 fn json_field<'a>(line: &'a str, name: &str) -> &'a str {
@@ -200,7 +211,11 @@ pub unsafe extern "C" fn collect_cb(r: *const kp_report_t, ctx: *mut c_void) {
         offset: kp_report_offset(r),
         timestamp: kp_report_timestamp(r),
         error: kp_report_error(r),
-        message: if msg.is_null() { None } else { Some(CStr::from_ptr(msg).to_string_lossy().into_owned()) },
+        message: if msg.is_null() {
+            None
+        } else {
+            Some(CStr::from_ptr(msg).to_string_lossy().into_owned())
+        },
         retriable: kp_report_is_retriable(r),
         persistence: kp_report_persistence(r),
         thread: std::thread::current().id(),
@@ -243,7 +258,14 @@ pub struct Rec<'a> {
 
 impl<'a> Rec<'a> {
     pub fn new(topic: &'a str, value: &'a [u8]) -> Rec<'a> {
-        Rec { topic, partition: KP_PARTITION_ANY, key: None, value: Some(value), headers: &[], timestamp: 0 }
+        Rec {
+            topic,
+            partition: KP_PARTITION_ANY,
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp: 0,
+        }
     }
 }
 
@@ -294,7 +316,16 @@ impl TestProducer {
         };
         let ctx = Box::into_raw(Box::new(Ctx { collector: self.collector.clone(), tag }));
         let mut err = [0i8; 512];
-        let rc = unsafe { kp_send_with_errstr(self.p, &rec, Some(collect_cb), ctx as *mut c_void, err.as_mut_ptr(), err.len()) };
+        let rc = unsafe {
+            kp_send_with_errstr(
+                self.p,
+                &rec,
+                Some(collect_cb),
+                ctx as *mut c_void,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
         if rc != KP_OK {
             drop(unsafe { Box::from_raw(ctx) });
         }

@@ -92,10 +92,7 @@ impl Default for ApiVersionsResponse {
 impl ApiVersionsResponse {
     /// The broker's `(min, max)` for an API key.
     pub fn version_range(&self, api_key: i16) -> Option<(i16, i16)> {
-        self.api_keys
-            .iter()
-            .find(|k| k.api_key == api_key)
-            .map(|k| (k.min_version, k.max_version))
+        self.api_keys.iter().find(|k| k.api_key == api_key).map(|k| (k.min_version, k.max_version))
     }
 
     /// A finalized feature by name (e.g. `"transaction.version"`), valid only
@@ -107,17 +104,12 @@ impl ApiVersionsResponse {
     /// Finalized max level of `transaction.version` (0 if absent). Level >= 2
     /// means the cluster runs the KIP-890 transactions v2 protocol.
     pub fn transaction_version(&self) -> i16 {
-        self.finalized_feature("transaction.version")
-            .map(|f| f.max_version_level)
-            .unwrap_or(0)
+        self.finalized_feature("transaction.version").map(|f| f.max_version_level).unwrap_or(0)
     }
 
     fn decode_at(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let flex = version >= 3;
-        let mut resp = ApiVersionsResponse {
-            decoded_version: version,
-            ..Default::default()
-        };
+        let mut resp = ApiVersionsResponse { decoded_version: version, ..Default::default() };
         resp.error_code = r.get_i16()?;
         resp.api_keys = r.array(flex, 6, |r| {
             let k = ApiVersionRange {

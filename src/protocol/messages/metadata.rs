@@ -162,11 +162,7 @@ impl Response for MetadataResponse {
                 let leader_epoch = if version >= 7 { r.get_i32()? } else { -1 };
                 let replica_nodes = r.i32_array(flex)?;
                 let isr_nodes = r.i32_array(flex)?;
-                let offline_replicas = if version >= 5 {
-                    r.i32_array(flex)?
-                } else {
-                    Vec::new()
-                };
+                let offline_replicas = if version >= 5 { r.i32_array(flex)? } else { Vec::new() };
                 r.tagged_fields_if(flex)?;
                 Ok(MetadataPartition {
                     error_code,
@@ -178,11 +174,7 @@ impl Response for MetadataResponse {
                     offline_replicas,
                 })
             })?;
-            let topic_authorized_operations = if version >= 8 {
-                r.get_i32()?
-            } else {
-                i32::MIN
-            };
+            let topic_authorized_operations = if version >= 8 { r.get_i32()? } else { i32::MIN };
             r.tagged_fields_if(flex)?;
             Ok(MetadataTopic {
                 error_code,
@@ -193,11 +185,8 @@ impl Response for MetadataResponse {
                 topic_authorized_operations,
             })
         })?;
-        let cluster_authorized_operations = if (8..=10).contains(&version) {
-            r.get_i32()?
-        } else {
-            i32::MIN
-        };
+        let cluster_authorized_operations =
+            if (8..=10).contains(&version) { r.get_i32()? } else { i32::MIN };
         r.tagged_fields_if(flex)?;
         Ok(MetadataResponse {
             throttle_time_ms,

@@ -209,10 +209,7 @@ impl Response for ProduceResponse {
                 Ok(p)
             })?;
             r.tagged_fields_if(flex)?;
-            Ok(TopicProduceResponse {
-                name,
-                partition_responses,
-            })
+            Ok(TopicProduceResponse { name, partition_responses })
         })?;
         let throttle_time_ms = r.get_i32()?;
         let mut node_endpoints = Vec::new();
@@ -233,11 +230,7 @@ impl Response for ProduceResponse {
                 Ok(())
             })?;
         }
-        Ok(ProduceResponse {
-            responses,
-            throttle_time_ms,
-            node_endpoints,
-        })
+        Ok(ProduceResponse { responses, throttle_time_ms, node_endpoints })
     }
 }
 
@@ -260,12 +253,7 @@ impl DecodeRequest for ProduceRequest {
             Ok(TopicProduceData { name, partition_data })
         })?;
         r.tagged_fields_if(flex)?;
-        Ok(ProduceRequest {
-            transactional_id,
-            acks,
-            timeout_ms,
-            topic_data,
-        })
+        Ok(ProduceRequest { transactional_id, acks, timeout_ms, topic_data })
     }
 }
 

@@ -4,8 +4,9 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::protocol::api::{
-    DecodeRequest, EncodeResponse, Request, Response, API_ADD_OFFSETS_TO_TXN, API_ADD_PARTITIONS_TO_TXN, API_END_TXN,
-    API_FIND_COORDINATOR, API_INIT_PRODUCER_ID, API_TXN_OFFSET_COMMIT,
+    DecodeRequest, EncodeResponse, Request, Response, API_ADD_OFFSETS_TO_TXN,
+    API_ADD_PARTITIONS_TO_TXN, API_END_TXN, API_FIND_COORDINATOR, API_INIT_PRODUCER_ID,
+    API_TXN_OFFSET_COMMIT,
 };
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
@@ -153,13 +154,10 @@ impl FindCoordinatorResponse {
     /// The result for `key`: the entry with that key, or the single entry of
     /// a v0..=3 response.
     pub fn coordinator_for(&self, key: &str) -> Option<&Coordinator> {
-        self.coordinators
-            .iter()
-            .find(|c| c.key == key)
-            .or(match self.coordinators.as_slice() {
-                [only] if only.key.is_empty() => Some(only),
-                _ => None,
-            })
+        self.coordinators.iter().find(|c| c.key == key).or(match self.coordinators.as_slice() {
+            [only] if only.key.is_empty() => Some(only),
+            _ => None,
+        })
     }
 }
 
@@ -169,11 +167,7 @@ impl Response for FindCoordinatorResponse {
         let throttle_time_ms = if version >= 1 { r.get_i32()? } else { 0 };
         let coordinators = if version <= 3 {
             let error_code = r.get_i16()?;
-            let error_message = if version >= 1 {
-                r.nullable_string(flex)?
-            } else {
-                None
-            };
+            let error_message = if version >= 1 { r.nullable_string(flex)? } else { None };
             vec![Coordinator {
                 key: String::new(),
                 node_id: r.get_i32()?,
@@ -197,10 +191,7 @@ impl Response for FindCoordinatorResponse {
             })?
         };
         r.tagged_fields_if(flex)?;
-        Ok(FindCoordinatorResponse {
-            throttle_time_ms,
-            coordinators,
-        })
+        Ok(FindCoordinatorResponse { throttle_time_ms, coordinators })
     }
 }
 
@@ -277,16 +268,10 @@ impl Response for AddPartitionsToTxnResponse {
                 Ok(p)
             })?;
             r.tagged_fields_if(flex)?;
-            Ok(AddPartitionsToTxnTopicResult {
-                name,
-                results_by_partition,
-            })
+            Ok(AddPartitionsToTxnTopicResult { name, results_by_partition })
         })?;
         r.tagged_fields_if(flex)?;
-        Ok(AddPartitionsToTxnResponse {
-            throttle_time_ms,
-            results_by_topic,
-        })
+        Ok(AddPartitionsToTxnResponse { throttle_time_ms, results_by_topic })
     }
 }
 
@@ -326,10 +311,8 @@ pub struct AddOffsetsToTxnResponse {
 
 impl Response for AddOffsetsToTxnResponse {
     fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let resp = AddOffsetsToTxnResponse {
-            throttle_time_ms: r.get_i32()?,
-            error_code: r.get_i16()?,
-        };
+        let resp =
+            AddOffsetsToTxnResponse { throttle_time_ms: r.get_i32()?, error_code: r.get_i16()? };
         r.tagged_fields_if(version >= 3)?;
         Ok(resp)
     }
@@ -378,18 +361,10 @@ impl Response for EndTxnResponse {
     fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let throttle_time_ms = r.get_i32()?;
         let error_code = r.get_i16()?;
-        let (producer_id, producer_epoch) = if version >= 5 {
-            (r.get_i64()?, r.get_i16()?)
-        } else {
-            (-1, -1)
-        };
+        let (producer_id, producer_epoch) =
+            if version >= 5 { (r.get_i64()?, r.get_i16()?) } else { (-1, -1) };
         r.tagged_fields_if(version >= 3)?;
-        Ok(EndTxnResponse {
-            throttle_time_ms,
-            error_code,
-            producer_id,
-            producer_epoch,
-        })
+        Ok(EndTxnResponse { throttle_time_ms, error_code, producer_id, producer_epoch })
     }
 }
 
@@ -514,10 +489,7 @@ impl Response for TxnOffsetCommitResponse {
             Ok(TxnOffsetCommitTopicResult { name, partitions })
         })?;
         r.tagged_fields_if(flex)?;
-        Ok(TxnOffsetCommitResponse {
-            throttle_time_ms,
-            topics,
-        })
+        Ok(TxnOffsetCommitResponse { throttle_time_ms, topics })
     }
 }
 
@@ -529,11 +501,8 @@ impl DecodeRequest for InitProducerIdRequest {
         let flex = version >= 2;
         let transactional_id = r.nullable_string(flex)?;
         let transaction_timeout_ms = r.get_i32()?;
-        let (producer_id, producer_epoch) = if version >= 3 {
-            (r.get_i64()?, r.get_i16()?)
-        } else {
-            (-1, -1)
-        };
+        let (producer_id, producer_epoch) =
+            if version >= 3 { (r.get_i64()?, r.get_i16()?) } else { (-1, -1) };
         r.tagged_fields_if(flex)?;
         Ok(InitProducerIdRequest {
             transactional_id,
@@ -616,12 +585,7 @@ impl DecodeRequest for AddPartitionsToTxnRequest {
             Ok(AddPartitionsToTxnTopic { name, partitions })
         })?;
         r.tagged_fields_if(flex)?;
-        Ok(AddPartitionsToTxnRequest {
-            transactional_id,
-            producer_id,
-            producer_epoch,
-            topics,
-        })
+        Ok(AddPartitionsToTxnRequest { transactional_id, producer_id, producer_epoch, topics })
     }
 }
 

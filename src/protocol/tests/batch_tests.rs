@@ -26,11 +26,8 @@ pub(crate) fn build(recs: &[Rec]) -> BatchBuilder {
     let mut b = BatchBuilder::with_capacity(128);
     let mut expected_size = BATCH_HEADER_LEN;
     for (i, r) in recs.iter().enumerate() {
-        let hs: Vec<RecordHeader<'_>> = r
-            .headers
-            .iter()
-            .map(|(k, v)| RecordHeader { key: k, value: v.as_deref() })
-            .collect();
+        let hs: Vec<RecordHeader<'_>> =
+            r.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect();
         let sz = b.record_size(r.ts, r.key.as_deref(), r.value.as_deref(), &hs);
         let od = b.append(r.ts, r.key.as_deref(), r.value.as_deref(), &hs);
         assert_eq!(od, i as i32);
@@ -54,11 +51,8 @@ pub(crate) fn arb_rec(header_key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value
 pub(crate) fn arb_stamp() -> impl Strategy<Value = ProducerStamp> {
     prop_oneof![
         Just(ProducerStamp::NONE),
-        (any::<i64>(), any::<i16>(), any::<i32>(), any::<bool>()).prop_map(|(a, b, c, d)| ProducerStamp {
-            producer_id: a,
-            producer_epoch: b,
-            base_sequence: c,
-            transactional: d,
+        (any::<i64>(), any::<i16>(), any::<i32>(), any::<bool>()).prop_map(|(a, b, c, d)| {
+            ProducerStamp { producer_id: a, producer_epoch: b, base_sequence: c, transactional: d }
         }),
     ]
 }
@@ -147,7 +141,12 @@ fn restamp_equals_direct_stamp_for_every_codec() {
             headers: vec![(b"h".to_vec(), None)],
         })
         .collect();
-    let stamp = ProducerStamp { producer_id: 4242, producer_epoch: 7, base_sequence: 1000, transactional: true };
+    let stamp = ProducerStamp {
+        producer_id: 4242,
+        producer_epoch: 7,
+        base_sequence: 1000,
+        transactional: true,
+    };
     for c in codecs() {
         let direct = build(&recs).seal(c, stamp).unwrap();
         let plain = build(&recs).seal(c, ProducerStamp::NONE).unwrap();
@@ -186,7 +185,8 @@ fn large_batches_span_many_codec_blocks() {
 
 #[test]
 fn corruption_is_detected() {
-    let recs = vec![Rec { ts: 5, key: Some(b"a".to_vec()), value: Some(b"b".to_vec()), headers: vec![] }];
+    let recs =
+        vec![Rec { ts: 5, key: Some(b"a".to_vec()), value: Some(b"b".to_vec()), headers: vec![] }];
     let s = build(&recs).seal(Compression::None, ProducerStamp::NONE).unwrap();
     let mut bad = s.bytes.to_vec();
     let n = bad.len();

@@ -49,10 +49,16 @@ fn responses_reencode_to_the_oracle_bytes() {
 fn roundtrip<R: DecodeRequest + PartialEq + Debug>(req: &R, v: i16) -> R {
     let mut out = BytesMut::new();
     encode_request(&mut out, req, v, 99, "client-x");
-    let (h, back) = decode_request::<R>(&out[4..]).unwrap_or_else(|e| panic!("api {} v{v}: {e}", R::API_KEY));
+    let (h, back) =
+        decode_request::<R>(&out[4..]).unwrap_or_else(|e| panic!("api {} v{v}: {e}", R::API_KEY));
     assert_eq!(
         h,
-        RequestHeader { api_key: R::API_KEY, api_version: v, correlation_id: 99, client_id: Some("client-x".into()) }
+        RequestHeader {
+            api_key: R::API_KEY,
+            api_version: v,
+            correlation_id: 99,
+            client_id: Some("client-x".into())
+        }
     );
     let mut again = BytesMut::new();
     encode_request(&mut again, &back, v, 99, "client-x");
@@ -88,7 +94,10 @@ fn requests_roundtrip_through_the_broker_side_decoder() {
         roundtrip(&md, v);
         roundtrip(&MetadataRequest::all_topics(), v);
     }
-    let av = ApiVersionsRequest { client_software_name: "kp".into(), client_software_version: "1".into() };
+    let av = ApiVersionsRequest {
+        client_software_name: "kp".into(),
+        client_software_version: "1".into(),
+    };
     for v in 0..=4 {
         roundtrip(&av, v);
     }
@@ -114,11 +123,21 @@ fn requests_roundtrip_through_the_broker_side_decoder() {
     for v in 0..=3 {
         roundtrip(&ap, v);
     }
-    let ao = AddOffsetsToTxnRequest { transactional_id: "t".into(), producer_id: 1, producer_epoch: 2, group_id: "g".into() };
+    let ao = AddOffsetsToTxnRequest {
+        transactional_id: "t".into(),
+        producer_id: 1,
+        producer_epoch: 2,
+        group_id: "g".into(),
+    };
     for v in 0..=4 {
         roundtrip(&ao, v);
     }
-    let et = EndTxnRequest { transactional_id: "t".into(), producer_id: 1, producer_epoch: 2, committed: true };
+    let et = EndTxnRequest {
+        transactional_id: "t".into(),
+        producer_id: 1,
+        producer_epoch: 2,
+        committed: true,
+    };
     for v in 0..=5 {
         roundtrip(&et, v);
     }

@@ -55,10 +55,7 @@ fn lz4_frame_header_matches_kafka() {
 #[test]
 fn snappy_xerial_header() {
     let c = comp(Compression::Snappy, b"abcabcabcabc");
-    assert_eq!(
-        &c[..16],
-        &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1]
-    );
+    assert_eq!(&c[..16], &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1]);
     let len = i32::from_be_bytes(c[16..20].try_into().unwrap()) as usize;
     assert_eq!(c.len(), 20 + len);
     assert_eq!(snap::raw::Decoder::new().decompress_vec(&c[20..]).unwrap(), b"abcabcabcabc");
@@ -125,9 +122,21 @@ fn lz4_frames_interoperate_with_liblz4() {
     assert_eq!(back, data);
     // liblz4 with block + content checksums, independent blocks -> ours
     for (bsize, block_cs, content_cs) in [
-        (lz4::BlockSize::Max64KB, lz4::liblz4::BlockChecksum::BlockChecksumEnabled, lz4::ContentChecksum::ChecksumEnabled),
-        (lz4::BlockSize::Max256KB, lz4::liblz4::BlockChecksum::NoBlockChecksum, lz4::ContentChecksum::ChecksumEnabled),
-        (lz4::BlockSize::Max4MB, lz4::liblz4::BlockChecksum::BlockChecksumEnabled, lz4::ContentChecksum::NoChecksum),
+        (
+            lz4::BlockSize::Max64KB,
+            lz4::liblz4::BlockChecksum::BlockChecksumEnabled,
+            lz4::ContentChecksum::ChecksumEnabled,
+        ),
+        (
+            lz4::BlockSize::Max256KB,
+            lz4::liblz4::BlockChecksum::NoBlockChecksum,
+            lz4::ContentChecksum::ChecksumEnabled,
+        ),
+        (
+            lz4::BlockSize::Max4MB,
+            lz4::liblz4::BlockChecksum::BlockChecksumEnabled,
+            lz4::ContentChecksum::NoChecksum,
+        ),
     ] {
         let mut enc = lz4::EncoderBuilder::new()
             .block_size(bsize)
@@ -147,10 +156,8 @@ fn lz4_frames_interoperate_with_liblz4() {
         assert_ne!(decompress(CODEC_LZ4, &bad, 1 << 20).ok(), Some(data.clone()));
     }
     // dependent blocks are rejected, as Kafka's Lz4BlockInputStream does
-    let mut enc = lz4::EncoderBuilder::new()
-        .block_mode(lz4::BlockMode::Linked)
-        .build(Vec::new())
-        .unwrap();
+    let mut enc =
+        lz4::EncoderBuilder::new().block_mode(lz4::BlockMode::Linked).build(Vec::new()).unwrap();
     enc.write_all(&data).unwrap();
     let (z, _) = enc.finish();
     assert!(decompress(CODEC_LZ4, &z, 1 << 20).is_err());

@@ -54,7 +54,9 @@ fn oracle_decodes_every_codec_with_large_values() {
             ts: 1_700_000_000_000 - i * 1000,
             key: if i % 3 == 0 { None } else { Some(format!("k{i}").into_bytes()) },
             value: if i % 5 == 0 { None } else { Some(vec![(i % 7) as u8; 9000]) },
-            headers: (0..(i % 3)).map(|h| (format!("h{h}").into_bytes(), Some(vec![h as u8]))).collect(),
+            headers: (0..(i % 3))
+                .map(|h| (format!("h{h}").into_bytes(), Some(vec![h as u8])))
+                .collect(),
         })
         .collect();
     for c in codecs() {
@@ -62,7 +64,12 @@ fn oracle_decodes_every_codec_with_large_values() {
         check_with_oracle(
             &recs,
             c,
-            ProducerStamp { producer_id: 99, producer_epoch: 3, base_sequence: 17, transactional: true },
+            ProducerStamp {
+                producer_id: 99,
+                producer_epoch: 3,
+                base_sequence: 17,
+                transactional: true,
+            },
         );
     }
 }

@@ -42,13 +42,19 @@ fn kp_to_oracle<R: Request, O: Decodable + HeaderVersion>(req: &R, v: i16) -> O 
     let size = b.get_i32();
     assert_eq!(size as usize, b.remaining());
     let hv = O::header_version(v);
-    assert_eq!(hv, request_header_version(R::API_KEY, v), "request header version api {} v{v}", R::API_KEY);
+    assert_eq!(
+        hv,
+        request_header_version(R::API_KEY, v),
+        "request header version api {} v{v}",
+        R::API_KEY
+    );
     let h = km::RequestHeader::decode(&mut b, hv).unwrap();
     assert_eq!(h.request_api_key, R::API_KEY);
     assert_eq!(h.request_api_version, v);
     assert_eq!(h.correlation_id, CORR);
     assert_eq!(os(&h.client_id).as_deref(), Some(CLIENT));
-    let o = O::decode(&mut b, v).unwrap_or_else(|e| panic!("oracle decode api {} v{v}: {e}", R::API_KEY));
+    let o = O::decode(&mut b, v)
+        .unwrap_or_else(|e| panic!("oracle decode api {} v{v}: {e}", R::API_KEY));
     assert_eq!(b.remaining(), 0, "trailing bytes api {} v{v}", R::API_KEY);
     o
 }
@@ -56,13 +62,17 @@ fn kp_to_oracle<R: Request, O: Decodable + HeaderVersion>(req: &R, v: i16) -> O 
 /// Encode a response frame (no size prefix) with the oracle, decode with kp.
 fn oracle_to_kp<R: Request, O: Encodable + HeaderVersion>(resp: &O, v: i16) -> R::Response {
     let hv = O::header_version(v);
-    assert_eq!(hv, response_header_version(R::API_KEY, v), "response header version api {} v{v}", R::API_KEY);
+    assert_eq!(
+        hv,
+        response_header_version(R::API_KEY, v),
+        "response header version api {} v{v}",
+        R::API_KEY
+    );
     let mut b = BytesMut::new();
     let mut h = km::ResponseHeader::default();
     h.correlation_id = CORR;
     h.encode(&mut b, hv).unwrap();
-    resp.encode(&mut b, v)
-        .unwrap_or_else(|e| panic!("oracle encode api {} v{v}: {e}", R::API_KEY));
+    resp.encode(&mut b, v).unwrap_or_else(|e| panic!("oracle encode api {} v{v}: {e}", R::API_KEY));
     let frame = b.freeze();
     assert_eq!(peek_correlation_id(&frame).unwrap(), CORR);
     let (corr, r) = decode_response::<R>(v, frame).unwrap();
@@ -74,8 +84,16 @@ fn oracle_to_kp<R: Request, O: Encodable + HeaderVersion>(resp: &O, v: i16) -> R
 fn flexible_versions_match_oracle_header_versions() {
     fn check<Req: HeaderVersion, Resp: HeaderVersion>(api: i16, lo: i16, hi: i16) {
         for v in lo..=hi {
-            assert_eq!(Req::header_version(v), request_header_version(api, v), "req api {api} v{v}");
-            assert_eq!(Resp::header_version(v), response_header_version(api, v), "resp api {api} v{v}");
+            assert_eq!(
+                Req::header_version(v),
+                request_header_version(api, v),
+                "req api {api} v{v}"
+            );
+            assert_eq!(
+                Resp::header_version(v),
+                response_header_version(api, v),
+                "resp api {api} v{v}"
+            );
         }
     }
     check::<km::ProduceRequest, km::ProduceResponse>(API_PRODUCE, 3, 12);
@@ -83,7 +101,11 @@ fn flexible_versions_match_oracle_header_versions() {
     check::<km::ApiVersionsRequest, km::ApiVersionsResponse>(API_API_VERSIONS, 0, 4);
     check::<km::FindCoordinatorRequest, km::FindCoordinatorResponse>(API_FIND_COORDINATOR, 0, 6);
     check::<km::InitProducerIdRequest, km::InitProducerIdResponse>(API_INIT_PRODUCER_ID, 0, 5);
-    check::<km::AddPartitionsToTxnRequest, km::AddPartitionsToTxnResponse>(API_ADD_PARTITIONS_TO_TXN, 0, 3);
+    check::<km::AddPartitionsToTxnRequest, km::AddPartitionsToTxnResponse>(
+        API_ADD_PARTITIONS_TO_TXN,
+        0,
+        3,
+    );
     check::<km::AddOffsetsToTxnRequest, km::AddOffsetsToTxnResponse>(API_ADD_OFFSETS_TO_TXN, 0, 4);
     check::<km::EndTxnRequest, km::EndTxnResponse>(API_END_TXN, 0, 5);
     check::<km::TxnOffsetCommitRequest, km::TxnOffsetCommitResponse>(API_TXN_OFFSET_COMMIT, 0, 5);
@@ -146,16 +168,24 @@ pub(super) fn oracle_api_versions(v: i16, error_code: i16) -> km::ApiVersionsRes
 
 fn check_api_versions(r: &ApiVersionsResponse, o: &km::ApiVersionsResponse) {
     assert_eq!(r.error_code, o.error_code);
-    let keys: Vec<(i16, i16, i16)> = r.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
-    let okeys: Vec<(i16, i16, i16)> = o.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    let keys: Vec<(i16, i16, i16)> =
+        r.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    let okeys: Vec<(i16, i16, i16)> =
+        o.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
     assert_eq!(keys, okeys);
     assert_eq!(r.throttle_time_ms, o.throttle_time_ms);
     assert_eq!(r.finalized_features_epoch, o.finalized_features_epoch);
     assert_eq!(r.zk_migration_ready, o.zk_migration_ready);
-    let sf: Vec<(String, i16, i16)> =
-        r.supported_features.iter().map(|f| (f.name.clone(), f.min_version, f.max_version)).collect();
-    let osf: Vec<(String, i16, i16)> =
-        o.supported_features.iter().map(|f| (f.name.to_string(), f.min_version, f.max_version)).collect();
+    let sf: Vec<(String, i16, i16)> = r
+        .supported_features
+        .iter()
+        .map(|f| (f.name.clone(), f.min_version, f.max_version))
+        .collect();
+    let osf: Vec<(String, i16, i16)> = o
+        .supported_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+        .collect();
     assert_eq!(sf, osf);
     let ff: Vec<(String, i16, i16)> = r
         .finalized_features
@@ -224,7 +254,8 @@ fn metadata_request() {
     for v in 4..=12 {
         let o: km::MetadataRequest = kp_to_oracle(&named, v);
         let topics = o.topics.unwrap();
-        let names: Vec<String> = topics.iter().map(|t| t.name.as_ref().unwrap().0.to_string()).collect();
+        let names: Vec<String> =
+            topics.iter().map(|t| t.name.as_ref().unwrap().0.to_string()).collect();
         assert_eq!(names, vec!["alpha", "beta-topic"]);
         assert!(topics.iter().all(|t| t.topic_id.is_nil()));
         assert!(!o.allow_auto_topic_creation);
@@ -240,7 +271,9 @@ fn metadata_request() {
 pub(super) fn oracle_metadata(v: i16) -> km::MetadataResponse {
     let mut o = km::MetadataResponse::default();
     o.throttle_time_ms = 3;
-    for (id, host, port, rack) in [(1, "b1.example", 9092, Some("r1")), (2, "b2.example", 9093, None)] {
+    for (id, host, port, rack) in
+        [(1, "b1.example", 9092, Some("r1")), (2, "b2.example", 9093, None)]
+    {
         let mut b = km::metadata_response::MetadataResponseBroker::default();
         b.node_id = BrokerId(id);
         b.host = s(host);
@@ -290,7 +323,12 @@ fn from_oracle_metadata(o: &km::MetadataResponse) -> MetadataResponse {
         brokers: o
             .brokers
             .iter()
-            .map(|b| MetadataBroker { node_id: b.node_id.0, host: b.host.to_string(), port: b.port, rack: os(&b.rack) })
+            .map(|b| MetadataBroker {
+                node_id: b.node_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: os(&b.rack),
+            })
             .collect(),
         cluster_id: os(&o.cluster_id),
         controller_id: o.controller_id.0,
@@ -506,7 +544,12 @@ fn from_oracle_produce(o: &km::ProduceResponse) -> ProduceResponse {
         node_endpoints: o
             .node_endpoints
             .iter()
-            .map(|n| NodeEndpoint { node_id: n.node_id.0, host: n.host.to_string(), port: n.port, rack: os(&n.rack) })
+            .map(|n| NodeEndpoint {
+                node_id: n.node_id.0,
+                host: n.host.to_string(),
+                port: n.port,
+                rack: os(&n.rack),
+            })
             .collect(),
     }
 }
@@ -518,7 +561,10 @@ fn produce_response() {
         let r = oracle_to_kp::<ProduceRequest, _>(&o, v);
         assert_eq!(r, from_oracle_produce(&o), "v{v}");
         if v >= 10 {
-            assert_eq!(r.responses[0].partition_responses[1].current_leader, Some(LeaderIdAndEpoch { leader_id: 3, leader_epoch: 77 }));
+            assert_eq!(
+                r.responses[0].partition_responses[1].current_leader,
+                Some(LeaderIdAndEpoch { leader_id: 3, leader_epoch: 77 })
+            );
             assert_eq!(r.node_endpoints.len(), 1);
         }
     }
@@ -557,7 +603,12 @@ fn init_producer_id() {
         let r = oracle_to_kp::<InitProducerIdRequest, _>(&o, v);
         assert_eq!(
             r,
-            InitProducerIdResponse { throttle_time_ms: 1, error_code: 47, producer_id: 987_654_321_000, producer_epoch: 12 }
+            InitProducerIdResponse {
+                throttle_time_ms: 1,
+                error_code: 47,
+                producer_id: 987_654_321_000,
+                producer_epoch: 12
+            }
         );
     }
 }
@@ -573,7 +624,10 @@ fn find_coordinator() {
         if v <= 3 {
             assert_eq!(o.key.to_string(), "my-txn");
         } else {
-            assert_eq!(o.coordinator_keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(), vec!["my-txn"]);
+            assert_eq!(
+                o.coordinator_keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                vec!["my-txn"]
+            );
         }
         if v >= 1 {
             assert_eq!(o.key_type, 1);
@@ -643,8 +697,11 @@ fn add_partitions_to_txn() {
         assert_eq!(o.v3_and_below_transactional_id.0.to_string(), "tx");
         assert_eq!(o.v3_and_below_producer_id.0, 77);
         assert_eq!(o.v3_and_below_producer_epoch, 3);
-        let topics: Vec<(String, Vec<i32>)> =
-            o.v3_and_below_topics.iter().map(|t| (t.name.0.to_string(), t.partitions.clone())).collect();
+        let topics: Vec<(String, Vec<i32>)> = o
+            .v3_and_below_topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partitions.clone()))
+            .collect();
         assert_eq!(topics, vec![("a".to_string(), vec![0, 1, 2]), ("b".to_string(), vec![9])]);
 
         let mut o = km::AddPartitionsToTxnResponse::default();
@@ -652,7 +709,8 @@ fn add_partitions_to_txn() {
         let mut t = km::add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default();
         t.name = tn("a");
         for (p, e) in [(0, 0i16), (1, 51)] {
-            let mut pr = km::add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default();
+            let mut pr =
+                km::add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default();
             pr.partition_index = p;
             pr.partition_error_code = e;
             t.results_by_partition.push(pr);
@@ -666,8 +724,14 @@ fn add_partitions_to_txn() {
                 results_by_topic: vec![AddPartitionsToTxnTopicResult {
                     name: "a".into(),
                     results_by_partition: vec![
-                        AddPartitionsToTxnPartitionResult { partition_index: 0, partition_error_code: 0 },
-                        AddPartitionsToTxnPartitionResult { partition_index: 1, partition_error_code: 51 },
+                        AddPartitionsToTxnPartitionResult {
+                            partition_index: 0,
+                            partition_error_code: 0
+                        },
+                        AddPartitionsToTxnPartitionResult {
+                            partition_index: 1,
+                            partition_error_code: 51
+                        },
                     ],
                 }],
             }
@@ -700,7 +764,12 @@ fn add_offsets_to_txn() {
 #[test]
 fn end_txn() {
     for committed in [true, false] {
-        let req = EndTxnRequest { transactional_id: "tx".into(), producer_id: 11, producer_epoch: 12, committed };
+        let req = EndTxnRequest {
+            transactional_id: "tx".into(),
+            producer_id: 11,
+            producer_epoch: 12,
+            committed,
+        };
         for v in 0..=5 {
             let o: km::EndTxnRequest = kp_to_oracle(&req, v);
             assert_eq!(o.transactional_id.0.to_string(), "tx");
@@ -716,7 +785,15 @@ fn end_txn() {
             }
             let r = oracle_to_kp::<EndTxnRequest, _>(&o, v);
             let (pid, epoch) = if v >= 5 { (11, 13) } else { (-1, -1) };
-            assert_eq!(r, EndTxnResponse { throttle_time_ms: 1, error_code: 0, producer_id: pid, producer_epoch: epoch });
+            assert_eq!(
+                r,
+                EndTxnResponse {
+                    throttle_time_ms: 1,
+                    error_code: 0,
+                    producer_id: pid,
+                    producer_epoch: epoch
+                }
+            );
         }
     }
 }
@@ -777,7 +854,8 @@ fn txn_offset_commit() {
         let mut t = km::txn_offset_commit_response::TxnOffsetCommitResponseTopic::default();
         t.name = tn("in");
         for (p, e) in [(0, 0i16), (3, 22)] {
-            let mut pr = km::txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
+            let mut pr =
+                km::txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
             pr.partition_index = p;
             pr.error_code = e;
             t.partitions.push(pr);

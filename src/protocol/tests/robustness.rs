@@ -90,12 +90,22 @@ fn decode_any(api: i16, version: i16, frame: &[u8]) -> bool {
         API_API_VERSIONS => decode_response_slice::<ApiVersionsRequest>(version, frame).is_ok(),
         API_METADATA => decode_response_slice::<MetadataRequest>(version, frame).is_ok(),
         API_PRODUCE => decode_response_slice::<ProduceRequest>(version, frame).is_ok(),
-        API_INIT_PRODUCER_ID => decode_response_slice::<InitProducerIdRequest>(version, frame).is_ok(),
-        API_FIND_COORDINATOR => decode_response_slice::<FindCoordinatorRequest>(version, frame).is_ok(),
-        API_ADD_PARTITIONS_TO_TXN => decode_response_slice::<AddPartitionsToTxnRequest>(version, frame).is_ok(),
-        API_ADD_OFFSETS_TO_TXN => decode_response_slice::<AddOffsetsToTxnRequest>(version, frame).is_ok(),
+        API_INIT_PRODUCER_ID => {
+            decode_response_slice::<InitProducerIdRequest>(version, frame).is_ok()
+        }
+        API_FIND_COORDINATOR => {
+            decode_response_slice::<FindCoordinatorRequest>(version, frame).is_ok()
+        }
+        API_ADD_PARTITIONS_TO_TXN => {
+            decode_response_slice::<AddPartitionsToTxnRequest>(version, frame).is_ok()
+        }
+        API_ADD_OFFSETS_TO_TXN => {
+            decode_response_slice::<AddOffsetsToTxnRequest>(version, frame).is_ok()
+        }
         API_END_TXN => decode_response_slice::<EndTxnRequest>(version, frame).is_ok(),
-        API_TXN_OFFSET_COMMIT => decode_response_slice::<TxnOffsetCommitRequest>(version, frame).is_ok(),
+        API_TXN_OFFSET_COMMIT => {
+            decode_response_slice::<TxnOffsetCommitRequest>(version, frame).is_ok()
+        }
         _ => unreachable!(),
     }
 }
@@ -197,8 +207,12 @@ fn hostile_array_lengths_are_rejected_without_allocating() {
                 }
             }
             let (ok, max) = max_alloc_during(|| decode_any(api, v, &f));
-            assert!(!ok || api == API_ADD_OFFSETS_TO_TXN || api == API_END_TXN || api == API_INIT_PRODUCER_ID,
-                "api {api} v{v} accepted a hostile frame");
+            assert!(
+                !ok || api == API_ADD_OFFSETS_TO_TXN
+                    || api == API_END_TXN
+                    || api == API_INIT_PRODUCER_ID,
+                "api {api} v{v} accepted a hostile frame"
+            );
             assert!(max <= message_alloc_bound(f.len()), "api {api} v{v}: alloc {max}");
         }
     }
@@ -262,7 +276,12 @@ fn sample_batch(ci: usize, n: usize) -> Vec<u8> {
     let mut b = BatchBuilder::with_capacity(256);
     for i in 0..n {
         let h = [RecordHeader { key: b"hk", value: Some(b"hv") }];
-        b.append(1000 + i as i64, Some(b"key"), if i % 2 == 0 { Some(b"value-value") } else { None }, &h);
+        b.append(
+            1000 + i as i64,
+            Some(b"key"),
+            if i % 2 == 0 { Some(b"value-value") } else { None },
+            &h,
+        );
     }
     b.seal(c, ProducerStamp::NONE).unwrap().bytes.to_vec()
 }
@@ -311,7 +330,12 @@ fn decompression_bomb_in_a_batch_is_capped() {
     let mut bb = BatchBuilder::with_capacity(0);
     let zeros = vec![0u8; 3 << 20];
     bb.append(0, None, Some(&zeros), &[]);
-    for c in [Compression::Gzip(None), Compression::Snappy, Compression::Lz4(None), Compression::Zstd(None)] {
+    for c in [
+        Compression::Gzip(None),
+        Compression::Snappy,
+        Compression::Lz4(None),
+        Compression::Zstd(None),
+    ] {
         let mut b2 = BatchBuilder::with_capacity(0);
         b2.append(0, None, Some(&zeros), &[]);
         let sealed = b2.seal(c, ProducerStamp::NONE).unwrap();

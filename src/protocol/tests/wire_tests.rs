@@ -58,10 +58,7 @@ fn hostile_lengths_do_not_allocate() {
     assert!(Reader::new(&b).get_compact_array_len(1).is_err());
     // huge strings / bytes
     assert_eq!(Reader::new(&[0x7f, 0xff, b'a']).get_string(), Err(DecodeError::Truncated));
-    assert_eq!(
-        Reader::new(&[0x7f, 0xff, 0xff, 0xff, 0]).get_bytes(),
-        Err(DecodeError::Truncated)
-    );
+    assert_eq!(Reader::new(&[0x7f, 0xff, 0xff, 0xff, 0]).get_bytes(), Err(DecodeError::Truncated));
     assert!(Reader::new(&[0xff, 0xfe]).get_nullable_string().is_err());
     assert_eq!(Reader::new(&[0xff, 0xff]).get_nullable_string(), Ok(None));
     assert!(Reader::new(&[0xff, 0xff]).get_string().is_err());

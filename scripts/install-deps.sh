@@ -57,5 +57,12 @@ else
 fi
 "$PYTHON" -c 'import confluent_kafka as c; v = c.version(); v = v[0] if isinstance(v, tuple) else v; print("install-deps: confluent_kafka", v, "librdkafka", c.libversion()[0])' >&2
 
+# rustfmt and clippy: make test runs `cargo fmt --check` and `cargo clippy -D warnings`
+if command -v rustup >/dev/null; then
+    for comp in rustfmt clippy; do
+        rustup component list --installed 2>/dev/null | grep -q "^$comp" || { log "rustup component add $comp"; rustup component add "$comp" >&2; }
+    done
+fi
+
 "$REPO_ROOT/testbed/kafka.sh" fetch
 log "done"

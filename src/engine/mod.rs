@@ -52,8 +52,6 @@ impl std::hash::Hasher for Fnv {
 
 pub type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
-/// Per-record delivery bookkeeping counted against buffer.memory.
-const RECORD_BOOKKEEPING_BYTES: usize = std::mem::size_of::<report::RecordMeta>();
 
 /// Partition value meaning "let the partitioner choose".
 pub const PARTITION_ANY: i32 = -1;
@@ -172,10 +170,10 @@ impl Producer {
             .clone()
             .map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
         let inner = Arc::new(Inner {
-            core: Arc::new(Core {
-                reports: report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll),
-                memory: MemoryPool::new(cfg.buffer_memory),
-            }),
+            core: Arc::new(Core::new(
+                report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll),
+                MemoryPool::new(cfg.buffer_memory),
+            )),
             cfg,
             topics: RwLock::new(HashMap::default()),
             all_partitions: RwLock::new(Vec::new()),
@@ -259,7 +257,7 @@ impl Producer {
         let size = layout.max_encoded_len();
         // What the record costs while kp holds it: its bytes in the batch
         // plus its delivery bookkeeping (buffer.memory bounds both).
-        let footprint = size + RECORD_BOOKKEEPING_BYTES;
+        let footprint = size + accumulator::RECORD_META_BYTES;
         // Batch header (61) plus produce request overhead for one partition.
         let request_size = size + 61 + 64 + rec.topic.len();
         if request_size > inner.cfg.max_request_size {
@@ -803,7 +801,13 @@ impl Inner {
             self.next_sticky_partition(topic, &meta.partitions, partition);
         }
         drop(meta);
-        if r.new_batch || r.batch_full {
+        if r.batch_full
+            || (r.new_batch
+                && self
+                    .core
+                    .schedule
+                    .batch_opened(Instant::now() + Duration::from_millis(self.cfg.linger_ms)))
+        {
             self.sender_wake.notify_one();
         }
         Ok(None)

@@ -270,12 +270,14 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
     let delivery_timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
     let max_in_flight = inner.cfg.max_in_flight;
     let max_request = inner.cfg.max_request_size;
-    let mut drain_start = 0usize;
+    // The partitions with something open, ready or in flight.
+    let mut active: Vec<Arc<PartitionQueue>> = Vec::new();
     loop {
         if inner.shutdown.load(Ordering::Acquire) {
             return;
         }
         let now = Instant::now();
+        let opened = inner.core.schedule.begin_pass(now, linger);
         let mut next_wake = now + Duration::from_millis(500);
         let flushing = inner.flushing.load(Ordering::Acquire) > 0;
         let mut need_metadata = false;
@@ -307,12 +309,15 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                 PidPhase::Requesting => idem_blocked = true,
             }
         }
-        let parts: Vec<Arc<PartitionQueue>> = inner.all_partitions.read().clone();
+        inner.core.take_activated(&mut active);
+        let parts = std::mem::take(&mut active);
         let mut requests: HashMap<i32, (Arc<Broker>, Vec<InFlight>, usize)> = HashMap::new();
         let mut more_ready = false;
         let n = parts.len();
         for i in 0..n {
-            let pq = &parts[(drain_start + i) % n];
+            // The list comes back rotated by one each pass: every
+            // partition gets its turn at the head of the requests.
+            let pq = &parts[(i + 1) % n];
             let mut expired = Vec::new();
             let mut st = pq.state.lock();
             // Expire what waited too long (never what is in flight).
@@ -343,7 +348,8 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                                 && b.throttle_remaining().is_none()
                         });
                     if can_send_now {
-                        let b = st.open.take().expect("open");
+                        let mut b = st.open.take().expect("open");
+                        b.settle(0);
                         st.ready.push_back(b);
                     } else if let Some(rem) = broker.as_ref().and_then(|b| b.throttle_remaining()) {
                         next_wake = next_wake.min(now + rem);
@@ -408,6 +414,11 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                     }
                 }
             }
+            if st.idle() {
+                st.queued = false;
+            } else {
+                active.push(pq.clone());
+            }
             drop(st);
             if expired.iter().any(|b| b.base_seq.is_some()) {
                 // A sequenced batch gives up: later sequences cannot line up.
@@ -438,7 +449,6 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                 b.fail(Arc::new(err), p);
             }
         }
-        drain_start = drain_start.wrapping_add(1);
         if need_metadata {
             inner.request_metadata();
         }
@@ -459,6 +469,7 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
             tokio::task::yield_now().await;
             continue;
         }
+        let next_wake = inner.core.schedule.plan(next_wake, now, opened, linger);
         tokio::select! {
             _ = inner.sender_wake.notified() => {}
             _ = tokio::time::sleep_until(next_wake.into()) => {}
@@ -591,13 +602,12 @@ async fn send_produce(
                 let mut t = broker.throttled_until.lock();
                 *t = Some(t.map_or(until, |old| old.max(until)));
             }
+            // Brokers answer in request order: look at the next expected
+            // position first, so a request of n partitions costs O(n), not
+            // O(n^2).
+            let mut at = (0usize, 0usize);
             for f in batches {
-                let pr = resp
-                    .responses
-                    .iter()
-                    .filter(|t| t.name == *f.pq.topic.name)
-                    .flat_map(|t| t.partition_responses.iter())
-                    .find(|p| p.index == f.pq.partition);
+                let pr = response_for(&resp, &mut at, &f.pq.topic.name, f.pq.partition);
                 match pr {
                     None => retry_or_fail(
                         &inner,
@@ -669,6 +679,33 @@ async fn send_produce(
         }
     }
     inner.sender_wake.notify_one();
+}
+
+/// The partition's entry in a produce response; `at` (topic, partition
+/// positions) is where the previous lookup matched and is advanced.
+fn response_for<'a>(
+    resp: &'a ProduceResponse,
+    at: &mut (usize, usize),
+    topic: &str,
+    partition: i32,
+) -> Option<&'a crate::protocol::messages::PartitionProduceResponse> {
+    let hit = |ti: usize, pi: usize| {
+        resp.responses.get(ti).filter(|t| t.name == topic).and_then(|t| {
+            t.partition_responses.get(pi).filter(|p| p.index == partition).map(|p| (ti, pi, p))
+        })
+    };
+    let found = hit(at.0, at.1).or_else(|| hit(at.0 + 1, 0)).or_else(|| {
+        resp.responses.iter().enumerate().filter(|(_, t)| t.name == topic).find_map(|(ti, t)| {
+            t.partition_responses.iter().position(|p| p.index == partition).map(|pi| {
+                let p = &t.partition_responses[pi];
+                (ti, pi, p)
+            })
+        })
+    });
+    found.map(|(ti, pi, p)| {
+        *at = (ti, pi + 1);
+        p
+    })
 }
 
 fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {

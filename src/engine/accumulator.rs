@@ -612,7 +612,6 @@ pub struct TopicHandle {
     pub pending: Mutex<Vec<PendingRecord>>,
     pub sticky: AtomicI32,
     pub round_robin: AtomicU32,
-    pub metadata_requested: Instant,
 }
 
 impl TopicHandle {
@@ -623,7 +622,6 @@ impl TopicHandle {
             pending: Mutex::new(Vec::new()),
             sticky: AtomicI32::new(-1),
             round_robin: AtomicU32::new(0),
-            metadata_requested: Instant::now(),
         })
     }
 }

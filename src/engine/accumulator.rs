@@ -182,7 +182,11 @@ pub struct DrainSchedule {
 
 impl DrainSchedule {
     fn new() -> DrainSchedule {
-        DrainSchedule { epoch: Instant::now(), next_pass: AtomicU64::new(0), opened: AtomicU64::new(0) }
+        DrainSchedule {
+            epoch: Instant::now(),
+            next_pass: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+        }
     }
 
     fn nanos(&self, t: Instant) -> u64 {

@@ -100,6 +100,16 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 /// Reads a topic with confluent-kafka (librdkafka's consumer, independent of kp).
 pub fn consume_independent(topic: &str, expected: usize, isolation: &str) -> Vec<Consumed> {
+    consume_independent_within(topic, expected, isolation, 90)
+}
+
+/// [`consume_independent`] giving up after `timeout_s` seconds.
+pub fn consume_independent_within(
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+    timeout_s: u32,
+) -> Vec<Consumed> {
     let out = Command::new("python3")
         .arg(format!("{}/tests/verify/consume.py", repo()))
         .args([
@@ -107,7 +117,7 @@ pub fn consume_independent(topic: &str, expected: usize, isolation: &str) -> Vec
             topic,
             &expected.to_string(),
             "--timeout",
-            "90",
+            &timeout_s.to_string(),
             "--isolation",
             isolation,
         ])

@@ -74,7 +74,8 @@ fn failures_carry_code_and_no_offset() {
     let q = ReportQueue::new(false);
     accept(&q, 2);
     let err = Arc::new(Error::new(error::REQUEST_TIMED_OUT, "slow\0broker"));
-    let seen: Arc<Mutex<Vec<(i64, Code, bool, String, Persistence)>>> = Arc::default();
+    type Failure = (i64, Code, bool, String, Persistence);
+    let seen: Arc<Mutex<Vec<Failure>>> = Arc::default();
     let s = seen.clone();
     let d: Box<Dispatch> = Box::new(move |v: &ReportView<'_>, _t: &Token| {
         let msg = v.message.map(|m| m.to_string_lossy().into_owned()).unwrap_or_default();

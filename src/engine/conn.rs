@@ -233,12 +233,11 @@ impl Broker {
 
     /// Drops the current session (e.g. after a request timeout); in-flight
     /// requests on it fail with a transport error.
-    pub async fn reset(&self, why: &str) {
+    pub async fn reset(&self) {
         let mut guard = self.session.lock().await;
         if let Some(s) = guard.take() {
             s.kill();
         }
-        let _ = why;
     }
 
     async fn connect(&self) -> Result<Session, Error> {

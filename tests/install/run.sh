@@ -167,4 +167,14 @@ make -s uninstall PREFIX=/opt/kp DESTDIR="$stage" >/dev/null 2>&1
 left=$(find "$stage" \( -type f -o -type l \))
 [ -z "$left" ] && ok "make uninstall with DESTDIR removes the staged files" || bad "left in stage: $left"
 
+# ---- a multiarch libdir, and the CMake package found where the tree was moved to
+arch=$(cc -print-multiarch 2>/dev/null)
+multi=lib${arch:+/$arch}
+make -s install PREFIX=/usr libdir=/usr/$multi DESTDIR="$stage" >"$work/install3.log" 2>&1 \
+    || bad "install with libdir=/usr/$multi: $(tail -3 "$work/install3.log")"
+out=$(cmake -S "$REPO/tests/install/version" -B "$work/version-moved" -DCMAKE_PREFIX_PATH="$stage/usr" -DKP_ASK="$MAJOR.$MINOR" 2>&1)
+grep -q "kp-version-check: found $VERSION at $stage/usr/$multi/libkp.so.$VERSION" <<<"$out" \
+    && ok "libdir=/usr/$multi staged under DESTDIR: find_package(kp $MAJOR.$MINOR) resolves the moved tree (relocatable package)" \
+    || bad "moved tree: $(grep kp-version-check <<<"$out")"
+
 summary "install tests"

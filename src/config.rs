@@ -310,55 +310,9 @@ impl ProducerConfig {
             _ => -1,
         };
         let max_in_flight = m.int("max.in.flight.requests.per.connection") as usize;
-        let retries_zero = m.is_set("retries") && m.int("retries") == 0;
-        // Like the Java producer: on by default, silently off when not asked
-        // for explicitly and other settings conflict with it.
         let transactional_id = m.get("transactional.id").filter(|s| !s.is_empty());
-        if transactional_id.is_some()
-            && m.is_set("enable.idempotence")
-            && !m.boolean("enable.idempotence")
-        {
-            return Err("\"transactional.id\" requires \"enable.idempotence\"=true, but it was set to false".into());
-        }
-        let idempotence = if transactional_id.is_some() || m.is_set("enable.idempotence") {
-            transactional_id.is_some() || m.boolean("enable.idempotence")
-        } else {
-            acks == -1 && max_in_flight <= 5 && !retries_zero
-        };
-        if idempotence {
-            if acks != -1 {
-                return Err(format!(
-                    "\"enable.idempotence\"=true requires \"acks\"=all, but acks={acks} was set"
-                ));
-            }
-            if max_in_flight > 5 {
-                return Err(format!(
-                    "\"enable.idempotence\"=true requires \"max.in.flight.requests.per.connection\" <= 5, got {max_in_flight}"
-                ));
-            }
-            if retries_zero {
-                return Err("\"enable.idempotence\"=true requires \"retries\" > 0".into());
-            }
-        }
-        let generic_level = m.int("compression.level");
-        let pick = |specific: &str| -> Option<i32> {
-            if generic_level != -1 {
-                Some(generic_level as i32)
-            } else {
-                level(m.int(specific))
-            }
-        };
-        let compression = match m.get("compression.type").unwrap().as_str() {
-            "gzip" => Compression::Gzip(pick("compression.gzip.level")),
-            "snappy" => Compression::Snappy,
-            "lz4" => Compression::Lz4(pick("compression.lz4.level")),
-            "zstd" => Compression::Zstd(if generic_level != -1 {
-                Some(generic_level as i32)
-            } else {
-                Some(m.int("compression.zstd.level") as i32)
-            }),
-            _ => Compression::None,
-        };
+        let idempotence = idempotence(m, acks, max_in_flight, transactional_id.is_some())?;
+        let compression = compression(m);
         let linger_ms = m.int("linger.ms") as u64;
         let request_timeout_ms = m.int("request.timeout.ms") as u64;
         let delivery_timeout_ms = m.int("delivery.timeout.ms") as u64;
@@ -368,14 +322,6 @@ impl ProducerConfig {
                 linger_ms + request_timeout_ms
             ));
         }
-        let partitioner = match m.get("partitioner").unwrap().as_str() {
-            "murmur2" => Partitioner::Murmur2,
-            "consistent_random" => Partitioner::ConsistentRandom,
-            "consistent" => Partitioner::Consistent,
-            "random" => Partitioner::Random,
-            "round_robin" => Partitioner::RoundRobin,
-            _ => Partitioner::Murmur2Random,
-        };
         Ok(ProducerConfig {
             bootstrap,
             client_id: m.get("client.id").unwrap(),
@@ -406,7 +352,7 @@ impl ProducerConfig {
             connection_setup_timeout_ms: m.int("socket.connection.setup.timeout.ms") as u64,
             send_buffer_bytes: m.int("send.buffer.bytes") as i32,
             receive_buffer_bytes: m.int("receive.buffer.bytes") as i32,
-            partitioner,
+            partitioner: partitioner(m),
             partitioner_ignore_keys: m.boolean("partitioner.ignore.keys"),
             allow_auto_create_topics: m.boolean("allow.auto.create.topics"),
             transactional_id,
@@ -417,6 +363,80 @@ impl ProducerConfig {
                 DeliveryMode::Thread
             },
         })
+    }
+}
+
+/// Whether the producer is idempotent. Like the Java producer: on by
+/// default, silently off when not asked for explicitly and other settings
+/// conflict with it; an error when asked for and they conflict.
+fn idempotence(
+    m: &ConfigMap,
+    acks: i16,
+    max_in_flight: usize,
+    transactional: bool,
+) -> Result<bool, String> {
+    let retries_zero = m.is_set("retries") && m.int("retries") == 0;
+    if transactional && m.is_set("enable.idempotence") && !m.boolean("enable.idempotence") {
+        return Err(
+            "\"transactional.id\" requires \"enable.idempotence\"=true, but it was set to false"
+                .into(),
+        );
+    }
+    let idempotence = if transactional || m.is_set("enable.idempotence") {
+        transactional || m.boolean("enable.idempotence")
+    } else {
+        acks == -1 && max_in_flight <= 5 && !retries_zero
+    };
+    if idempotence {
+        if acks != -1 {
+            return Err(format!(
+                "\"enable.idempotence\"=true requires \"acks\"=all, but acks={acks} was set"
+            ));
+        }
+        if max_in_flight > 5 {
+            return Err(format!(
+                "\"enable.idempotence\"=true requires \"max.in.flight.requests.per.connection\" <= 5, got {max_in_flight}"
+            ));
+        }
+        if retries_zero {
+            return Err("\"enable.idempotence\"=true requires \"retries\" > 0".into());
+        }
+    }
+    Ok(idempotence)
+}
+
+/// compression.type with its level (compression.level overrides the
+/// codec-specific levels).
+fn compression(m: &ConfigMap) -> Compression {
+    let generic_level = m.int("compression.level");
+    let pick = |specific: &str| -> Option<i32> {
+        if generic_level != -1 {
+            Some(generic_level as i32)
+        } else {
+            level(m.int(specific))
+        }
+    };
+    match m.get("compression.type").unwrap().as_str() {
+        "gzip" => Compression::Gzip(pick("compression.gzip.level")),
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4(pick("compression.lz4.level")),
+        "zstd" => Compression::Zstd(if generic_level != -1 {
+            Some(generic_level as i32)
+        } else {
+            Some(m.int("compression.zstd.level") as i32)
+        }),
+        _ => Compression::None,
+    }
+}
+
+fn partitioner(m: &ConfigMap) -> Partitioner {
+    match m.get("partitioner").unwrap().as_str() {
+        "murmur2" => Partitioner::Murmur2,
+        "consistent_random" => Partitioner::ConsistentRandom,
+        "consistent" => Partitioner::Consistent,
+        "random" => Partitioner::Random,
+        "round_robin" => Partitioner::RoundRobin,
+        _ => Partitioner::Murmur2Random,
     }
 }
 

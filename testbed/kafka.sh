@@ -19,10 +19,10 @@
 #            i.e. KP_TESTBED_BASE(30092) + n*1000; override with KP_TESTBED_BASE.
 #   secured listeners (KP_TESTBED_SECURITY=1, the default) beside PLAINTEXT port P of each node:
 #            SASL_SSL P+2 (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN), SSL P+3 (client certificate
-#            required), SASL_PLAINTEXT P+4 (same mechanisms). Certificates are made per start
+#            required), SASL_PLAINTEXT P+4 (PLAIN, SCRAM-SHA-256). Certificates are made per start
 #            with openssl in .testbed/cluster/tls (ca.pem, client.pem/.key, client-enc.key,
 #            client.p12, ca.p12, other-ca.pem). Users: alice/alice-secret (may write and
-#            describe topics prefixed "sec-" and use any transactional id; nothing else),
+#            describe topics and transactional ids prefixed "sec-"; nothing else),
 #            admin/admin-secret (super user). StandardAuthorizer; PLAINTEXT clients are
 #            User:ANONYMOUS, a super user, so plain tests are unaffected.
 # After start, .testbed/cluster/env holds KP_BOOTSTRAP=... and KP_TESTBED_NODES=N
@@ -248,7 +248,8 @@ gen_certs() {
         openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem "${q[@]}" -extfile broker.ext
         openssl pkcs8 -topk8 -nocrypt -in broker.rsa.key -out broker.key
         openssl req -newkey rsa:2048 -nodes -keyout client.rsa.key -out client.csr -subj /CN=kp-client
-        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "${q[@]}"
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "${q[@]}" -extfile client.ext
         openssl pkcs8 -topk8 -nocrypt -in client.rsa.key -out client.key
         openssl pkcs8 -topk8 -v2 aes-256-cbc -in client.rsa.key -out client-enc.key -passout pass:client-key-pass
         openssl pkcs12 -export -in client.pem -inkey client.key -certfile ca.pem -out client.p12 -passout pass:client-p12-pass
@@ -265,6 +266,8 @@ security_props() {
         done
         echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_admin=\"admin-secret\";"
     done
+    # SASL_PLAINTEXT leaves SCRAM-SHA-512 off (the "mechanism not enabled" test case).
+    echo "listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-256,PLAIN"
     echo "ssl.keystore.type=PEM"
     echo "ssl.keystore.key=$(pem_line "$TLS_DIR/broker.key")"
     echo "ssl.keystore.certificate.chain=$(pem_line "$TLS_DIR/broker.pem")"
@@ -285,12 +288,12 @@ scram_args() {
     done
 }
 
-# alice may write and describe topics prefixed "sec-" and use any transactional id.
+# alice may write and describe topics and transactional ids prefixed "sec-".
 create_acls() {
     run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$1" --add \
         --allow-principal User:alice --operation Write --operation Describe \
         --topic sec- --resource-pattern-type prefixed \
-        --transactional-id '*' >"$CLUSTER_DIR/acls.log" 2>&1 \
+        --transactional-id sec- >"$CLUSTER_DIR/acls.log" 2>&1 \
         || { cat "$CLUSTER_DIR/acls.log" >&2; die "creating ACLs failed"; }
 }
 

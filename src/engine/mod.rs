@@ -6,6 +6,7 @@ pub mod conn;
 pub mod idempotence;
 pub mod metrics;
 pub mod report;
+pub(crate) mod security;
 mod sender;
 pub mod txn;
 
@@ -160,6 +161,7 @@ impl Producer {
             send_buffer_bytes: cfg.send_buffer_bytes,
             receive_buffer_bytes: cfg.receive_buffer_bytes,
             metrics: metrics.clone(),
+            security: cfg.security.for_producer(),
         };
         let bootstrap = cfg
             .bootstrap
@@ -200,6 +202,14 @@ impl Producer {
             purge_generation: std::sync::atomic::AtomicU64::new(0),
             uid: NEXT_PRODUCER_UID.fetch_add(1, Ordering::Relaxed),
             metrics,
+        });
+        // A TLS or SASL failure cannot heal by retrying with the same settings:
+        // fail everything at once with the cause (not at delivery.timeout.ms).
+        let weak = Arc::downgrade(&inner);
+        inner.conn_settings.security.on_auth_failure(move |e| {
+            if let Some(inner) = weak.upgrade() {
+                inner.enter_fatal(e);
+            }
         });
         runtime.spawn(sender::metadata_loop(inner.clone()));
         runtime.spawn(sender::sender_loop(inner.clone()));

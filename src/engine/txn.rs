@@ -190,6 +190,7 @@ async fn find_coordinator(inner: &Inner, key: &str, group: bool) -> Result<Arc<B
                             "FindCoordinator for \"{key}\": {}",
                             c.error_message
                                 .clone()
+                                .filter(|m| !m.is_empty())
                                 .unwrap_or_else(|| error::description(code).into())
                         ),
                     );

@@ -9,6 +9,7 @@
 #         Debian's dist-packages) -> `python3 -m pip install confluent-kafka`
 #         (verified 2026-11: pyenv 3.11.7 gets confluent-kafka 2.x wheels with bundled librdkafka)
 #   - java 17 + maven          only if missing (needed by testbed/kafka.sh)
+#   - openssl                  only if missing (testbed/kafka.sh makes per-run TLS certificates)
 # then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
 # Set PYTHON=/path/to/python to target another interpreter.
 set -euo pipefail
@@ -30,6 +31,8 @@ command -v kcat >/dev/null || apt_pkgs+=(kcat)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
 command -v java >/dev/null || apt_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_pkgs+=(maven)
+# testbed/kafka.sh makes the secured listeners' certificates with the openssl CLI
+command -v openssl >/dev/null || apt_pkgs+=(openssl)
 
 pip_confluent=0
 if ! "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,37 +51,62 @@ fn producer(bootstrap: &str, settings: &[(&str, &str)]) -> TestProducer {
     TestProducer::with_config(config(&all))
 }
 
-/// Sends n keyed records with a header, flushes, and checks they are read
-/// back byte-identical over TLS by confluent-kafka.
-fn round_trip(label: &str, bootstrap: &str, settings: &[(&str, &str)]) {
-    let topic = unique_topic("sec-rt");
-    create_topic(&topic, 2, rf(), &[]);
-    let p = producer(bootstrap, settings);
-    let n = 200;
-    let values: Vec<Vec<u8>> =
-        (0..n).map(|i| format!("{label}-{i}-\u{e9}\u{0}\u{ff}").into_bytes()).collect();
-    for (i, v) in values.iter().enumerate() {
-        let key = format!("k{i}");
-        let mut r = Rec::new(&topic, v);
-        r.key = Some(key.as_bytes());
-        r.headers = &[("h", Some(b"\x00\x01binary"))];
-        let (rc, msg) = p.send(&r, i);
-        assert_eq!(rc, KP_OK, "{label}: send {i}: {msg}");
+/// Producers with different settings write to one topic; `verify` reads it
+/// back over TLS with confluent-kafka and checks every record byte for byte.
+struct RoundTrips {
+    topic: String,
+    expected: HashMap<Vec<u8>, Vec<u8>>,
+    labels: Vec<String>,
+}
+
+const HEADER: &[u8] = b"\x00\x01binary";
+
+impl RoundTrips {
+    fn new() -> RoundTrips {
+        let topic = unique_topic("sec-rt");
+        create_topic(&topic, 2, rf(), &[]);
+        RoundTrips { topic, expected: HashMap::new(), labels: Vec::new() }
     }
-    assert_eq!(p.flush(30_000), KP_OK, "{label}: flush");
-    let reports = p.reports();
-    assert_one_report_each(&reports, n);
-    let bad: Vec<_> = reports.iter().filter(|r| r.error != KP_OK).collect();
-    assert!(bad.is_empty(), "{label}: {} failed, first {:?}", bad.len(), bad.first());
-    let got = read_back(&topic, n, "read_uncommitted");
-    assert_eq!(got.len(), n, "{label}: records read back");
-    for c in &got {
-        let key = String::from_utf8(c.key.clone().unwrap()).unwrap();
-        let i: usize = key[1..].parse().unwrap();
-        assert_eq!(c.value.as_deref(), Some(values[i].as_slice()), "{label}: value of {key}");
-        assert_eq!(c.headers, vec![("h".to_string(), Some(b"\x00\x01binary".to_vec()))]);
+
+    /// Sends 200 keyed records with a header through a producer made with
+    /// `settings`; all must be delivered.
+    fn produce(&mut self, label: &str, bootstrap: &str, settings: &[(&str, &str)]) {
+        let p = producer(bootstrap, settings);
+        let n = 200;
+        for i in 0..n {
+            let key = format!("{label}#{i}").into_bytes();
+            let value = format!("{label}-{i}-\u{e9}\u{0}\u{ff}").into_bytes();
+            let mut r = Rec::new(&self.topic, &value);
+            r.key = Some(&key);
+            r.headers = &[("h", Some(HEADER))];
+            let (rc, msg) = p.send(&r, i);
+            assert_eq!(rc, KP_OK, "{label}: send {i}: {msg}");
+            self.expected.insert(key, value);
+        }
+        assert_eq!(p.flush(30_000), KP_OK, "{label}: flush");
+        let reports = p.reports();
+        assert_one_report_each(&reports, n);
+        let bad: Vec<_> = reports.iter().filter(|r| r.error != KP_OK).collect();
+        assert!(bad.is_empty(), "{label}: {} failed, first {:?}", bad.len(), bad.first());
+        self.labels.push(label.to_string());
     }
-    eprintln!("{label}: {n} records written by kp, read back identical over TLS");
+
+    fn verify(self) {
+        let n = self.expected.len();
+        let got = read_back(&self.topic, n, "read_uncommitted");
+        assert_eq!(got.len(), n, "records read back");
+        for c in &got {
+            let key = c.key.clone().expect("key");
+            let want = self.expected.get(&key).unwrap_or_else(|| panic!("unexpected key {key:?}"));
+            assert_eq!(c.value.as_deref(), Some(want.as_slice()), "value of {key:?}");
+            assert_eq!(c.headers, vec![("h".to_string(), Some(HEADER.to_vec()))]);
+        }
+        for l in &self.labels {
+            eprintln!(
+                "{l}: 200 records written by kp, read back identical by confluent-kafka over TLS"
+            );
+        }
+    }
 }
 
 fn jaas(module: &str, user: &str, pw: &str) -> String {
@@ -92,9 +117,10 @@ fn jaas(module: &str, user: &str, pw: &str) -> String {
 
 #[test]
 fn sasl_ssl_each_mechanism_with_librdkafka_names() {
+    let mut rt = RoundTrips::new();
     let ca = tls("ca.pem");
     for mech in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
-        round_trip(
+        rt.produce(
             &format!("SASL_SSL {mech} (librdkafka names)"),
             &env("KP_SASL_SSL_BOOTSTRAP"),
             &[
@@ -106,10 +132,12 @@ fn sasl_ssl_each_mechanism_with_librdkafka_names() {
             ],
         );
     }
+    rt.verify();
 }
 
 #[test]
 fn sasl_ssl_each_mechanism_with_java_names() {
+    let mut rt = RoundTrips::new();
     let ca_p12 = tls("ca.p12");
     let ca_inline = std::fs::read_to_string(tls("ca.pem")).unwrap();
     for (mech, module) in [
@@ -134,14 +162,16 @@ fn sasl_ssl_each_mechanism_with_java_names() {
         } else {
             s.extend([("ssl.truststore.type", "PEM"), ("ssl.truststore.certificates", &ca_inline)]);
         }
-        round_trip(&format!("SASL_SSL {mech} (Java names)"), &env("KP_SASL_SSL_BOOTSTRAP"), &s);
+        rt.produce(&format!("SASL_SSL {mech} (Java names)"), &env("KP_SASL_SSL_BOOTSTRAP"), &s);
     }
+    rt.verify();
 }
 
 #[test]
 fn sasl_plaintext_plain_and_scram() {
+    let mut rt = RoundTrips::new();
     let b = env("KP_SASL_PLAINTEXT_BOOTSTRAP");
-    round_trip(
+    rt.produce(
         "SASL_PLAINTEXT PLAIN",
         &b,
         &[
@@ -152,7 +182,7 @@ fn sasl_plaintext_plain_and_scram() {
         ],
     );
     let j = jaas("scram.ScramLoginModule", "alice", "alice-secret");
-    round_trip(
+    rt.produce(
         "SASL_PLAINTEXT SCRAM-SHA-256 (Java names)",
         &b,
         &[
@@ -161,10 +191,12 @@ fn sasl_plaintext_plain_and_scram() {
             ("sasl.jaas.config", &j),
         ],
     );
+    rt.verify();
 }
 
 #[test]
 fn mutual_tls_with_pem_encrypted_key_pkcs12_and_inline_pem() {
+    let mut rt = RoundTrips::new();
     let b = env("KP_SSL_BOOTSTRAP");
     let (ca, cert, key, enc, p12) = (
         tls("ca.pem"),
@@ -173,7 +205,7 @@ fn mutual_tls_with_pem_encrypted_key_pkcs12_and_inline_pem() {
         tls("client-enc.key"),
         tls("client.p12"),
     );
-    round_trip(
+    rt.produce(
         "mTLS PEM files (librdkafka names)",
         &b,
         &[
@@ -183,7 +215,7 @@ fn mutual_tls_with_pem_encrypted_key_pkcs12_and_inline_pem() {
             ("ssl.key.location", &key),
         ],
     );
-    round_trip(
+    rt.produce(
         "mTLS encrypted PKCS#8 key",
         &b,
         &[
@@ -194,7 +226,7 @@ fn mutual_tls_with_pem_encrypted_key_pkcs12_and_inline_pem() {
             ("ssl.key.password", "client-key-pass"),
         ],
     );
-    round_trip(
+    rt.produce(
         "mTLS PKCS#12 keystore (Java names)",
         &b,
         &[
@@ -209,7 +241,7 @@ fn mutual_tls_with_pem_encrypted_key_pkcs12_and_inline_pem() {
     let cert_pem = std::fs::read_to_string(&cert).unwrap();
     let key_pem = std::fs::read_to_string(&key).unwrap();
     let ca_pem = std::fs::read_to_string(&ca).unwrap();
-    round_trip(
+    rt.produce(
         "mTLS inline PEM (Java names)",
         &b,
         &[
@@ -219,6 +251,7 @@ fn mutual_tls_with_pem_encrypted_key_pkcs12_and_inline_pem() {
             ("ssl.keystore.key", &key_pem),
         ],
     );
+    rt.verify();
 }
 
 /// Lines of the brokers' logs saying a client failed to authenticate.
@@ -248,8 +281,8 @@ fn fails_fast(
     expect: &[&str],
     count_on_broker: bool,
 ) {
+    // The records never get far enough to need the topic to exist.
     let topic = unique_topic("sec-fail");
-    create_topic(&topic, 1, rf(), &[]);
     let before = broker_auth_failures();
     let mut all = vec![("reconnect.backoff.ms", "200"), ("reconnect.backoff.max.ms", "1000")];
     all.extend_from_slice(settings);
@@ -417,9 +450,10 @@ fn certificate_problems_fail_fast_and_say_so() {
 
 #[test]
 fn hostname_check_can_be_turned_off() {
+    let mut rt = RoundTrips::new();
     let localhost = env("KP_SSL_BOOTSTRAP").replace("127.0.0.1", "localhost");
     // The metadata still advertises 127.0.0.1, so only the bootstrap connection uses "localhost".
-    round_trip(
+    rt.produce(
         "mTLS via localhost with ssl.endpoint.identification.algorithm=none",
         &localhost,
         &[
@@ -430,6 +464,7 @@ fn hostname_check_can_be_turned_off() {
             ("ssl.key.location", &tls("client.key")),
         ],
     );
+    rt.verify();
 }
 
 #[test]

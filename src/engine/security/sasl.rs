@@ -219,9 +219,9 @@ where
         return Err(Error::new(
             error::AUTHENTICATION,
             format!(
-                "SASL mechanism {mech} is not enabled on the listener at {addr} (it offers: {}): {}",
+                "SASL mechanism {mech} is not enabled on the listener at {addr} (it offers: {}; error code {})",
                 hs.mechanisms.join(", "),
-                error::name(hs.error_code as i32)
+                hs.error_code
             ),
         ));
     }

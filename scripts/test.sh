@@ -38,3 +38,9 @@ cargo test --release "${suites[@]}" -- --test-threads=1
 
 echo "== C examples (plain and AddressSanitizer/UBSan)"
 bash tests/c_examples.sh
+
+echo "== C++ API (kp.hpp; g++ and clang++, plain and AddressSanitizer/UBSan)"
+bash tests/cpp/run.sh
+
+echo "== installed copy: make install, pkg-config, static link, CMake find_package(kp)"
+bash tests/install/run.sh

@@ -269,9 +269,10 @@ async fn step<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let r = exchange(stream, &SaslAuthenticateRequest { auth_bytes: bytes }, 1, corr, client_id)
-        .await
-        .map_err(Ok)?;
+    let r =
+        exchange(stream, &SaslAuthenticateRequest { auth_bytes: bytes.into() }, 1, corr, client_id)
+            .await
+            .map_err(Ok)?;
     if r.error_code != 0 {
         return Err(Err(r
             .error_message

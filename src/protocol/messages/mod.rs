@@ -11,6 +11,7 @@ mod api_versions;
 mod metadata;
 mod produce;
 mod sasl;
+pub(crate) mod schema;
 mod txn;
 
 pub use api_versions::*;

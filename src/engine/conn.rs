@@ -36,6 +36,8 @@ pub struct ConnSettings {
     pub receive_buffer_bytes: i32,
     /// Counts connections opened and closed.
     pub metrics: Arc<Metrics>,
+    /// TLS and SASL (security.protocol).
+    pub security: super::security::Security,
 }
 
 /// API version ranges the broker announced, plus finalized features.
@@ -221,7 +223,9 @@ impl Broker {
                 *guard = Some(s.clone());
                 Ok(s)
             }
-            Ok(Err(e)) => Err(self.note_failure(e.message)),
+            Ok(Err(e)) => {
+                Err(self.settings.security.connect_failed(e.code, self.note_failure(e.message)))
+            }
             Err(_) => Err(self.note_failure(format!(
                 "connection setup timed out after {} ms",
                 self.settings.setup_timeout.as_millis()
@@ -260,6 +264,12 @@ impl Broker {
         if self.settings.receive_buffer_bytes > 0 {
             set_buf(sock, libc::SO_RCVBUF, self.settings.receive_buffer_bytes);
         }
+        let addr = self.addr();
+        let stream = self
+            .settings
+            .security
+            .establish(stream, &self.host, &addr, &self.settings.client_id)
+            .await?;
         start_session(stream, &self.settings.client_id, self.settings.metrics.clone()).await
     }
 
@@ -473,9 +483,9 @@ where
             .write_all(&frame)
             .await
             .map_err(|e| Error::new(error::TRANSPORT, format!("write failed: {e}")))?;
-        let resp = read_frame(&mut stream).await.map_err(|e| {
-            Error::new(error::TRANSPORT, format!("ApiVersions handshake failed: {e}"))
-        })?;
+        let resp = read_frame(&mut stream)
+            .await
+            .map_err(|e| super::security::setup_io_error(&e, "ApiVersions handshake failed"))?;
         let (_, r): (i32, ApiVersionsResponse) =
             api::decode_response::<ApiVersionsRequest>(version, resp).map_err(|e| {
                 Error::new(error::BAD_RESPONSE, format!("bad ApiVersions response: {e}"))
@@ -510,9 +520,12 @@ where
     Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
 }
 
-async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
+pub(crate) async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
     let len = s.read_i32().await?;
     if len < 4 || len as usize > MAX_RESPONSE_FRAME {
+        if let Some(e) = super::security::tls_record_instead_of_frame(len) {
+            return Err(e);
+        }
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("bad frame length {len}"),

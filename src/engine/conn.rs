@@ -17,6 +17,7 @@ use crate::error::{self, Error};
 use crate::protocol::api::{self, Request};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
+use super::backoff::Backoff;
 use super::metrics::Metrics;
 
 /// Largest response frame accepted from a broker (a hostile or broken broker
@@ -35,18 +36,29 @@ pub struct ConnSettings {
     pub receive_buffer_bytes: i32,
     /// Counts connections opened and closed.
     pub metrics: Arc<Metrics>,
+    /// TLS and SASL (security.protocol).
+    pub security: super::security::Security,
 }
 
 /// API version ranges the broker announced, plus finalized features.
 #[derive(Debug, Default, Clone)]
 pub struct BrokerApis {
-    ranges: Vec<(i16, i16, i16)>,
-    pub finalized_features: Vec<(String, i16, i16)>,
+    ranges: Vec<ApiRange>,
+    /// Finalized feature levels (name, max level), e.g. transaction.version.
+    features: Vec<(String, i16)>,
+}
+
+/// The versions of one API the broker speaks.
+#[derive(Debug, Clone, Copy)]
+struct ApiRange {
+    key: i16,
+    min: i16,
+    max: i16,
 }
 
 impl BrokerApis {
     pub fn range(&self, key: i16) -> Option<(i16, i16)> {
-        self.ranges.iter().find(|r| r.0 == key).map(|r| (r.1, r.2))
+        self.ranges.iter().find(|r| r.key == key).map(|r| (r.min, r.max))
     }
 
     pub fn version_for<R: Request>(&self) -> Option<i16> {
@@ -55,7 +67,7 @@ impl BrokerApis {
     }
 
     pub fn feature_level(&self, name: &str) -> i16 {
-        self.finalized_features.iter().find(|f| f.0 == name).map(|f| f.1).unwrap_or(0)
+        self.features.iter().find(|(n, _)| n == name).map_or(0, |(_, level)| *level)
     }
 }
 
@@ -96,7 +108,7 @@ pub struct Broker {
     pub port: u16,
     settings: ConnSettings,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
-    failures: parking_lot::Mutex<(u32, Option<Instant>, String)>,
+    failures: parking_lot::Mutex<ConnectFailures>,
     /// Produce requests currently awaiting a response.
     pub in_flight: AtomicUsize,
     /// Until when the broker asked us to back off (quota throttling).
@@ -107,6 +119,15 @@ pub struct Broker {
     produce_tickets: AtomicU64,
     produce_turn: AtomicU64,
     produce_turn_changed: tokio::sync::Notify,
+}
+
+/// Failed connection attempts since the last success.
+#[derive(Default)]
+struct ConnectFailures {
+    count: u32,
+    /// No new attempt before this (reconnect backoff).
+    retry_after: Option<Instant>,
+    why: String,
 }
 
 /// The right to queue the next produce request on a broker's connection;
@@ -150,7 +171,7 @@ impl Broker {
             port,
             settings,
             session: tokio::sync::Mutex::new(None),
-            failures: parking_lot::Mutex::new((0, None, String::new())),
+            failures: parking_lot::Mutex::new(ConnectFailures::default()),
             in_flight: AtomicUsize::new(0),
             throttled_until: parking_lot::Mutex::new(None),
             produce_tickets: AtomicU64::new(0),
@@ -166,16 +187,7 @@ impl Broker {
     /// True while a reconnect backoff after a failure is running.
     pub fn in_backoff(&self) -> bool {
         let f = self.failures.lock();
-        matches!(f.1, Some(t) if Instant::now() < t)
-    }
-
-    pub fn last_failure(&self) -> Option<String> {
-        let f = self.failures.lock();
-        if f.0 > 0 {
-            Some(f.2.clone())
-        } else {
-            None
-        }
+        matches!(f.retry_after, Some(t) if Instant::now() < t)
     }
 
     pub fn throttle_remaining(&self) -> Option<Duration> {
@@ -194,11 +206,11 @@ impl Broker {
         *guard = None;
         {
             let f = self.failures.lock();
-            if let Some(t) = f.1 {
+            if let Some(t) = f.retry_after {
                 if Instant::now() < t {
                     return Err(Error::new(
                         error::TRANSPORT,
-                        format!("broker {} ({}) unreachable: {}", self.node_id, self.addr(), f.2),
+                        format!("broker {} ({}) unreachable: {}", self.node_id, self.addr(), f.why),
                     ));
                 }
             }
@@ -206,12 +218,14 @@ impl Broker {
         match tokio::time::timeout(self.settings.setup_timeout, self.connect()).await {
             Ok(Ok(s)) => {
                 self.settings.metrics.connection_opened();
-                *self.failures.lock() = (0, None, String::new());
+                *self.failures.lock() = ConnectFailures::default();
                 let s = Arc::new(s);
                 *guard = Some(s.clone());
                 Ok(s)
             }
-            Ok(Err(e)) => Err(self.note_failure(e.message)),
+            Ok(Err(e)) => {
+                Err(self.settings.security.connect_failed(e.code, self.note_failure(e.message)))
+            }
             Err(_) => Err(self.note_failure(format!(
                 "connection setup timed out after {} ms",
                 self.settings.setup_timeout.as_millis()
@@ -221,13 +235,11 @@ impl Broker {
 
     fn note_failure(&self, why: String) -> Error {
         let mut f = self.failures.lock();
-        f.0 = f.0.saturating_add(1);
-        let base = self.settings.reconnect_backoff.as_millis() as u64;
-        let max = self.settings.reconnect_backoff_max.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << (f.0 - 1).min(20)).min(max.max(base));
-        let jitter = if exp > 0 { fastrand::u64(0..=exp / 5) } else { 0 };
-        f.1 = Some(Instant::now() + Duration::from_millis(exp + jitter));
-        f.2 = why.clone();
+        f.count = f.count.saturating_add(1);
+        let backoff =
+            Backoff::new(self.settings.reconnect_backoff, self.settings.reconnect_backoff_max);
+        f.retry_after = Some(Instant::now() + backoff.delay(f.count));
+        f.why = why.clone();
         Error::new(error::TRANSPORT, format!("broker {} ({}): {}", self.node_id, self.addr(), why))
     }
 
@@ -252,6 +264,12 @@ impl Broker {
         if self.settings.receive_buffer_bytes > 0 {
             set_buf(sock, libc::SO_RCVBUF, self.settings.receive_buffer_bytes);
         }
+        let addr = self.addr();
+        let stream = self
+            .settings
+            .security
+            .establish(stream, &self.host, &addr, &self.settings.client_id)
+            .await?;
         start_session(stream, &self.settings.client_id, self.settings.metrics.clone()).await
     }
 
@@ -465,9 +483,9 @@ where
             .write_all(&frame)
             .await
             .map_err(|e| Error::new(error::TRANSPORT, format!("write failed: {e}")))?;
-        let resp = read_frame(&mut stream).await.map_err(|e| {
-            Error::new(error::TRANSPORT, format!("ApiVersions handshake failed: {e}"))
-        })?;
+        let resp = read_frame(&mut stream)
+            .await
+            .map_err(|e| super::security::setup_io_error(&e, "ApiVersions handshake failed"))?;
         let (_, r): (i32, ApiVersionsResponse) =
             api::decode_response::<ApiVersionsRequest>(version, resp).map_err(|e| {
                 Error::new(error::BAD_RESPONSE, format!("bad ApiVersions response: {e}"))
@@ -479,11 +497,15 @@ where
             return Err(Error::new(r.error_code as i32, "ApiVersions request failed"));
         }
         apis = Some(BrokerApis {
-            ranges: r.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect(),
-            finalized_features: r
+            ranges: r
+                .api_keys
+                .iter()
+                .map(|k| ApiRange { key: k.api_key, min: k.min_version, max: k.max_version })
+                .collect(),
+            features: r
                 .finalized_features
                 .iter()
-                .map(|f| (f.name.clone(), f.max_version_level, f.min_version_level))
+                .map(|f| (f.name.clone(), f.max_version_level))
                 .collect(),
         });
         break;
@@ -498,9 +520,12 @@ where
     Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
 }
 
-async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
+pub(crate) async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
     let len = s.read_i32().await?;
     if len < 4 || len as usize > MAX_RESPONSE_FRAME {
+        if let Some(e) = super::security::tls_record_instead_of_frame(len) {
+            return Err(e);
+        }
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("bad frame length {len}"),
@@ -519,6 +544,77 @@ struct Pending {
     reply: oneshot::Sender<Result<Bytes, Error>>,
 }
 
+type PendingReplies = Arc<parking_lot::Mutex<VecDeque<Pending>>>;
+
+/// Reads response frames and hands each to the request it answers (the
+/// oldest pending one; its correlation id must match). Returns why it
+/// stopped.
+async fn read_responses<R: AsyncRead + Unpin>(
+    mut rd: R,
+    pending: PendingReplies,
+    alive: Arc<AtomicBool>,
+) -> String {
+    loop {
+        let frame = match read_frame(&mut rd).await {
+            Ok(f) => f,
+            Err(e) => return format!("read failed: {e}"),
+        };
+        let corr = match api::peek_correlation_id(&frame) {
+            Ok(c) => c,
+            Err(e) => return format!("bad response header: {e}"),
+        };
+        let p = pending.lock().pop_front();
+        match p {
+            Some(p) if p.correlation_id == corr => {
+                let _ = p.reply.send(Ok(frame));
+            }
+            Some(p) => {
+                let _ =
+                    p.reply.send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
+                return format!(
+                    "correlation id mismatch: expected {}, got {corr}",
+                    p.correlation_id
+                );
+            }
+            None => return format!("unexpected response with correlation id {corr}"),
+        }
+        if !alive.load(Ordering::Acquire) {
+            return "connection closed".into();
+        }
+    }
+}
+
+/// Writes a run of queued requests (registering their replies first, in
+/// write order, so no answer can arrive before its reply is registered).
+async fn write_requests<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    batch: Vec<Outgoing>,
+    pending: &PendingReplies,
+) -> std::io::Result<()> {
+    let mut written = Vec::new();
+    let mut frames = Vec::with_capacity(batch.len());
+    {
+        let mut p = pending.lock();
+        for m in batch {
+            if let Some(reply) = m.reply {
+                p.push_back(Pending { correlation_id: m.correlation_id, reply });
+            }
+            if let Some(w) = m.written {
+                written.push(w);
+            }
+            frames.push(m.frame);
+        }
+    }
+    for seg in frames.iter().flatten() {
+        wr.write_all(seg).await?;
+    }
+    wr.flush().await?;
+    for w in written {
+        let _ = w.send(());
+    }
+    Ok(())
+}
+
 async fn io_task<S>(
     stream: S,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
@@ -528,77 +624,30 @@ async fn io_task<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (rd, wr) = tokio::io::split(stream);
     // Small segments are coalesced here; large ones (record batches) go
     // straight to the socket.
     let mut wr = tokio::io::BufWriter::with_capacity(64 * 1024, wr);
-    let pending: Arc<parking_lot::Mutex<VecDeque<Pending>>> =
-        Arc::new(parking_lot::Mutex::new(VecDeque::new()));
-    let reader_pending = pending.clone();
-    let reader_alive = alive.clone();
-    let mut reader = tokio::spawn(async move {
-        loop {
-            let frame = match read_frame(&mut rd).await {
-                Ok(f) => f,
-                Err(e) => return format!("read failed: {e}"),
-            };
-            let corr = match api::peek_correlation_id(&frame) {
-                Ok(c) => c,
-                Err(e) => return format!("bad response header: {e}"),
-            };
-            let p = reader_pending.lock().pop_front();
-            match p {
-                Some(p) if p.correlation_id == corr => {
-                    let _ = p.reply.send(Ok(frame));
-                }
-                Some(p) => {
-                    let _ = p
-                        .reply
-                        .send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
-                    return format!(
-                        "correlation id mismatch: expected {}, got {corr}",
-                        p.correlation_id
-                    );
-                }
-                None => return format!("unexpected response with correlation id {corr}"),
-            }
-            if !reader_alive.load(Ordering::Acquire) {
-                return "connection closed".into();
-            }
-        }
-    });
-    let why: String = 'outer: loop {
+    let pending: PendingReplies = Arc::new(parking_lot::Mutex::new(VecDeque::new()));
+    let mut reader = tokio::spawn(read_responses(rd, pending.clone(), alive.clone()));
+    let why: String = loop {
         tokio::select! {
             msg = rx.recv() => {
-                let Some(first) = msg else { break 'outer NO_LONGER_USED.into() };
-                if !alive.load(Ordering::Acquire) { break 'outer "connection closed".into(); }
+                let Some(first) = msg else { break NO_LONGER_USED.into() };
+                if !alive.load(Ordering::Acquire) { break "connection closed".into(); }
                 let mut batch = vec![first];
                 while batch.len() < 64 {
                     match rx.try_recv() { Ok(m) => batch.push(m), Err(_) => break }
                 }
-                let mut written = Vec::new();
-                let mut frames = Vec::with_capacity(batch.len());
-                {
-                    // Register every reply before its bytes can reach the
-                    // broker, in write order.
-                    let mut p = pending.lock();
-                    for m in batch {
-                        if let Some(reply) = m.reply { p.push_back(Pending { correlation_id: m.correlation_id, reply }); }
-                        if let Some(w) = m.written { written.push(w); }
-                        frames.push(m.frame);
-                    }
+                if let Err(e) = write_requests(&mut wr, batch, &pending).await {
+                    break format!("write failed: {e}");
                 }
-                for seg in frames.iter().flatten() {
-                    if let Err(e) = wr.write_all(seg).await { break 'outer format!("write failed: {e}"); }
-                }
-                if let Err(e) = wr.flush().await { break 'outer format!("write failed: {e}"); }
-                for w in written { let _ = w.send(()); }
             }
             r = &mut reader => {
-                break 'outer r.unwrap_or_else(|e| format!("reader stopped: {e}"));
+                break r.unwrap_or_else(|e| format!("reader stopped: {e}"));
             }
             _ = killed.notified() => {
-                break 'outer "connection closed by the client".into();
+                break "connection closed by the client".into();
             }
         }
     };
@@ -608,14 +657,19 @@ async fn io_task<S>(
     }
     reader.abort();
     let _ = wr.shutdown().await;
+    let lost = || Err(Error::new(error::TRANSPORT, format!("connection lost: {why}")));
     let drained: Vec<Pending> = pending.lock().drain(..).collect();
     for p in drained {
-        let _ = p.reply.send(Err(Error::new(error::TRANSPORT, format!("connection lost: {why}"))));
+        let _ = p.reply.send(lost());
     }
     rx.close();
     while let Ok(m) = rx.try_recv() {
         if let Some(r) = m.reply {
-            let _ = r.send(Err(Error::new(error::TRANSPORT, format!("connection lost: {why}"))));
+            let _ = r.send(lost());
         }
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

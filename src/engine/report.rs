@@ -357,3 +357,7 @@ impl Drop for ReportQueue {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

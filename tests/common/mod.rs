@@ -100,7 +100,18 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 /// Reads a topic with confluent-kafka (librdkafka's consumer, independent of kp).
 pub fn consume_independent(topic: &str, expected: usize, isolation: &str) -> Vec<Consumed> {
-    consume_independent_within(topic, expected, isolation, 90)
+    consume_independent_at(&bootstrap(), topic, expected, isolation, &[])
+}
+
+/// Like `consume_independent`, at `bootstrap` with extra librdkafka settings (e.g. TLS).
+pub fn consume_independent_at(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+    config: &[(&str, &str)],
+) -> Vec<Consumed> {
+    consume_with_timeout(bootstrap, topic, expected, isolation, config, 90)
 }
 
 /// [`consume_independent`] giving up after `timeout_s` seconds.
@@ -110,10 +121,22 @@ pub fn consume_independent_within(
     isolation: &str,
     timeout_s: u32,
 ) -> Vec<Consumed> {
+    consume_with_timeout(&bootstrap(), topic, expected, isolation, &[], timeout_s)
+}
+
+fn consume_with_timeout(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+    config: &[(&str, &str)],
+    timeout_s: u32,
+) -> Vec<Consumed> {
     let out = Command::new("python3")
         .arg(format!("{}/tests/verify/consume.py", repo()))
+        .args(config.iter().flat_map(|(k, v)| ["--config".to_string(), format!("{k}={v}")]))
         .args([
-            &bootstrap(),
+            bootstrap,
             topic,
             &expected.to_string(),
             "--timeout",

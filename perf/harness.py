@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kp benchmark harness: runs workloads W1..W5 against kp, librdkafka,
+"""kp benchmark harness: runs workloads W1..W6 against kp, librdkafka,
 franz-go and the Java client, alternating clients (A B C D A B C D ...),
 and reports medians. Run it through perf/run.sh (which builds first).
 
@@ -8,7 +8,13 @@ Targets
   real1  a real 1-broker Kafka 4.1.1 cluster (testbed/kafka.sh start 1)
   real3  a real 3-broker cluster (testbed/kafka.sh start 3)
 The real clusters are our own (state in $BENCH_TESTBED_DIR, ports 45092 and
-41092/42092/43092 by default), started and stopped by this script.
+41092/42092/43092 by default, KP_TESTBED_PORT / KP_TESTBED_BASE move them),
+started and stopped by this script.
+
+W6 (many partitions: 6, 600, 2,000, 5,000; keyed, acks=all, idempotent, every
+client with its own defaults otherwise) runs only when named, e.g.
+BENCH_WORKLOADS=W6-p600-real3,W6-p2000-real3,W6-p5000-real3; its chart of
+records/s, peak RSS and CPU against the partition count is STAMP-w6.png.
 
 Environment
   BENCH_QUICK=1        smoke run: 1 repetition, 1/10 of the records (~2-3 min)
@@ -91,6 +97,14 @@ WORKLOADS = [
      dict(records=100_000, size=100, acks="all", linger=0, compression="none", throughput=10_000)),
     ("W2-real3", "real3", "100 B, 10,000 keys, acks=all, idempotent, lz4, linger 5 ms (RF 3)",
      dict(records=1_000_000, size=100, acks="all", linger=5, compression="lz4", keys=10_000, idempotence=True)),
+] + [
+    # W6: many partitions. Every client keeps its own defaults (linger.ms, batch.size,
+    # buffer.memory, compression none) apart from keys, acks=all and idempotence.
+    (f"W6-p{p}-real3", "real3", f"many partitions: {p:,} partitions (RF 1), 100 B, 100,000 keys, acks=all, "
+     "idempotent, client defaults otherwise",
+     dict(records=1_000_000, size=100, acks="all", linger=None, compression="none", keys=100_000,
+          idempotence=True, partitions=p, rf=1, defaults=True))
+    for p in (6, 600, 2000, 5000)
 ]
 
 SUMMARY_RE = re.compile(
@@ -145,12 +159,12 @@ class Target:
             self.bootstrap = re.search(r"KP_BOOTSTRAP=(\S+)", env).group(1)
         log(f"target {self.kind} up at {self.bootstrap}")
 
-    def topic(self, name):
+    def topic(self, name, partitions=PARTITIONS, rf=None):
         if self.kind != "sink" and name not in self.topics:
-            rf = "3" if self.kind == "real3" else "1"
+            rf = str(rf or ("3" if self.kind == "real3" else "1"))
             TESTBED_ENV["KP_BOOTSTRAP"] = self.bootstrap
             try:
-                kafka_sh("create-topic", name, str(PARTITIONS), rf, capture=True)
+                kafka_sh("create-topic", name, str(partitions), rf, capture=True)
             finally:
                 TESTBED_ENV.pop("KP_BOOTSTRAP", None)
         self.topics.add(name)
@@ -180,10 +194,11 @@ def client_args(client, bootstrap, topic, w):
         note = (note + "; " if note else "") + "java via JavaPerf (ProducerPerformance has no keys/threads)"
     args = ["--bootstrap", bootstrap, "--topic", topic,
             "--num-records", str(max(1, int(w["records"] * SCALE))), "--record-size", str(w["size"]),
-            "--throughput", str(w.get("throughput", -1)), "--acks", w["acks"], "--linger-ms", str(w["linger"]),
-            "--batch-size", str(BATCH_SIZE), "--compression", w["compression"],
-            "--keys", str(w.get("keys", 0)), "--threads", str(w.get("threads", 1)),
-            f"--idempotence={'true' if idem else 'false'}"]
+            "--throughput", str(w.get("throughput", -1)), "--acks", w["acks"]]
+    if not w.get("defaults"):
+        args += ["--linger-ms", str(w["linger"]), "--batch-size", str(BATCH_SIZE)]
+    args += ["--compression", w["compression"], "--keys", str(w.get("keys", 0)), "--threads", str(w.get("threads", 1)),
+             f"--idempotence={'true' if idem else 'false'}"]
     return CLIENTS[client] + args, note
 
 
@@ -289,7 +304,7 @@ def ratio(a, b):
 
 def markdown(med, clients, wls, v, stamp, failures):
     L = [f"Run {stamp}: {REPS} repetition(s), record counts x{SCALE:g}, batch.size={BATCH_SIZE}, "
-         f"{PARTITIONS} partitions, medians per cell.", ""]
+         f"{PARTITIONS} partitions (W6: as named, client defaults), medians per cell.", ""]
     L.append("| workload | client | records/s | MB/s | CPU s / M rec | peak RSS MiB | p50 ms | p99 ms | p99.9 ms | runs |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for wid, _, _, _ in wls:
@@ -320,6 +335,42 @@ def markdown(med, clients, wls, v, stamp, failures):
     return "\n".join(L) + "\n"
 
 
+def partitions_of(wid):
+    w = next((w for w in WORKLOADS if w[0] == wid), None)
+    return w[3].get("partitions", PARTITIONS) if w else PARTITIONS
+
+
+def chart_w6(med, clients, wls, path):
+    """W6: records/s and peak RSS against the partition count (log x), one line per client."""
+    import matplotlib.pyplot as plt
+    w6 = sorted((w[0] for w in wls if w[0].startswith("W6-")), key=partitions_of)
+    xs = [partitions_of(w) for w in w6]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    for ax, key, title, ylabel, scale in (
+            (axes[0], "records_per_s", "W6 throughput (median)", "thousand records/s", 1e-3),
+            (axes[1], "peak_rss_mib", "W6 client peak RSS (median)", "MiB", 1.0),
+            (axes[2], "cpu_s_per_m", "W6 client CPU per million records", "CPU seconds", 1.0)):
+        for c in clients:
+            pts = [(x, (med.get((w, c)) or {}).get(key)) for x, w in zip(xs, w6)]
+            pts = [(x, y * scale) for x, y in pts if y is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=c)
+        ax.set_xscale("log")
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f"{x:,}" for x in xs])
+        ax.set_xlabel("partitions")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[1].axhline(32 + 24, color="grey", linestyle="--", linewidth=1, label="32 MiB buffer.memory + 24 MiB")
+    axes[0].legend()
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"W6: 100 B keyed records, acks=all, idempotent, client defaults - medians of {REPS} run(s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def chart(med, clients, wls, path):
     try:
         import matplotlib
@@ -328,6 +379,11 @@ def chart(med, clients, wls, path):
     except ImportError:
         log("matplotlib missing: no chart (perf/setup.sh installs it)")
         return
+    if any(w[0].startswith("W6-") for w in wls):
+        chart_w6(med, clients, wls, path[:-4] + "-w6.png")
+        wls = [w for w in wls if not w[0].startswith("W6-")]
+        if not wls:
+            return
     tput = [w[0] for w in wls if "W4" not in w[0]]
     lat = [w[0] for w in wls if "W4" in w[0]]
     fig, axes = plt.subplots(2, 2, figsize=(14, 9))
@@ -410,7 +466,7 @@ def main():
         return report_from_csv(sys.argv[2])
     clients = [c for c in os.environ.get("BENCH_CLIENTS", ",".join(CLIENTS)).split(",") if c]
     wanted = [w for w in os.environ.get("BENCH_WORKLOADS", "").split(",") if w]
-    wls = [w for w in WORKLOADS if not wanted or w[0] in wanted]
+    wls = [w for w in WORKLOADS if (w[0] in wanted if wanted else not w[0].startswith("W6-"))]
     for c in clients:
         if c not in CLIENTS:
             sys.exit(f"unknown client {c}; known: {', '.join(CLIENTS)}")
@@ -446,13 +502,14 @@ def main():
                     if WARMUP and kind != "sink":
                         # A fresh JVM broker is slow until its JIT warms up: the first
                         # client would pay for it. Every client sends once, unrecorded.
-                        wtopic = target.topic(f"bench-warmup-{kind}")
+                        wtopic = target.topic(f"bench-warmup-{kind}-p{w.get('partitions', PARTITIONS)}",
+                                              w.get("partitions", PARTITIONS), w.get("rf"))
                         ww = dict(w, records=max(1, int(w["records"] / 5)), throughput=-1)
                         for client in clients:
                             cmd, _ = client_args(client, target.bootstrap, wtopic, ww)
                             rc, wall, _, _ = run_one(cmd, os.path.join(logdir, f"warmup-{kind}-{client}.log"))
                             log(f"  warm-up on {kind}: {client:10s} rc={rc} wall {wall:5.1f} s (not recorded)")
-                topic = target.topic(f"bench-{wid.lower()}")
+                topic = target.topic(f"bench-{wid.lower()}", w.get("partitions", PARTITIONS), w.get("rf"))
                 log(f"{wid} ({kind}): {desc}")
                 for rep in range(1, REPS + 1):
                     for client in clients:

@@ -117,6 +117,16 @@ static int kp_flush_all(void *cv, int timeout_ms, char *err, size_t errlen) {
 static void kp_destroy_client(void *cv) {
     kp_client_t *c = cv;
     kp_producer_close(c->p, 30000);
+    /* To the log (stderr), not the summary: how the records were batched. */
+    kp_metrics_t m = KP_METRICS_INIT;
+    if (kp_producer_metrics(c->p, &m) == KP_OK && m.produce_requests > 0 && m.batches_sent > 0)
+        fprintf(stderr, "kp metrics: %llu requests, %llu batches (%.1f per request), %.0f bytes per batch, "
+                "%.0f bytes per request, %llu retries, request latency avg %.1f ms max %.1f ms\n",
+                (unsigned long long)m.produce_requests, (unsigned long long)m.batches_sent,
+                (double)m.batches_sent / (double)m.produce_requests, (double)m.batch_bytes / (double)m.batches_sent,
+                (double)m.batch_bytes / (double)m.produce_requests, (unsigned long long)m.batch_retries,
+                m.request_latency_count ? (double)m.request_latency_us_sum / 1e3 / (double)m.request_latency_count : 0.0,
+                (double)m.request_latency_us_max / 1e3);
     if (c->poll_mode) {
         atomic_store(&c->stop, 1);
         pthread_join(c->poller, NULL);

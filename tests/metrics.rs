@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -235,7 +235,8 @@ fn a_producer_byte_rate_quota_throttles_and_every_record_is_delivered_once() {
     // One partition, idempotent producer: offsets 0..n, each record once.
     let offsets: HashSet<i64> = reports.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..n as i64).collect::<HashSet<_>>(), "offsets are not exactly 0..{n}");
-    let got = consume_independent(&topic, n, "read_uncommitted");
+    // 2,000 partitions take the Python consumer a while on a busy machine.
+    let got = consume_independent_within(&topic, n, "read_uncommitted", 600);
     assert_eq!(got.len(), n, "consumer read {} records", got.len());
     let ids: HashSet<Vec<u8>> =
         got.iter().map(|c| c.value.clone().expect("value")[..8].to_vec()).collect();
@@ -258,5 +259,105 @@ fn a_producer_byte_rate_quota_throttles_and_every_record_is_delivered_once() {
         m.request_latency_us_sum / 1000 < m.throttle_time_ms_sum / 2,
         "requests waited in a muted connection: kp did not pause while throttled: {}",
         show(&m)
+    );
+}
+
+/// Issue 15: 2,000 partitions, keyed records, a 1 MiB buffer.memory and
+/// max.block.ms=0. kp_send fails with QUEUE_FULL at the bound (and the
+/// record is sent again), buffer use sampled through kp_producer_metrics
+/// while sending never exceeds buffer.memory, and an independent consumer
+/// reads every record exactly once, each key's records in send order.
+#[test]
+fn many_partitions_stay_within_buffer_memory_and_deliver_each_record_once() {
+    const PARTITIONS: u32 = 2000;
+    const KEYS: usize = 20_000;
+    let n = 100_000usize;
+    let limit = 1u64 << 20;
+    let topic = unique_topic("many-partitions");
+    create_topic(&topic, PARTITIONS, 1, &[]);
+    let p = TestProducer::new(&[
+        ("buffer.memory", &limit.to_string()),
+        ("max.block.ms", "0"),
+        ("linger.ms", "5"),
+    ]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (peak, samples, queue_full) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let (mut peak, mut samples) = (0u64, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let m = metrics(&p);
+                assert_eq!(m.buffer_bytes_limit, limit);
+                assert!(
+                    m.buffer_bytes_used <= limit,
+                    "buffer use {} exceeds buffer.memory {limit}",
+                    m.buffer_bytes_used
+                );
+                peak = peak.max(m.buffer_bytes_used);
+                samples += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            (peak, samples)
+        });
+        let mut queue_full = 0u64;
+        for i in 0..n {
+            let key = format!("key-{:06}", i % KEYS);
+            let value = format!("{i:08} {}", "v".repeat(91));
+            let mut rec = Rec::new(&topic, value.as_bytes());
+            rec.key = Some(key.as_bytes());
+            loop {
+                let (rc, msg) = p.send(&rec, i);
+                if rc == KP_OK {
+                    break;
+                }
+                assert_eq!(rc, KP_ERR_QUEUE_FULL, "send {i}: {msg}");
+                queue_full += 1;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        assert_eq!(p.flush(120_000), KP_OK);
+        done.store(true, std::sync::atomic::Ordering::Release);
+        let (peak, samples) = sampler.join().unwrap();
+        (peak, samples, queue_full)
+    });
+    let m = metrics(&p);
+    eprintln!(
+        "{PARTITIONS} partitions: peak buffer use {peak} of {limit} over {samples} samples, \
+         {queue_full} QUEUE_FULL; {}",
+        show(&m)
+    );
+    assert!(queue_full > 0, "the 1 MiB buffer never filled: the bound was not exercised");
+    assert!(peak > limit / 2, "buffer use peaked at {peak}: the bound was not approached");
+    assert_eq!(m.buffer_bytes_used, 0, "every batch released its buffer");
+    let reports = p.reports();
+    assert_one_report_each(&reports, n);
+    assert!(reports.iter().all(|r| r.error == KP_OK), "a record failed");
+
+    // 2,000 partitions take the Python consumer a while on a busy machine.
+    let got = consume_independent_within(&topic, n, "read_uncommitted", 600);
+    assert_eq!(got.len(), n, "the independent consumer read {} of {n} records", got.len());
+    let mut seen = vec![false; n];
+    let mut key_partition: HashMap<Vec<u8>, i32> = HashMap::new();
+    let mut last_of_key: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut partitions_used = HashSet::new();
+    // consume.py prints records sorted by (partition, offset).
+    for c in &got {
+        let v = c.value.as_deref().expect("value");
+        let i: usize = std::str::from_utf8(&v[..8]).unwrap().parse().unwrap();
+        assert!(!seen[i], "record {i} read twice");
+        seen[i] = true;
+        let key = c.key.clone().expect("key");
+        assert_eq!(key, format!("key-{:06}", i % KEYS).into_bytes(), "record {i} key");
+        let part = *key_partition.entry(key.clone()).or_insert(c.partition);
+        assert_eq!(part, c.partition, "record {i}: its key's records span partitions");
+        if let Some(prev) = last_of_key.insert(key, i) {
+            assert!(prev < i, "key of record {i}: record {prev} came after it in the log");
+        }
+        partitions_used.insert(c.partition);
+    }
+    assert!(seen.iter().all(|&s| s), "a record is missing");
+    assert!(
+        partitions_used.len() > PARTITIONS as usize * 9 / 10,
+        "keys reached only {} of {PARTITIONS} partitions",
+        partitions_used.len()
     );
 }

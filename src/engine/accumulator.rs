@@ -3,7 +3,7 @@
 //! partitions on the send path.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +11,31 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{self, Error};
-use crate::protocol::record_batch::{BatchBuilder, ProducerStamp, RecordHeader, RecordLayout};
+use crate::protocol::record_batch::{
+    BatchBuilder, ProducerStamp, RecordHeader, RecordLayout, BATCH_HEADER_LEN,
+};
 
 use super::report::{Outcome, Persistence, RecordMeta, ReportQueue, Token, TopicName};
 
+/// Per-record delivery bookkeeping counted against buffer.memory.
+pub const RECORD_META_BYTES: usize = std::mem::size_of::<RecordMeta>();
+
+/// Spare-capacity reservations filled by records go back to the pool in
+/// steps of at least this many bytes (and in full when the batch closes).
+const SETTLE_STEP: usize = 4096;
+
 /// buffer.memory accounting; `reserve` blocks up to max.block.ms.
+///
+/// Everything kp allocates for a held record counts: its encoded bytes and
+/// delivery bookkeeping (reserved by kp_send), and the spare capacity of the
+/// batch it sits in (reserved by the batch as it grows, see
+/// [`Batch::make_room`]). Records may fill the pool up to `record_limit`;
+/// the rest is headroom for batch growth, so a full pool never forces a
+/// batch to grow record by record.
 pub struct MemoryPool {
     used: AtomicUsize,
     limit: usize,
+    record_limit: usize,
     waiters: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
@@ -29,6 +46,7 @@ impl MemoryPool {
         MemoryPool {
             used: AtomicUsize::new(0),
             limit,
+            record_limit: limit - limit / 8,
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             cv: Condvar::new(),
@@ -39,10 +57,27 @@ impl MemoryPool {
         self.used.load(Ordering::Relaxed)
     }
 
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A record's bytes: up to `record_limit` (a record larger than that
+    /// may use the whole pool).
     fn try_reserve(&self, n: usize) -> bool {
+        let limit = if n > self.record_limit { self.limit } else { self.record_limit };
+        self.try_reserve_within(n, limit)
+    }
+
+    /// Spare capacity for a growing batch: never blocks, may use the whole
+    /// pool.
+    pub fn try_reserve_spare(&self, n: usize) -> bool {
+        self.try_reserve_within(n, self.limit)
+    }
+
+    fn try_reserve_within(&self, n: usize, limit: usize) -> bool {
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
-            if cur + n > self.limit {
+            if cur + n > limit {
                 return false;
             }
             match self.used.compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed)
@@ -115,6 +150,75 @@ impl MemoryPool {
 pub struct Core {
     pub reports: ReportQueue,
     pub memory: MemoryPool,
+    pub schedule: DrainSchedule,
+    /// Partitions that got a batch since the sender last looked (see
+    /// `PartitionState::queued`): the sender visits only partitions with
+    /// something to do, not every partition of every topic.
+    activated: Mutex<Vec<Arc<PartitionQueue>>>,
+}
+
+impl Core {
+    pub fn new(reports: ReportQueue, memory: MemoryPool) -> Core {
+        Core { reports, memory, schedule: DrainSchedule::new(), activated: Mutex::new(Vec::new()) }
+    }
+
+    /// Moves the partitions activated since the last call into `into`.
+    pub fn take_activated(&self, into: &mut Vec<Arc<PartitionQueue>>) {
+        into.append(&mut self.activated.lock());
+    }
+}
+
+/// When the sender next passes over the partitions on its own, so that a
+/// send that opens a batch wakes it only when that batch is due earlier
+/// (with thousands of partitions nearly every send opens one; waking the
+/// sender for each made it rescan them all, over and over).
+pub struct DrainSchedule {
+    epoch: Instant,
+    /// Nanoseconds after `epoch`.
+    next_pass: AtomicU64,
+    /// Batches opened so far.
+    opened: AtomicU64,
+}
+
+impl DrainSchedule {
+    fn new() -> DrainSchedule {
+        DrainSchedule {
+            epoch: Instant::now(),
+            next_pass: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128) as u64
+    }
+
+    /// A send opened a batch due at `due`: whether the sender must be woken.
+    pub fn batch_opened(&self, due: Instant) -> bool {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        self.nanos(due) < self.next_pass.load(Ordering::SeqCst)
+    }
+
+    /// The sender starts a pass at `now`; a batch opened from here on is
+    /// due at `now + linger` at the earliest. Returns the count for
+    /// [`plan`](Self::plan).
+    pub fn begin_pass(&self, now: Instant, linger: Duration) -> u64 {
+        self.next_pass.store(self.nanos(now + linger), Ordering::SeqCst);
+        self.opened.load(Ordering::SeqCst)
+    }
+
+    /// After a pass that began at `start`: the sender means to sleep until
+    /// `wake`. Publishes that time, then, if a batch was opened meanwhile
+    /// (the pass may have missed it), wakes no later than it is due.
+    pub fn plan(&self, wake: Instant, start: Instant, opened: u64, linger: Duration) -> Instant {
+        self.next_pass.store(self.nanos(wake), Ordering::SeqCst);
+        if self.opened.load(Ordering::SeqCst) == opened {
+            return wake;
+        }
+        let wake = wake.min(start + linger);
+        self.next_pass.store(self.nanos(wake), Ordering::SeqCst);
+        wake
+    }
 }
 
 /// One batch of records for one partition.
@@ -128,7 +232,12 @@ pub struct Batch {
     pub created: Instant,
     pub attempts: u32,
     pub retry_at: Option<Instant>,
+    /// buffer.memory bytes this batch holds: its records' reservations plus
+    /// `spare_reserved`; released when the batch ends.
     pub reserved: usize,
+    /// Part of `reserved` covering spare capacity (buffer and record list
+    /// allocated beyond their contents).
+    spare_reserved: usize,
     /// A request carrying this batch is awaiting its response.
     pub in_request: bool,
     /// An earlier attempt ended without a clear answer (timeout, lost
@@ -160,6 +269,7 @@ impl Batch {
             attempts: 0,
             retry_at: None,
             reserved: 0,
+            spare_reserved: 0,
             in_request: false,
             ambiguous: false,
             full: false,
@@ -181,6 +291,81 @@ impl Batch {
 
     pub fn record_count(&self) -> usize {
         self.records.len()
+    }
+
+    /// Bytes allocated beyond what the batch's records use: the builder's
+    /// spare capacity and the record list's.
+    fn spare(&self) -> usize {
+        let buf = self.builder.as_ref().map_or(0, |b| b.capacity() - b.size_in_bytes());
+        buf + (self.records.capacity() - self.records.len()) * RECORD_META_BYTES
+    }
+
+    /// A new open batch with room for a first record of at most `max_len`
+    /// encoded bytes (and, pool permitting, as much again).
+    fn open(core: &Arc<Core>, pq: &PartitionQueue, max_len: usize, batch_size: usize) -> Batch {
+        let need = BATCH_HEADER_LEN + max_len;
+        let mut cap = (2 * need).min(batch_size.max(need));
+        let mut records = 4;
+        let spare = cap - need + (records - 1) * RECORD_META_BYTES;
+        let spare = if core.memory.try_reserve_spare(spare) {
+            spare
+        } else {
+            (cap, records) = (need, 1);
+            0
+        };
+        let mut b = Batch::new(core.clone(), pq.topic.clone(), pq.partition, cap);
+        b.records.reserve_exact(records);
+        b.spare_reserved = spare;
+        b.reserved = spare;
+        b
+    }
+
+    /// Makes room for one more record of at most `max_len` encoded bytes:
+    /// the buffer and the record list grow geometrically (up to
+    /// `batch_size`), and the capacity added beyond the record itself is
+    /// reserved in buffer.memory first; without room there, they grow by
+    /// exactly what the record needs (the record's own bytes were reserved
+    /// by kp_send).
+    fn make_room(&mut self, pool: &MemoryPool, max_len: usize, batch_size: usize) {
+        let b = self.builder.as_mut().expect("open batch has a builder");
+        let need = b.size_in_bytes() + max_len;
+        if need > b.capacity() {
+            let mut target = need.max(b.capacity() * 2).min(batch_size.max(need));
+            let extra = target - need;
+            if extra > 0 {
+                if pool.try_reserve_spare(extra) {
+                    self.spare_reserved += extra;
+                    self.reserved += extra;
+                } else {
+                    target = need;
+                }
+            }
+            b.grow_to(target);
+        }
+        let (len, cap) = (self.records.len(), self.records.capacity());
+        if len == cap {
+            let extra = cap.clamp(4, 1024);
+            let bytes = (extra - 1) * RECORD_META_BYTES;
+            if pool.try_reserve_spare(bytes) {
+                self.spare_reserved += bytes;
+                self.reserved += bytes;
+                self.records.reserve_exact(extra);
+            } else {
+                self.records.reserve_exact(1);
+            }
+        }
+    }
+
+    /// Returns spare-capacity reservations that records have filled since
+    /// (their own reservations cover them now), in steps of at least `min`
+    /// bytes so the shared pool is not touched per record.
+    pub fn settle(&mut self, min: usize) {
+        let over = self.spare_reserved.saturating_sub(self.spare());
+        if over > 0 && over >= min {
+            self.spare_reserved -= over;
+            self.reserved -= over;
+            self.core.memory.release(over);
+        }
     }
 
     /// Success: one report per record with its offset.
@@ -252,10 +437,19 @@ pub struct PartitionState {
     /// Sticky partitioning: bytes appended since the topic stuck to this
     /// partition (counted under this lock, not on a shared counter).
     pub sticky_bytes: usize,
+    /// On the sender's list of partitions to visit: from its first batch
+    /// until nothing is open, ready or in flight (the sender clears it).
+    pub queued: bool,
 }
 
 impl PartitionState {
-    /// Puts a batch back for a retry, keeping sequence order.
+    /// Whether the sender has nothing to do here until a new batch comes.
+    pub fn idle(&self) -> bool {
+        self.open.is_none() && self.ready.is_empty() && self.in_flight == 0
+    }
+
+    /// Puts a batch back for a retry, keeping sequence order (the partition
+    /// stays queued while a batch is in flight).
     pub fn requeue(&mut self, b: Batch) {
         let pos = match b.base_seq {
             None => 0,
@@ -288,6 +482,7 @@ impl PartitionQueue {
                 next_seq: 0,
                 acked_next: 0,
                 sticky_bytes: 0,
+                queued: false,
             }),
         })
     }
@@ -306,6 +501,8 @@ impl PartitionQueue {
 /// What an append did, so the caller knows whether to wake the sender.
 pub struct AppendResult {
     pub new_batch: bool,
+    /// A batch of the partition filled up (the one the record went to, or
+    /// the one it did not fit in).
     pub batch_full: bool,
     /// Sticky partitioning: about batch.size bytes went to this partition
     /// since the topic stuck to it; time to move on.
@@ -327,32 +524,35 @@ pub struct AppendRecord<'a> {
 
 pub fn append(
     core: &Arc<Core>,
-    pq: &PartitionQueue,
+    pq: &Arc<PartitionQueue>,
     batch_size: usize,
     rec: &AppendRecord<'_>,
     token: Token,
 ) -> AppendResult {
+    let max_len = rec.layout.max_encoded_len();
     let mut st = pq.state.lock();
     let appended = match st.open.as_mut() {
-        Some(b) => b
-            .builder
-            .as_mut()
-            .expect("open batch has a builder")
-            .try_append(batch_size, rec.timestamp, rec.key, rec.value, rec.headers, rec.layout)
-            .is_some(),
-        None => false,
+        // A batch grows only for a record it will take.
+        Some(b) if b.size() + max_len <= batch_size => {
+            b.make_room(&core.memory, max_len, batch_size);
+            b.builder
+                .as_mut()
+                .expect("open batch has a builder")
+                .try_append(batch_size, rec.timestamp, rec.key, rec.value, rec.headers, rec.layout)
+                .is_some()
+        }
+        _ => false,
     };
     let new_batch = !appended;
+    let mut closed_full = false;
     if new_batch {
         if let Some(mut full) = st.open.take() {
+            closed_full = true;
             full.full = true;
+            full.settle(0);
             st.ready.push_back(full);
         }
-        let cap = batch_size.max(rec.reserved + 64).min(batch_size.max(rec.reserved) + 128);
-        let mut b = Batch::new(core.clone(), pq.topic.clone(), pq.partition, cap);
-        // Room for the records a full batch of this size would hold, so the
-        // list does not regrow record by record.
-        b.records.reserve((batch_size / rec.reserved.max(1)).clamp(1, 4096));
+        let mut b = Batch::open(core, pq, max_len, batch_size);
         b.builder.as_mut().expect("builder").append_with_layout(
             rec.timestamp,
             rec.key,
@@ -361,14 +561,20 @@ pub fn append(
             rec.layout,
         );
         st.open = Some(b);
+        if !st.queued {
+            st.queued = true;
+            core.activated.lock().push(pq.clone());
+        }
     }
     let b = st.open.as_mut().expect("open batch");
     b.records.push(RecordMeta { token, timestamp: rec.timestamp });
     b.reserved += rec.reserved;
-    let batch_full = b.builder.as_ref().expect("builder").size_in_bytes() >= batch_size;
+    b.settle(SETTLE_STEP);
+    let batch_full = b.size() + max_len > batch_size;
     if batch_full {
         let mut full = st.open.take().expect("open");
         full.full = true;
+        full.settle(0);
         st.ready.push_back(full);
     }
     let mut sticky_used_up = false;
@@ -379,7 +585,7 @@ pub fn append(
             sticky_used_up = true;
         }
     }
-    AppendResult { new_batch, batch_full, sticky_used_up }
+    AppendResult { new_batch, batch_full: batch_full || closed_full, sticky_used_up }
 }
 
 /// A header as copied from the caller: name and optional value.
@@ -410,7 +616,6 @@ pub struct TopicHandle {
     pub pending: Mutex<Vec<PendingRecord>>,
     pub sticky: AtomicI32,
     pub round_robin: AtomicU32,
-    pub metadata_requested: Instant,
 }
 
 impl TopicHandle {
@@ -421,7 +626,6 @@ impl TopicHandle {
             pending: Mutex::new(Vec::new()),
             sticky: AtomicI32::new(-1),
             round_robin: AtomicU32::new(0),
-            metadata_requested: Instant::now(),
         })
     }
 }
@@ -490,7 +694,7 @@ mod sequence_tests {
     use super::*;
 
     fn core() -> Arc<Core> {
-        Arc::new(Core { reports: ReportQueue::new(false), memory: MemoryPool::new(1 << 20) })
+        Arc::new(Core::new(ReportQueue::new(false), MemoryPool::new(1 << 20)))
     }
 
     #[test]

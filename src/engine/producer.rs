@@ -15,7 +15,7 @@ use crate::config::{DeliveryMode, ProducerConfig};
 use crate::error::{self, Error};
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
-use super::accumulator::{Core, MemoryPool};
+use super::accumulator::{Core, MemoryPool, RECORD_META_BYTES};
 use super::conn::{Broker, ConnSettings};
 use super::partitioner::{PartitionerFn, Placement};
 use super::report::{self, Dispatch, Token};
@@ -23,9 +23,6 @@ use super::{idempotence, metadata, metrics, sender, txn, Inner, Lifecycle};
 
 /// Partition value meaning "let the partitioner choose".
 pub const PARTITION_ANY: i32 = -1;
-
-/// Per-record delivery bookkeeping counted against buffer.memory.
-const RECORD_BOOKKEEPING_BYTES: usize = std::mem::size_of::<report::RecordMeta>();
 
 /// A record as the caller hands it to `send` (borrowed for the call).
 pub struct Record<'a> {
@@ -85,10 +82,10 @@ impl Inner {
             .clone()
             .map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
         Inner {
-            core: Arc::new(Core {
-                reports: report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll),
-                memory: MemoryPool::new(cfg.buffer_memory),
-            }),
+            core: Arc::new(Core::new(
+                report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll),
+                MemoryPool::new(cfg.buffer_memory),
+            )),
             placement: Placement {
                 strategy: cfg.partitioner,
                 ignore_keys: cfg.partitioner_ignore_keys,
@@ -145,7 +142,7 @@ impl Inner {
             ));
         }
         let size = layout.max_encoded_len();
-        let footprint = size + RECORD_BOOKKEEPING_BYTES;
+        let footprint = size + RECORD_META_BYTES;
         // Batch header (61) plus produce request overhead for one partition.
         let request_size = size + 61 + 64 + rec.topic.len();
         if request_size > self.cfg.max_request_size {

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
@@ -171,7 +171,13 @@ impl Inner {
             next_sticky_partition(topic, &meta.partitions, choice.partition);
         }
         drop(meta);
-        if r.new_batch || r.batch_full {
+        if r.batch_full
+            || (r.new_batch
+                && self
+                    .core
+                    .schedule
+                    .batch_opened(Instant::now() + Duration::from_millis(self.cfg.linger_ms)))
+        {
             self.sender_wake.notify_one();
         }
         Ok(Appended::InBatch)

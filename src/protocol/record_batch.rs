@@ -352,6 +352,19 @@ impl BatchBuilder {
         self.count
     }
 
+    /// Bytes allocated for the batch (header included).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Moves the batch into a buffer of exactly `cap` bytes (at least its
+    /// size): the caller decides how far it grows.
+    pub fn grow_to(&mut self, cap: usize) {
+        let mut buf = BytesMut::with_capacity(cap.max(self.buf.len()));
+        buf.extend_from_slice(&self.buf);
+        self.buf = buf;
+    }
+
     /// Uncompressed size including the 61-byte header.
     pub fn size_in_bytes(&self) -> usize {
         self.buf.len()

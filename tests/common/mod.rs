@@ -111,6 +111,27 @@ pub fn consume_independent_at(
     isolation: &str,
     config: &[(&str, &str)],
 ) -> Vec<Consumed> {
+    consume_with_timeout(bootstrap, topic, expected, isolation, config, 90)
+}
+
+/// [`consume_independent`] giving up after `timeout_s` seconds.
+pub fn consume_independent_within(
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+    timeout_s: u32,
+) -> Vec<Consumed> {
+    consume_with_timeout(&bootstrap(), topic, expected, isolation, &[], timeout_s)
+}
+
+fn consume_with_timeout(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+    config: &[(&str, &str)],
+    timeout_s: u32,
+) -> Vec<Consumed> {
     let out = Command::new("python3")
         .arg(format!("{}/tests/verify/consume.py", repo()))
         .args(config.iter().flat_map(|(k, v)| ["--config".to_string(), format!("{k}={v}")]))
@@ -119,7 +140,7 @@ pub fn consume_independent_at(
             topic,
             &expected.to_string(),
             "--timeout",
-            "90",
+            &timeout_s.to_string(),
             "--isolation",
             isolation,
         ])

@@ -55,8 +55,10 @@ impl<'a> Drain<'a> {
         }
     }
 
-    /// Drains one partition.
-    pub fn partition(&mut self, pq: &Arc<PartitionQueue>) {
+    /// Drains one partition. Returns whether the sender must visit it
+    /// again (something open, ready or in flight); if not, it leaves the
+    /// sender's list until its next batch.
+    pub fn partition(&mut self, pq: &Arc<PartitionQueue>) -> bool {
         let mut st = pq.state.lock();
         let expired = self.take_expired(&mut st);
         let leader = pq.leader.load(Ordering::Acquire);
@@ -68,8 +70,11 @@ impl<'a> Drain<'a> {
                 Some(broker) => self.take_ready(pq, &mut st, leader, broker),
             }
         }
+        let again = !st.idle();
+        st.queued = again;
         drop(st);
         self.fail_expired(pq, expired);
+        again
     }
 
     /// Whether a request to `broker` can go now (as far as the broker and
@@ -111,7 +116,8 @@ impl<'a> Drain<'a> {
         // really send it: closing it early would leave a queue of tiny
         // batches behind a busy broker.
         if st.ready.is_empty() && broker.is_some_and(|b| self.can_send_to(b)) {
-            let b = st.open.take().expect("open");
+            let mut b = st.open.take().expect("open");
+            b.settle(0);
             st.ready.push_back(b);
         } else if let Some(rem) = broker.and_then(|b| b.throttle_remaining()) {
             self.next_wake = self.next_wake.min(self.now + rem);

@@ -36,19 +36,41 @@ enum Gate {
 }
 
 pub(crate) async fn sender_loop(inner: Arc<Inner>) {
-    let mut drain_start = 0usize;
+    let linger = Duration::from_millis(inner.cfg.linger_ms);
+    // The partitions with something open, ready or in flight.
+    let mut active: Vec<Arc<PartitionQueue>> = Vec::new();
+    let mut idle_until = Instant::now();
     loop {
         let stopped = inner.lifecycle.stopped();
         if inner.lifecycle.is_shut_down() {
             return;
         }
-        let parts: Vec<Arc<PartitionQueue>> = inner.all_partitions.read().clone();
-        let mut drain = Drain::new(&inner, Instant::now(), gate(&inner));
+        let now = Instant::now();
+        if now < idle_until && every_broker_busy(&inner) && !inner.lifecycle.wants_flush() {
+            // No request could go now: passing over thousands of partitions
+            // to find that out would only burn CPU. A response wakes the
+            // sender; expiry checks still run every IDLE_PASS_GAP.
+            tokio::select! {
+                _ = inner.sender_wake.notified() => {}
+                _ = tokio::time::sleep_until(idle_until.into()) => {}
+                _ = stopped => return,
+            }
+            continue;
+        }
+        idle_until = now + IDLE_PASS_GAP;
+        let opened = inner.core.schedule.begin_pass(now, linger);
+        inner.core.take_activated(&mut active);
+        let parts = std::mem::take(&mut active);
+        let mut drain = Drain::new(&inner, now, gate(&inner));
         let n = parts.len();
         for i in 0..n {
-            drain.partition(&parts[(drain_start + i) % n]);
+            // The list comes back rotated by one each pass: every partition
+            // gets its turn at the head of the requests.
+            let pq = &parts[(i + 1) % n];
+            if drain.partition(pq) {
+                active.push(pq.clone());
+            }
         }
-        drain_start = drain_start.wrapping_add(1);
         if drain.need_metadata {
             inner.request_metadata();
         }
@@ -71,6 +93,7 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
             tokio::task::yield_now().await;
             continue;
         }
+        let next_wake = inner.core.schedule.plan(next_wake, now, opened, linger);
         tokio::select! {
             _ = inner.sender_wake.notified() => {}
             _ = tokio::time::sleep_until(next_wake.into()) => {}
@@ -107,6 +130,16 @@ fn gate(inner: &Arc<Inner>) -> Gate {
         }
         PidPhase::Requesting => Gate::Closed,
     }
+}
+
+/// Longest gap between two full passes while every broker is busy.
+const IDLE_PASS_GAP: Duration = Duration::from_millis(100);
+
+/// Whether every known broker has max.in.flight requests outstanding.
+fn every_broker_busy(inner: &Inner) -> bool {
+    let brokers = inner.brokers.read();
+    !brokers.is_empty()
+        && brokers.values().all(|b| b.in_flight.load(Ordering::Acquire) >= inner.cfg.max_in_flight)
 }
 
 fn total_in_flight(inner: &Inner) -> usize {

@@ -61,13 +61,12 @@ pub(super) async fn send_produce(
                 let mut t = broker.throttled_until.lock();
                 *t = Some(t.map_or(until, |old| old.max(until)));
             }
+            // Brokers answer in request order: look at the next expected
+            // position first, so a request of n partitions costs O(n), not
+            // O(n^2).
+            let mut at = (0usize, 0usize);
             for f in batches {
-                let pr = resp
-                    .responses
-                    .iter()
-                    .filter(|t| t.name == *f.pq.topic.name)
-                    .flat_map(|t| t.partition_responses.iter())
-                    .find(|p| p.index == f.pq.partition);
+                let pr = response_for(&resp, &mut at, &f.pq.topic.name, f.pq.partition);
                 handle_partition_response(&inner, &broker, f, pr, now);
             }
         }
@@ -185,6 +184,29 @@ fn report_purged(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
         f.batch.fail(err, Persistence::PossiblyPersisted);
     }
     batches
+}
+
+/// The partition's entry in a produce response; `at` (topic, partition
+/// positions) is just past where the previous lookup matched.
+fn response_for<'a>(
+    resp: &'a ProduceResponse,
+    at: &mut (usize, usize),
+    topic: &str,
+    partition: i32,
+) -> Option<&'a PartitionProduceResponse> {
+    let hit = |ti: usize, pi: usize| {
+        let t = resp.responses.get(ti).filter(|t| t.name == topic)?;
+        t.partition_responses.get(pi).filter(|p| p.index == partition).map(|_| (ti, pi))
+    };
+    let found = hit(at.0, at.1).or_else(|| hit(at.0 + 1, 0)).or_else(|| {
+        resp.responses.iter().enumerate().filter(|(_, t)| t.name == topic).find_map(|(ti, t)| {
+            t.partition_responses.iter().position(|p| p.index == partition).map(|pi| (ti, pi))
+        })
+    });
+    found.map(|(ti, pi)| {
+        *at = (ti, pi + 1);
+        &resp.responses[ti].partition_responses[pi]
+    })
 }
 
 fn handle_partition_response(

@@ -12,6 +12,7 @@ from typing import Tuple
 
 from ._errors import KafkaError, KafkaException
 from ._ffi import ffi, lib
+from .aio import AIOProducer
 from ._producer import (
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
@@ -24,6 +25,7 @@ from ._producer import (
 )
 
 __all__ = [
+    "AIOProducer",
     "KafkaError",
     "KafkaException",
     "Message",

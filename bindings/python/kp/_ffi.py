@@ -64,6 +64,7 @@ kp_err_t kp_send(kp_producer_t *p, const kp_record_t *record, kp_delivery_cb_t c
 kp_err_t kp_send_with_errstr(kp_producer_t *p, const kp_record_t *record, kp_delivery_cb_t cb,
                              void *ctx, char *errstr, size_t errstr_size);
 int kp_poll(kp_producer_t *p, int32_t timeout_ms);
+int kp_poll_fd(const kp_producer_t *p);
 kp_err_t kp_flush(kp_producer_t *p, int32_t timeout_ms);
 kp_err_t kp_producer_fatal_error(const kp_producer_t *p, char *errstr, size_t errstr_size);
 kp_err_t kp_purge(kp_producer_t *p, int32_t flags);

@@ -219,6 +219,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _group_id(meta: Any) -> bytes:
+    if isinstance(meta, str):
+        return meta.encode()
+    group = getattr(meta, "group_id", None)
+    if isinstance(group, str):
+        return group.encode()
+    # librdkafka's serialised consumer group metadata: b"CGMDv2:" + int32 generation,
+    # then the NUL-terminated group id.
+    if isinstance(meta, bytes) and meta.startswith(b"CGMDv2:") and b"\0" in meta[11:]:
+        return meta[11:].split(b"\0", 1)[0]
+    raise TypeError("group_metadata: expected a group id or Consumer.consumer_group_metadata()")
+
+
 class Producer:
     """A Kafka producer with confluent_kafka.Producer's API.
 
@@ -438,6 +451,24 @@ class Producer:
 
     def abort_transaction(self, timeout: Optional[float] = None) -> None:
         self._txn(lib.kp_abort_transaction(self._handle(), _ms(timeout)))
+
+    def send_offsets_to_transaction(
+        self, positions: Sequence[Any], group_metadata: Any, timeout: Optional[float] = None
+    ) -> None:
+        """Adds consumer positions (objects with .topic, .partition and .offset, e.g.
+        confluent_kafka.TopicPartition from Consumer.position()) to the transaction.
+        `group_metadata` is the consumer group id, or what confluent_kafka's
+        Consumer.consumer_group_metadata() returns (kp uses its group id only)."""
+        group = _group_id(group_metadata)
+        offsets = lib.kp_offsets_new()
+        try:
+            for tp in positions:
+                err = lib.kp_offsets_add(offsets, tp.topic.encode(), tp.partition, tp.offset)
+                if err != 0:
+                    raise KafkaException(KafkaError(err))
+            self._txn(lib.kp_send_offsets_to_transaction(self._handle(), offsets, group, _ms(timeout)))
+        finally:
+            lib.kp_offsets_destroy(offsets)
 
     # -- closing ---------------------------------------------------------------------
 

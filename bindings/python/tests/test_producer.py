@@ -330,3 +330,35 @@ def test_forked_child_gets_a_clear_error_and_a_new_producer_works(bootstrap: str
     p.close()
     got = consume_all(bootstrap, topic, 3)
     assert sorted(m.value() for m in got) == [b"child-new", b"parent", b"parent-after"]
+
+
+def test_send_offsets_to_transaction_commits_the_groups_offsets(bootstrap: str,
+                                                                new_topic: Any) -> None:
+    src, dst = new_topic(2), new_topic(1)
+    with kp.Producer({"bootstrap.servers": bootstrap}) as p:
+        for i in range(10):
+            p.produce(src, b"in-%d" % i, partition=i % 2)
+    group = f"py-ctp-{src}"
+    c = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    tps = [confluent_kafka.TopicPartition(src, i) for i in range(2)]
+    c.assign(tps)
+    seen = 0
+    deadline = time.monotonic() + 60
+    while seen < 10 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            seen += 1
+    assert seen == 10
+    positions = c.position(tps)
+    assert sorted(tp.offset for tp in positions) == [5, 5]
+    p = kp.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"py-ctp-{src}"})
+    p.init_transactions(60)
+    p.begin_transaction()
+    p.produce(dst, b"out")
+    p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), 60)
+    p.commit_transaction(60)
+    p.close()
+    committed = c.committed(tps, timeout=30)
+    c.close()
+    assert [tp.offset for tp in committed] == [5, 5]

@@ -9,6 +9,7 @@ kp's own code.
 
 from __future__ import annotations
 
+import builtins
 from typing import Optional
 
 from ._ffi import ffi, lib
@@ -121,10 +122,10 @@ class KafkaError:
     def __hash__(self) -> int:
         return hash(self._code)
 
-    def __str__(self) -> str:
+    def __str__(self) -> builtins.str:
         return self._str
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> builtins.str:
         return f'KafkaError{{code={self._name},val={self._code},str="{self._str}"}}'
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cffi import FFI
+from cffi import FFI  # type: ignore[import-untyped]
 
 CDEF = """
 typedef struct kp_config_t kp_config_t;

@@ -167,8 +167,7 @@ def _report_headers(hdrs: Any) -> Optional[List[Tuple[str, Optional[bytes]]]]:
     return [(k, v) for k, v in hdrs]
 
 
-@ffi.callback("void(const kp_report_t *, void *)")
-def _on_report(report: Any, ctx: Any) -> None:
+def _serve_report(report: Any, ctx: Any) -> None:
     # Runs inside kp_poll/kp_flush/kp_producer_close on the thread that called them.
     try:
         cb, topic, key, value, hdrs = _pending.pop(int(ffi.cast("uintptr_t", ctx)))
@@ -196,6 +195,10 @@ def _on_report(report: Any, ctx: Any) -> None:
     except BaseException as e:  # noqa: BLE001 - handed to the caller of poll/flush
         if getattr(_tls, "exc", None) is None:
             _tls.exc = e
+
+
+# The one C callback for every record (ctx = the record's id in _pending).
+_on_report: Any = ffi.callback("void(const kp_report_t *, void *)", _serve_report)
 
 
 def _reraise() -> None:
@@ -502,4 +505,5 @@ class Producer:
         if getattr(self, "_forked", True) or getattr(self, "_p", ffi.NULL) == ffi.NULL:
             return
         p, self._p = self._p, ffi.NULL
-        lib.kp_producer_destroy(p)
+        lib.kp_producer_destroy(p)  # serves the remaining reports (failed) here
+        _tls.exc = None  # nobody to raise a callback's exception to

@@ -60,7 +60,8 @@ class AIOProducer:
         fut: "asyncio.Future[Message]" = loop.create_future()
 
         def on_delivery(err: Optional[KafkaError], msg: Message) -> None:
-            loop.call_soon_threadsafe(_settle, fut, err, msg)
+            if not loop.is_closed():  # else nobody awaits the future any more
+                loop.call_soon_threadsafe(_settle, fut, err, msg)
 
         while True:
             try:

@@ -17,27 +17,30 @@ def test_aio_send_and_flush_do_not_block_the_loop(bootstrap: str, new_topic: Any
 
     async def main() -> List[kp.Message]:
         ticks = 0
-        stop = False
 
         async def ticker() -> None:
             nonlocal ticks
-            while not stop:
+            while True:
                 ticks += 1
                 await asyncio.sleep(0.001)
 
         t = asyncio.ensure_future(ticker())
-        async with kp.AIOProducer({"bootstrap.servers": bootstrap, "linger.ms": 50}) as p:
-            msgs = await asyncio.gather(*(p.send(topic, b"a-%d" % i, key=b"%d" % i)
-                                          for i in range(300)))
+        # linger.ms=5000: nothing is sent before flush(); meanwhile the loop runs on
+        async with kp.AIOProducer({"bootstrap.servers": bootstrap, "linger.ms": 5000}) as p:
+            sends = asyncio.ensure_future(asyncio.gather(
+                *(p.send(topic, b"a-%d" % i, key=b"%d" % i) for i in range(300))))
             futs = [await p.produce(topic, b"f-%d" % i) for i in range(300)]
+            before = ticks
+            await asyncio.sleep(0.2)
+            assert ticks > before and not sends.done() and not any(f.done() for f in futs)
+            assert len(p) == 600
             assert await p.flush(30) == 0
+            msgs = await sends
             assert all(f.done() for f in futs)
             msgs += [f.result() for f in futs]
             with pytest.raises(kp.KafkaException):
                 await p.send(topic, b"x", partition=99)
-        stop = True
-        await t
-        assert ticks > 20  # the loop ran while records were sent (linger.ms=50 each round)
+        t.cancel()
         return msgs
 
     msgs = asyncio.run(main())

@@ -329,17 +329,23 @@ class Producer:
         """Queues a record. Raises BufferError when the buffer is full (call poll()),
         KafkaException when the record is rejected."""
         p = self._handle()
-        rec = ffi.new("kp_record_t *")
-        rec.struct_size = ffi.sizeof("kp_record_t")
+        rec = getattr(_tls, "rec", None)
+        if rec is None:  # one record struct per thread, reused (kp copies the record)
+            rec = _tls.rec = ffi.new("kp_record_t *")
+            rec.struct_size = ffi.sizeof("kp_record_t")
         rec.topic = self._topic(topic)
         rec.partition = partition
         rec.timestamp_ms = timestamp
         kb = vb = None
-        if key is not None:
+        if key is None:
+            rec.key = ffi.NULL
+        else:
             kb = _to_bytes(key)
             rec.key = kbuf = ffi.from_buffer(kb)  # noqa: F841 - alive until kp_send returns
             rec.key_len = len(kb)
-        if value is not None:
+        if value is None:
+            rec.value = ffi.NULL
+        else:
             vb = _to_bytes(value)
             rec.value = vbuf = ffi.from_buffer(vb)  # noqa: F841
             rec.value_len = len(vb)
@@ -359,6 +365,9 @@ class Producer:
                     arr[i].value_len = len(hv)
             rec.headers = arr
             rec.header_count = len(hdrs)
+        else:
+            rec.headers = ffi.NULL
+            rec.header_count = 0
         cb = on_delivery or callback or self._default_cb
         if cb is None:
             err = lib.kp_send(p, rec, ffi.NULL, ffi.NULL)

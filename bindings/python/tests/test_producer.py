@@ -362,3 +362,28 @@ def test_send_offsets_to_transaction_commits_the_groups_offsets(bootstrap: str,
     committed = c.committed(tps, timeout=30)
     c.close()
     assert [tp.offset for tp in committed] == [5, 5]
+
+
+def test_threads_share_a_producer(bootstrap: str, new_topic: Any) -> None:
+    topic = new_topic(3)
+    reports: List[Any] = []
+    with kp.Producer({"bootstrap.servers": bootstrap}) as p:
+        def work(t: int) -> None:
+            for i in range(500):
+                p.produce(topic, b"t%d-%d" % (t, i), key=b"%d" % i,
+                          headers=[("t", b"%d" % t)] if i % 2 else None,
+                          on_delivery=lambda err, msg: reports.append((err, msg.value())))
+                if i % 50 == 0:
+                    p.poll(0)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert p.flush(30) == 0
+    assert len(reports) == 2000 and all(err is None for err, _ in reports)
+    got = consume_all(bootstrap, topic, 2000)
+    want = {b"t%d-%d" % (t, i): (None if i % 2 == 0 else [("t", b"%d" % t)])
+            for t in range(4) for i in range(500)}
+    assert {m.value(): m.headers() for m in got} == want and len(got) == 2000

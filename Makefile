@@ -61,9 +61,9 @@ test:
 	bash scripts/test.sh
 
 # Side-by-side benchmarks (kp, librdkafka, franz-go, Java); ~15 minutes.
-# BENCH_QUICK=1 for a ~3 minute smoke run. Results: bench/results/, BENCHMARKS.md.
+# BENCH_QUICK=1 for a ~3 minute smoke run. Results: perf/results/, BENCHMARKS.md.
 bench: lib
-	bash bench/run.sh
+	bash perf/run.sh
 
 # ---- install / uninstall (README "Install") ----
 # GNU-style variables: make install PREFIX=/opt/kp DESTDIR=/tmp/stage

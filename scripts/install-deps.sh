@@ -9,6 +9,7 @@
 #         Debian's dist-packages) -> `python3 -m pip install confluent-kafka`
 #         (verified 2026-11: pyenv 3.11.7 gets confluent-kafka 2.x wheels with bundled librdkafka)
 #   - java 17 + maven          only if missing (needed by testbed/kafka.sh)
+#   - openssl                  only if missing (testbed/kafka.sh makes per-run TLS certificates)
 #   - cmake, pkg-config        out-of-tree builds against an installed kp (tests/install)
 #   - clang                    the C++ API tests build with clang++ as well as g++ (tests/cpp)
 # then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
@@ -32,6 +33,8 @@ command -v kcat >/dev/null || apt_pkgs+=(kcat)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
 command -v java >/dev/null || apt_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_pkgs+=(maven)
+# testbed/kafka.sh makes the secured listeners' certificates with the openssl CLI
+command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
 command -v clang++ >/dev/null || apt_pkgs+=(clang)

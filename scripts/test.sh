@@ -23,10 +23,18 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
   # shellcheck disable=SC1091
   source .testbed/cluster/env
   export KP_BOOTSTRAP KP_TESTBED_NODES
+  # the same cluster's secured listeners (TLS, SASL), for tests/security.rs
+  export KP_SASL_SSL_BOOTSTRAP KP_SSL_BOOTSTRAP KP_SASL_PLAINTEXT_BOOTSTRAP KP_TLS_DIR
 fi
 
+suites=(--test integration --test transactions --test metrics)
+if [ -n "${KP_SASL_SSL_BOOTSTRAP:-}" ]; then
+  suites+=(--test security)
+else
+  echo "(no secured listeners known: tests/security.rs not run)"
+fi
 echo "== integration tests against $KP_BOOTSTRAP"
-cargo test --release --test integration --test transactions --test metrics -- --test-threads=1
+cargo test --release "${suites[@]}" -- --test-threads=1
 
 echo "== C examples (plain and AddressSanitizer/UBSan)"
 bash tests/c_examples.sh

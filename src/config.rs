@@ -105,7 +105,34 @@ pub static REGISTRY: &[Def] = &[
     def!("delivery.report.mode", [], Kind::Enum(&["thread", "poll"]), "thread",
         "thread: callbacks run on a kp-owned thread; poll: callbacks run inside kp_poll/kp_flush on the caller's thread."),
     def!("security.protocol", [], Kind::Enum(&["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]), "plaintext",
-        "Only plaintext is implemented; other values are rejected when the producer is created."),
+        "How to reach brokers: plaintext, ssl (TLS), sasl_plaintext (SASL without TLS) or sasl_ssl (SASL over TLS)."),
+    def!("ssl.ca.location", ["ssl.truststore.location"], Kind::Text, "",
+        "CA certificates to trust: a PEM file, a directory of PEM files, or a PKCS#12 file with ssl.truststore.type=PKCS12. Unset (and no ssl.ca.pem): the system trust store."),
+    def!("ssl.ca.pem", ["ssl.truststore.certificates"], Kind::Text, "", "CA certificates to trust, as inline PEM."),
+    def!("ssl.truststore.type", [], Kind::Enum(&["pem", "pkcs12", "jks"]), "pem",
+        "Format of ssl.ca.location / ssl.truststore.location: PEM or PKCS12 (JKS is refused: convert it to PKCS12 or PEM)."),
+    def!("ssl.truststore.password", [], Kind::Text, "", "Password of a PKCS#12 truststore (secret: never shown)."),
+    def!("ssl.certificate.location", [], Kind::Text, "", "Client certificate (chain) PEM file, for mutual TLS."),
+    def!("ssl.certificate.pem", ["ssl.keystore.certificate.chain"], Kind::Text, "", "Client certificate (chain) as inline PEM."),
+    def!("ssl.key.location", [], Kind::Text, "",
+        "Client private key PEM file (PKCS#8, PKCS#1 or SEC1; encrypted PKCS#8 with ssl.key.password)."),
+    def!("ssl.key.pem", ["ssl.keystore.key"], Kind::Text, "", "Client private key as inline PEM (secret: never shown)."),
+    def!("ssl.key.password", [], Kind::Text, "", "Password of an encrypted client key (secret: never shown)."),
+    def!("ssl.keystore.location", [], Kind::Text, "",
+        "Client certificate and key in one file: PKCS#12 (default) or PEM (ssl.keystore.type)."),
+    def!("ssl.keystore.type", [], Kind::Enum(&["pkcs12", "pem", "jks"]), "pkcs12",
+        "Format of ssl.keystore.location: PKCS12 or PEM (JKS is refused: convert it to PKCS12 or PEM)."),
+    def!("ssl.keystore.password", [], Kind::Text, "", "Password of the PKCS#12 keystore (secret: never shown)."),
+    def!("enable.ssl.certificate.verification", [], Kind::Bool, "true",
+        "Verify the broker's certificate chain. false accepts any certificate (testing only: anyone can impersonate the broker)."),
+    def!("ssl.endpoint.identification.algorithm", [], Kind::Enum(&["https", "none", ""]), "https",
+        "https: the broker's certificate must be valid for the host name or IP kp connected to; none (or empty): do not check the name (the chain is still verified; a man in the middle with any certificate from a trusted CA is not detected)."),
+    def!("sasl.mechanism", ["sasl.mechanisms"], Kind::Enum(&["plain", "scram-sha-256", "scram-sha-512"]), "plain",
+        "SASL mechanism for sasl_plaintext / sasl_ssl: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."),
+    def!("sasl.username", [], Kind::Text, "", "SASL user name (or username in sasl.jaas.config)."),
+    def!("sasl.password", [], Kind::Text, "", "SASL password (secret: never shown)."),
+    def!("sasl.jaas.config", [], Kind::Text, "",
+        "Java-style credentials: PlainLoginModule or ScramLoginModule with username=\"...\" password=\"...\"; sasl.username/sasl.password win when both are set (secret: never shown)."),
 ];
 
 pub fn find(name: &str) -> Option<(&'static Def, Option<i64>)> {
@@ -190,7 +217,18 @@ impl ConfigMap {
         Ok(())
     }
 
+    /// A setting's value as `kp_config_get` shows it: secrets that were set
+    /// read as "[hidden]".
     pub fn get(&self, name: &str) -> Option<String> {
+        let (def, _) = find(name)?;
+        if crate::engine::security::SECRET_SETTINGS.contains(&def.name) && self.is_set(def.name) {
+            return Some(crate::engine::security::HIDDEN.to_string());
+        }
+        self.raw(name)
+    }
+
+    /// A setting's value, secrets included (for building the configuration).
+    fn raw(&self, name: &str) -> Option<String> {
         let (def, _) = find(name)?;
         Some(self.values.get(def.name).cloned().unwrap_or_else(|| def.default.to_string()))
     }
@@ -281,6 +319,8 @@ pub struct ProducerConfig {
     pub delivery_mode: DeliveryMode,
     pub transactional_id: Option<String>,
     pub transaction_timeout_ms: i32,
+    /// TLS and SASL settings (files already loaded).
+    pub security: crate::engine::security::Security,
 }
 
 fn level(v: i64) -> Option<i32> {
@@ -299,66 +339,16 @@ impl ProducerConfig {
             return Err("\"bootstrap.servers\" is required".into());
         }
         let bootstrap = parse_bootstrap(&servers)?;
-        if m.get("security.protocol").as_deref() != Some("plaintext") {
-            return Err(
-                "\"security.protocol\": only plaintext is implemented in this version of kp".into(),
-            );
-        }
+        let security = crate::engine::security::Security::from_config(&|n| m.raw(n))?;
         let acks = match m.get("acks").unwrap().as_str() {
             "0" => 0,
             "1" => 1,
             _ => -1,
         };
         let max_in_flight = m.int("max.in.flight.requests.per.connection") as usize;
-        let retries_zero = m.is_set("retries") && m.int("retries") == 0;
-        // Like the Java producer: on by default, silently off when not asked
-        // for explicitly and other settings conflict with it.
         let transactional_id = m.get("transactional.id").filter(|s| !s.is_empty());
-        if transactional_id.is_some()
-            && m.is_set("enable.idempotence")
-            && !m.boolean("enable.idempotence")
-        {
-            return Err("\"transactional.id\" requires \"enable.idempotence\"=true, but it was set to false".into());
-        }
-        let idempotence = if transactional_id.is_some() || m.is_set("enable.idempotence") {
-            transactional_id.is_some() || m.boolean("enable.idempotence")
-        } else {
-            acks == -1 && max_in_flight <= 5 && !retries_zero
-        };
-        if idempotence {
-            if acks != -1 {
-                return Err(format!(
-                    "\"enable.idempotence\"=true requires \"acks\"=all, but acks={acks} was set"
-                ));
-            }
-            if max_in_flight > 5 {
-                return Err(format!(
-                    "\"enable.idempotence\"=true requires \"max.in.flight.requests.per.connection\" <= 5, got {max_in_flight}"
-                ));
-            }
-            if retries_zero {
-                return Err("\"enable.idempotence\"=true requires \"retries\" > 0".into());
-            }
-        }
-        let generic_level = m.int("compression.level");
-        let pick = |specific: &str| -> Option<i32> {
-            if generic_level != -1 {
-                Some(generic_level as i32)
-            } else {
-                level(m.int(specific))
-            }
-        };
-        let compression = match m.get("compression.type").unwrap().as_str() {
-            "gzip" => Compression::Gzip(pick("compression.gzip.level")),
-            "snappy" => Compression::Snappy,
-            "lz4" => Compression::Lz4(pick("compression.lz4.level")),
-            "zstd" => Compression::Zstd(if generic_level != -1 {
-                Some(generic_level as i32)
-            } else {
-                Some(m.int("compression.zstd.level") as i32)
-            }),
-            _ => Compression::None,
-        };
+        let idempotence = idempotence(m, acks, max_in_flight, transactional_id.is_some())?;
+        let compression = compression(m);
         let linger_ms = m.int("linger.ms") as u64;
         let request_timeout_ms = m.int("request.timeout.ms") as u64;
         let delivery_timeout_ms = m.int("delivery.timeout.ms") as u64;
@@ -368,14 +358,6 @@ impl ProducerConfig {
                 linger_ms + request_timeout_ms
             ));
         }
-        let partitioner = match m.get("partitioner").unwrap().as_str() {
-            "murmur2" => Partitioner::Murmur2,
-            "consistent_random" => Partitioner::ConsistentRandom,
-            "consistent" => Partitioner::Consistent,
-            "random" => Partitioner::Random,
-            "round_robin" => Partitioner::RoundRobin,
-            _ => Partitioner::Murmur2Random,
-        };
         Ok(ProducerConfig {
             bootstrap,
             client_id: m.get("client.id").unwrap(),
@@ -406,17 +388,92 @@ impl ProducerConfig {
             connection_setup_timeout_ms: m.int("socket.connection.setup.timeout.ms") as u64,
             send_buffer_bytes: m.int("send.buffer.bytes") as i32,
             receive_buffer_bytes: m.int("receive.buffer.bytes") as i32,
-            partitioner,
+            partitioner: partitioner(m),
             partitioner_ignore_keys: m.boolean("partitioner.ignore.keys"),
             allow_auto_create_topics: m.boolean("allow.auto.create.topics"),
             transactional_id,
             transaction_timeout_ms: m.int("transaction.timeout.ms") as i32,
+            security,
             delivery_mode: if m.get("delivery.report.mode").as_deref() == Some("poll") {
                 DeliveryMode::Poll
             } else {
                 DeliveryMode::Thread
             },
         })
+    }
+}
+
+/// Whether the producer is idempotent. Like the Java producer: on by
+/// default, silently off when not asked for explicitly and other settings
+/// conflict with it; an error when asked for and they conflict.
+fn idempotence(
+    m: &ConfigMap,
+    acks: i16,
+    max_in_flight: usize,
+    transactional: bool,
+) -> Result<bool, String> {
+    let retries_zero = m.is_set("retries") && m.int("retries") == 0;
+    if transactional && m.is_set("enable.idempotence") && !m.boolean("enable.idempotence") {
+        return Err(
+            "\"transactional.id\" requires \"enable.idempotence\"=true, but it was set to false"
+                .into(),
+        );
+    }
+    let idempotence = if transactional || m.is_set("enable.idempotence") {
+        transactional || m.boolean("enable.idempotence")
+    } else {
+        acks == -1 && max_in_flight <= 5 && !retries_zero
+    };
+    if idempotence {
+        if acks != -1 {
+            return Err(format!(
+                "\"enable.idempotence\"=true requires \"acks\"=all, but acks={acks} was set"
+            ));
+        }
+        if max_in_flight > 5 {
+            return Err(format!(
+                "\"enable.idempotence\"=true requires \"max.in.flight.requests.per.connection\" <= 5, got {max_in_flight}"
+            ));
+        }
+        if retries_zero {
+            return Err("\"enable.idempotence\"=true requires \"retries\" > 0".into());
+        }
+    }
+    Ok(idempotence)
+}
+
+/// compression.type with its level (compression.level overrides the
+/// codec-specific levels).
+fn compression(m: &ConfigMap) -> Compression {
+    let generic_level = m.int("compression.level");
+    let pick = |specific: &str| -> Option<i32> {
+        if generic_level != -1 {
+            Some(generic_level as i32)
+        } else {
+            level(m.int(specific))
+        }
+    };
+    match m.get("compression.type").unwrap().as_str() {
+        "gzip" => Compression::Gzip(pick("compression.gzip.level")),
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4(pick("compression.lz4.level")),
+        "zstd" => Compression::Zstd(if generic_level != -1 {
+            Some(generic_level as i32)
+        } else {
+            Some(m.int("compression.zstd.level") as i32)
+        }),
+        _ => Compression::None,
+    }
+}
+
+fn partitioner(m: &ConfigMap) -> Partitioner {
+    match m.get("partitioner").unwrap().as_str() {
+        "murmur2" => Partitioner::Murmur2,
+        "consistent_random" => Partitioner::ConsistentRandom,
+        "consistent" => Partitioner::Consistent,
+        "random" => Partitioner::Random,
+        "round_robin" => Partitioner::RoundRobin,
+        _ => Partitioner::Murmur2Random,
     }
 }
 
@@ -517,11 +574,35 @@ mod tests {
         m.set("max.in.flight", "6").unwrap();
         assert!(ProducerConfig::from_map(&m).unwrap_err().contains("max.in.flight"));
         let mut m = base();
-        m.set("security.protocol", "SSL").unwrap();
-        assert!(ProducerConfig::from_map(&m).unwrap_err().contains("security.protocol"));
+        m.set("security.protocol", "SASL_SSL").unwrap();
+        m.set("ssl.ca.location", "/nonexistent/ca.pem").unwrap();
+        assert!(ProducerConfig::from_map(&m).unwrap_err().contains("ssl.ca.location"));
         let mut m = base();
         m.set("delivery.timeout.ms", "1000").unwrap();
         assert!(ProducerConfig::from_map(&m).unwrap_err().contains("delivery.timeout.ms"));
+    }
+
+    #[test]
+    fn secrets_are_hidden_and_both_naming_styles_land_on_one_setting() {
+        let mut m = base();
+        for (k, v) in [
+            ("sasl.password", "pw-1"),
+            ("sasl.jaas.config", "x.PlainLoginModule required username=\"u\" password=\"pw-2\";"),
+            ("ssl.key.password", "pw-3"),
+            ("ssl.keystore.password", "pw-4"),
+            ("ssl.truststore.password", "pw-5"),
+            ("ssl.keystore.key", "-----BEGIN PRIVATE KEY-----"),
+        ] {
+            m.set(k, v).unwrap();
+            assert_eq!(m.get(k).unwrap(), "[hidden]", "{k}");
+            assert_eq!(m.raw(k).unwrap(), v);
+        }
+        assert_eq!(m.get("sasl.username").unwrap(), "", "unset, not secret");
+        m.set("ssl.truststore.location", "/tmp/ca.pem").unwrap();
+        assert_eq!(m.get("ssl.ca.location").unwrap(), "/tmp/ca.pem");
+        m.set("sasl.mechanisms", "SCRAM-SHA-512").unwrap();
+        assert_eq!(m.get("sasl.mechanism").unwrap(), "scram-sha-512");
+        assert!(matches!(m.set("sasl.mechanism", "GSSAPI"), Err(SetError::Invalid(_))));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub const INTERNAL: Code = -113;
 pub const UNSUPPORTED_FEATURE: Code = -114;
 pub const BAD_RESPONSE: Code = -115;
 pub const PARTITIONER_FAILED: Code = -116;
+pub const AUTHENTICATION: Code = -117;
 
 // ---- broker errors used by the engine by name ----
 pub const UNKNOWN_SERVER_ERROR: Code = -1;
@@ -82,6 +83,7 @@ static TABLE: &[(Code, &str, bool, &str)] = &[
     (UNSUPPORTED_FEATURE, "UNSUPPORTED_FEATURE", false, "The broker or this build of kp does not support the feature"),
     (BAD_RESPONSE, "BAD_RESPONSE", true, "The broker sent a response kp could not decode"),
     (PARTITIONER_FAILED, "PARTITIONER_FAILED", false, "The custom partitioner returned an invalid partition"),
+    (AUTHENTICATION, "AUTHENTICATION", false, "TLS or SASL authentication with a broker failed (credentials, certificates or security.protocol)"),
     (-1, "UNKNOWN_SERVER_ERROR", false, "The server experienced an unexpected error when processing the request"),
     (1, "OFFSET_OUT_OF_RANGE", false, "The requested offset is not within the range of offsets maintained by the server"),
     (2, "CORRUPT_MESSAGE", true, "The message contents does not match the message CRC or the message is otherwise corrupt"),

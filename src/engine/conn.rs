@@ -36,6 +36,8 @@ pub struct ConnSettings {
     pub receive_buffer_bytes: i32,
     /// Counts connections opened and closed.
     pub metrics: Arc<Metrics>,
+    /// TLS and SASL (security.protocol).
+    pub security: super::security::Security,
 }
 
 /// API version ranges the broker announced, plus finalized features.
@@ -221,7 +223,9 @@ impl Broker {
                 *guard = Some(s.clone());
                 Ok(s)
             }
-            Ok(Err(e)) => Err(self.note_failure(e.message)),
+            Ok(Err(e)) => {
+                Err(self.settings.security.connect_failed(e.code, self.note_failure(e.message)))
+            }
             Err(_) => Err(self.note_failure(format!(
                 "connection setup timed out after {} ms",
                 self.settings.setup_timeout.as_millis()
@@ -260,6 +264,12 @@ impl Broker {
         if self.settings.receive_buffer_bytes > 0 {
             set_buf(sock, libc::SO_RCVBUF, self.settings.receive_buffer_bytes);
         }
+        let addr = self.addr();
+        let stream = self
+            .settings
+            .security
+            .establish(stream, &self.host, &addr, &self.settings.client_id)
+            .await?;
         start_session(stream, &self.settings.client_id, self.settings.metrics.clone()).await
     }
 
@@ -473,9 +483,9 @@ where
             .write_all(&frame)
             .await
             .map_err(|e| Error::new(error::TRANSPORT, format!("write failed: {e}")))?;
-        let resp = read_frame(&mut stream).await.map_err(|e| {
-            Error::new(error::TRANSPORT, format!("ApiVersions handshake failed: {e}"))
-        })?;
+        let resp = read_frame(&mut stream)
+            .await
+            .map_err(|e| super::security::setup_io_error(&e, "ApiVersions handshake failed"))?;
         let (_, r): (i32, ApiVersionsResponse) =
             api::decode_response::<ApiVersionsRequest>(version, resp).map_err(|e| {
                 Error::new(error::BAD_RESPONSE, format!("bad ApiVersions response: {e}"))
@@ -510,9 +520,12 @@ where
     Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
 }
 
-async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
+pub(crate) async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
     let len = s.read_i32().await?;
     if len < 4 || len as usize > MAX_RESPONSE_FRAME {
+        if let Some(e) = super::security::tls_record_instead_of_frame(len) {
+            return Err(e);
+        }
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("bad frame length {len}"),
@@ -531,6 +544,77 @@ struct Pending {
     reply: oneshot::Sender<Result<Bytes, Error>>,
 }
 
+type PendingReplies = Arc<parking_lot::Mutex<VecDeque<Pending>>>;
+
+/// Reads response frames and hands each to the request it answers (the
+/// oldest pending one; its correlation id must match). Returns why it
+/// stopped.
+async fn read_responses<R: AsyncRead + Unpin>(
+    mut rd: R,
+    pending: PendingReplies,
+    alive: Arc<AtomicBool>,
+) -> String {
+    loop {
+        let frame = match read_frame(&mut rd).await {
+            Ok(f) => f,
+            Err(e) => return format!("read failed: {e}"),
+        };
+        let corr = match api::peek_correlation_id(&frame) {
+            Ok(c) => c,
+            Err(e) => return format!("bad response header: {e}"),
+        };
+        let p = pending.lock().pop_front();
+        match p {
+            Some(p) if p.correlation_id == corr => {
+                let _ = p.reply.send(Ok(frame));
+            }
+            Some(p) => {
+                let _ =
+                    p.reply.send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
+                return format!(
+                    "correlation id mismatch: expected {}, got {corr}",
+                    p.correlation_id
+                );
+            }
+            None => return format!("unexpected response with correlation id {corr}"),
+        }
+        if !alive.load(Ordering::Acquire) {
+            return "connection closed".into();
+        }
+    }
+}
+
+/// Writes a run of queued requests (registering their replies first, in
+/// write order, so no answer can arrive before its reply is registered).
+async fn write_requests<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    batch: Vec<Outgoing>,
+    pending: &PendingReplies,
+) -> std::io::Result<()> {
+    let mut written = Vec::new();
+    let mut frames = Vec::with_capacity(batch.len());
+    {
+        let mut p = pending.lock();
+        for m in batch {
+            if let Some(reply) = m.reply {
+                p.push_back(Pending { correlation_id: m.correlation_id, reply });
+            }
+            if let Some(w) = m.written {
+                written.push(w);
+            }
+            frames.push(m.frame);
+        }
+    }
+    for seg in frames.iter().flatten() {
+        wr.write_all(seg).await?;
+    }
+    wr.flush().await?;
+    for w in written {
+        let _ = w.send(());
+    }
+    Ok(())
+}
+
 async fn io_task<S>(
     stream: S,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
@@ -540,77 +624,30 @@ async fn io_task<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (rd, wr) = tokio::io::split(stream);
     // Small segments are coalesced here; large ones (record batches) go
     // straight to the socket.
     let mut wr = tokio::io::BufWriter::with_capacity(64 * 1024, wr);
-    let pending: Arc<parking_lot::Mutex<VecDeque<Pending>>> =
-        Arc::new(parking_lot::Mutex::new(VecDeque::new()));
-    let reader_pending = pending.clone();
-    let reader_alive = alive.clone();
-    let mut reader = tokio::spawn(async move {
-        loop {
-            let frame = match read_frame(&mut rd).await {
-                Ok(f) => f,
-                Err(e) => return format!("read failed: {e}"),
-            };
-            let corr = match api::peek_correlation_id(&frame) {
-                Ok(c) => c,
-                Err(e) => return format!("bad response header: {e}"),
-            };
-            let p = reader_pending.lock().pop_front();
-            match p {
-                Some(p) if p.correlation_id == corr => {
-                    let _ = p.reply.send(Ok(frame));
-                }
-                Some(p) => {
-                    let _ = p
-                        .reply
-                        .send(Err(Error::new(error::BAD_RESPONSE, "correlation id mismatch")));
-                    return format!(
-                        "correlation id mismatch: expected {}, got {corr}",
-                        p.correlation_id
-                    );
-                }
-                None => return format!("unexpected response with correlation id {corr}"),
-            }
-            if !reader_alive.load(Ordering::Acquire) {
-                return "connection closed".into();
-            }
-        }
-    });
-    let why: String = 'outer: loop {
+    let pending: PendingReplies = Arc::new(parking_lot::Mutex::new(VecDeque::new()));
+    let mut reader = tokio::spawn(read_responses(rd, pending.clone(), alive.clone()));
+    let why: String = loop {
         tokio::select! {
             msg = rx.recv() => {
-                let Some(first) = msg else { break 'outer NO_LONGER_USED.into() };
-                if !alive.load(Ordering::Acquire) { break 'outer "connection closed".into(); }
+                let Some(first) = msg else { break NO_LONGER_USED.into() };
+                if !alive.load(Ordering::Acquire) { break "connection closed".into(); }
                 let mut batch = vec![first];
                 while batch.len() < 64 {
                     match rx.try_recv() { Ok(m) => batch.push(m), Err(_) => break }
                 }
-                let mut written = Vec::new();
-                let mut frames = Vec::with_capacity(batch.len());
-                {
-                    // Register every reply before its bytes can reach the
-                    // broker, in write order.
-                    let mut p = pending.lock();
-                    for m in batch {
-                        if let Some(reply) = m.reply { p.push_back(Pending { correlation_id: m.correlation_id, reply }); }
-                        if let Some(w) = m.written { written.push(w); }
-                        frames.push(m.frame);
-                    }
+                if let Err(e) = write_requests(&mut wr, batch, &pending).await {
+                    break format!("write failed: {e}");
                 }
-                for seg in frames.iter().flatten() {
-                    if let Err(e) = wr.write_all(seg).await { break 'outer format!("write failed: {e}"); }
-                }
-                if let Err(e) = wr.flush().await { break 'outer format!("write failed: {e}"); }
-                for w in written { let _ = w.send(()); }
             }
             r = &mut reader => {
-                break 'outer r.unwrap_or_else(|e| format!("reader stopped: {e}"));
+                break r.unwrap_or_else(|e| format!("reader stopped: {e}"));
             }
             _ = killed.notified() => {
-                break 'outer "connection closed by the client".into();
+                break "connection closed by the client".into();
             }
         }
     };
@@ -620,14 +657,15 @@ async fn io_task<S>(
     }
     reader.abort();
     let _ = wr.shutdown().await;
+    let lost = || Err(Error::new(error::TRANSPORT, format!("connection lost: {why}")));
     let drained: Vec<Pending> = pending.lock().drain(..).collect();
     for p in drained {
-        let _ = p.reply.send(Err(Error::new(error::TRANSPORT, format!("connection lost: {why}"))));
+        let _ = p.reply.send(lost());
     }
     rx.close();
     while let Ok(m) = rx.try_recv() {
         if let Some(r) = m.reply {
-            let _ = r.send(Err(Error::new(error::TRANSPORT, format!("connection lost: {why}"))));
+            let _ = r.send(lost());
         }
     }
 }

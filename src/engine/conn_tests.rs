@@ -24,6 +24,7 @@ fn settings(request_timeout: Duration) -> ConnSettings {
         send_buffer_bytes: 0,
         receive_buffer_bytes: 0,
         metrics: Arc::new(Metrics::default()),
+        security: Default::default(),
     }
 }
 

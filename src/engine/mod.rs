@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod partitioner;
 mod producer;
 pub mod report;
+pub(crate) mod security;
 mod sender;
 mod topics;
 pub mod txn;

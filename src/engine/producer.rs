@@ -72,6 +72,7 @@ impl Inner {
             send_buffer_bytes: cfg.send_buffer_bytes,
             receive_buffer_bytes: cfg.receive_buffer_bytes,
             metrics: metrics.clone(),
+            security: cfg.security.for_producer(),
         };
         let bootstrap = cfg
             .bootstrap
@@ -184,6 +185,14 @@ impl Producer {
                 Error::new(error::INTERNAL, format!("cannot start the I/O runtime: {e}"))
             })?;
         let inner = Arc::new(Inner::new(cfg, partitioner_fn));
+        // A TLS or SASL failure cannot heal by retrying with the same settings:
+        // fail everything at once with the cause (not at delivery.timeout.ms).
+        let weak = Arc::downgrade(&inner);
+        inner.conn_settings.security.on_auth_failure(move |e| {
+            if let Some(inner) = weak.upgrade() {
+                inner.enter_fatal(e);
+            }
+        });
         runtime.spawn(metadata::metadata_loop(inner.clone()));
         runtime.spawn(sender::sender_loop(inner.clone()));
         let p = Producer {

@@ -63,6 +63,7 @@ impl<'a> Reader<'a> {
 
     /// Skip `n` bytes.
     #[inline]
+    #[cfg(test)]
     pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.get_slice(n).map(|_| ())
     }
@@ -93,14 +94,11 @@ impl<'a> Reader<'a> {
         Ok(i16::from_be_bytes(self.fixed()?))
     }
     #[inline]
-    pub fn get_u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.fixed()?))
-    }
-    #[inline]
     pub fn get_i32(&mut self) -> Result<i32, DecodeError> {
         Ok(i32::from_be_bytes(self.fixed()?))
     }
     #[inline]
+    #[cfg(test)]
     pub fn get_u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.fixed()?))
     }
@@ -150,6 +148,7 @@ impl<'a> Reader<'a> {
 
     /// Zig-zag signed varint (record fields).
     #[inline]
+    #[cfg(test)]
     pub fn get_varint(&mut self) -> Result<i32, DecodeError> {
         let v = self.get_uvarint()?;
         Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
@@ -157,6 +156,7 @@ impl<'a> Reader<'a> {
 
     /// Zig-zag signed varlong (record fields).
     #[inline]
+    #[cfg(test)]
     pub fn get_varlong(&mut self) -> Result<i64, DecodeError> {
         let v = self.get_uvarlong()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
@@ -460,11 +460,13 @@ pub fn put_uvarlong<B: BufMut + ?Sized>(out: &mut B, mut v: u64) {
 }
 
 #[inline]
+#[cfg(test)]
 pub fn put_varint<B: BufMut + ?Sized>(out: &mut B, v: i32) {
     put_uvarint(out, zigzag32(v))
 }
 
 #[inline]
+#[cfg(test)]
 pub fn put_varlong<B: BufMut + ?Sized>(out: &mut B, v: i64) {
     put_uvarlong(out, zigzag64(v))
 }
@@ -517,6 +519,7 @@ pub fn put_bytes<B: BufMut + ?Sized>(out: &mut B, b: &[u8]) {
 }
 
 #[inline]
+#[cfg(test)]
 pub fn put_nullable_bytes<B: BufMut + ?Sized>(out: &mut B, b: Option<&[u8]>) {
     match b {
         None => out.put_i32(-1),
@@ -531,6 +534,7 @@ pub fn put_compact_bytes<B: BufMut + ?Sized>(out: &mut B, b: &[u8]) {
 }
 
 #[inline]
+#[cfg(test)]
 pub fn put_compact_nullable_bytes<B: BufMut + ?Sized>(out: &mut B, b: Option<&[u8]>) {
     match b {
         None => put_uvarint(out, 0),

@@ -100,10 +100,22 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 /// Reads a topic with confluent-kafka (librdkafka's consumer, independent of kp).
 pub fn consume_independent(topic: &str, expected: usize, isolation: &str) -> Vec<Consumed> {
+    consume_independent_at(&bootstrap(), topic, expected, isolation, &[])
+}
+
+/// Like `consume_independent`, at `bootstrap` with extra librdkafka settings (e.g. TLS).
+pub fn consume_independent_at(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+    config: &[(&str, &str)],
+) -> Vec<Consumed> {
     let out = Command::new("python3")
         .arg(format!("{}/tests/verify/consume.py", repo()))
+        .args(config.iter().flat_map(|(k, v)| ["--config".to_string(), format!("{k}={v}")]))
         .args([
-            &bootstrap(),
+            bootstrap,
             topic,
             &expected.to_string(),
             "--timeout",

@@ -4,6 +4,7 @@
 keys/values/headers base64-encoded, so the test can compare bytes exactly.
 
 usage: consume.py BOOTSTRAP TOPIC EXPECTED_COUNT [--timeout S] [--isolation read_committed|read_uncommitted]
+                  [--config KEY=VALUE ...]   (extra librdkafka settings, e.g. TLS)
 Stops when EXPECTED_COUNT records were read or after the timeout (exit 3
 if fewer arrived). Prints the records sorted by (partition, offset).
 
@@ -34,15 +35,17 @@ def main():
     ap.add_argument("count", type=int)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--isolation", default="read_uncommitted")
+    ap.add_argument("--config", action="append", default=[])
     a = ap.parse_args()
-    c = Consumer({
+    extra = dict(kv.split("=", 1) for kv in a.config)
+    c = Consumer({**extra, **{
         "bootstrap.servers": a.bootstrap,
         "group.id": "kp-verify-" + uuid.uuid4().hex,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "isolation.level": a.isolation,
         "enable.partition.eof": False,
-    })
+    }})
     assigned = set()
 
     def assign_new_partitions():

@@ -22,7 +22,7 @@ use crate::config::{ConfigMap, ProducerConfig};
 use crate::error;
 use crate::protocol::api::{self, Request};
 use crate::protocol::messages::*;
-use crate::protocol::record_batch::decode_batches;
+use crate::protocol::test_support::decode_batches;
 
 use crate::engine::{Dispatch, Producer, Record, ReportView, Token};
 

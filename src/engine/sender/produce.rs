@@ -14,7 +14,7 @@ use crate::protocol::messages::{
 use crate::protocol::record_batch::restamp_bytes;
 
 use super::super::backoff::Backoff;
-use super::super::conn::Broker;
+use super::super::conn::{Broker, ProduceTurn};
 use super::super::idempotence;
 use super::super::report::Persistence;
 use super::super::{group_by_topic, Inner};
@@ -39,27 +39,7 @@ pub(super) async fn send_produce(
     for f in batches.iter_mut() {
         f.batch.in_request = true;
     }
-    // acks=0: the broker sends no response (Ok(None) once written).
-    let queued = broker
-        .queue(&req, inner.txn.as_ref().map(|t| t.produce_version_cap()), req.acks != 0)
-        .await;
-    drop(turn);
-    // KIP-219: from Produce v6 on the broker answers at once and the client
-    // holds back while throttled (before, the broker delayed the answer).
-    let mut client_throttles = false;
-    let result: Result<Option<ProduceResponse>, Error> = match queued {
-        Ok(q) => {
-            client_throttles = q.version() >= 6;
-            inner.metrics.request_sent();
-            let sent_at = Instant::now();
-            let r = broker.finish::<ProduceRequest>(q).await;
-            if let Ok(Some(resp)) = &r {
-                inner.metrics.response(sent_at.elapsed(), resp.throttle_time_ms);
-            }
-            r
-        }
-        Err(e) => Err(e),
-    };
+    let (result, client_throttles) = exchange(&inner, &broker, &req, turn).await;
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
     let now = Instant::now();
     for f in batches.iter_mut() {
@@ -102,6 +82,34 @@ pub(super) async fn send_produce(
         }
     }
     inner.sender_wake.notify_one();
+}
+
+/// Queues the request in its turn and waits for the answer (None for
+/// acks=0). Also says whether the client must hold back when the answer
+/// asks for throttling (KIP-219: from Produce v6 on the broker answers at
+/// once and the client waits; before, the broker delayed the answer).
+async fn exchange(
+    inner: &Inner,
+    broker: &Broker,
+    req: &ProduceRequest,
+    turn: ProduceTurn<'_>,
+) -> (Result<Option<ProduceResponse>, Error>, bool) {
+    let cap = inner.txn.as_ref().map(|t| t.produce_version_cap());
+    // acks=0: the broker sends no response (Ok(None) once written).
+    let queued = broker.queue(req, cap, req.acks != 0).await;
+    drop(turn);
+    let q = match queued {
+        Ok(q) => q,
+        Err(e) => return (Err(e), false),
+    };
+    let client_throttles = q.version() >= 6;
+    inner.metrics.request_sent();
+    let sent_at = Instant::now();
+    let r = broker.finish::<ProduceRequest>(q).await;
+    if let Ok(Some(resp)) = &r {
+        inner.metrics.response(sent_at.elapsed(), resp.throttle_time_ms);
+    }
+    (r, client_throttles)
 }
 
 /// Seals (compress + header + CRC) each batch once; retries reuse the

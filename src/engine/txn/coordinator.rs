@@ -67,7 +67,10 @@ async fn find_coordinator(
                     code,
                     format!(
                         "FindCoordinator for \"{key}\": {}",
-                        c.error_message.clone().unwrap_or_else(|| error::description(code).into())
+                        c.error_message
+                            .clone()
+                            .filter(|m| !m.is_empty())
+                            .unwrap_or_else(|| error::description(code).into())
                     ),
                 );
                 return if error::is_retriable(code) { Attempt::Next(e) } else { Attempt::Stop(e) };

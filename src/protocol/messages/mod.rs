@@ -10,9 +10,12 @@
 mod api_versions;
 mod metadata;
 mod produce;
+mod sasl;
+pub(crate) mod schema;
 mod txn;
 
 pub use api_versions::*;
 pub use metadata::*;
 pub use produce::*;
+pub use sasl::*;
 pub use txn::*;

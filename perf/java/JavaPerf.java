@@ -1,7 +1,7 @@
-// JavaPerf: the bench/kp-perf.c benchmark (same flags, same output) over the
+// JavaPerf: the perf/kp-perf.c benchmark (same flags, same output) over the
 // Kafka Java client, for what ProducerPerformance cannot do: keyed records
 // (--keys N) and several application threads sharing one producer
-// (--threads N). bench/java-perf.sh runs ProducerPerformance otherwise.
+// (--threads N). perf/java-perf.sh runs ProducerPerformance otherwise.
 // Latency = send() call -> callback, in a log-linear histogram (as kp-perf).
 import java.util.ArrayList;
 import java.util.List;

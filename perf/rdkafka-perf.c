@@ -1,6 +1,6 @@
 /*
  * rdkafka-perf.c - the same benchmark (flags, output) as kp-perf, over
- * librdkafka (2.12.x, built from the rdkafka-sys crate by bench/setup.sh).
+ * librdkafka (2.12.x, built from the rdkafka-sys crate by perf/setup.sh).
  *
  * Settings are mapped to librdkafka's names; so that it runs the same
  * configuration as the other clients, it gets by default:

@@ -1,4 +1,4 @@
-module kp.local/bench/franz-driver
+module kp.local/perf/franz-driver
 
 go 1.26.0
 

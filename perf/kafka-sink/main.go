@@ -13,7 +13,7 @@
 // and runs until SIGTERM/SIGINT. Unknown topics are created on first
 // Metadata request with --partitions partitions.
 //
-// Why not librdkafka's mock cluster (bench/mock-sink.c)? Its ApiVersions
+// Why not librdkafka's mock cluster (perf/mock-sink.c)? Its ApiVersions
 // answers to flexible versions (v3+) are not parseable by the Java client
 // (which then throttles the connection for ~20 minutes) or by franz-go, so
 // it can only benchmark kp and librdkafka.

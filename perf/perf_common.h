@@ -1,6 +1,6 @@
 /*
- * perf_common.h - the client-independent half of bench/kp-perf.c and
- * bench/rdkafka-perf.c: flags, pacing, sender threads, the latency
+ * perf_common.h - the client-independent half of perf/kp-perf.c and
+ * perf/rdkafka-perf.c: flags, pacing, sender threads, the latency
  * histogram, progress lines and the summary (Kafka ProducerPerformance's
  * format). A client plugs in through perf_backend_t.
  *

@@ -1,4 +1,4 @@
-// franz-perf: the producer benchmark of bench/kp-perf.c (same flags, same
+// franz-perf: the producer benchmark of perf/kp-perf.c (same flags, same
 // output) over github.com/twmb/franz-go/pkg/kgo.
 //
 // Settings mirror the other drivers: idempotence off unless --idempotence

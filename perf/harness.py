@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """kp benchmark harness: runs workloads W1..W5 against kp, librdkafka,
 franz-go and the Java client, alternating clients (A B C D A B C D ...),
-and reports medians. Run it through bench/run.sh (which builds first).
+and reports medians. Run it through perf/run.sh (which builds first).
 
 Targets
-  sink   bench/kafka-sink (in-memory, answers at once: measures the client)
+  sink   perf/kafka-sink (in-memory, answers at once: measures the client)
   real1  a real 1-broker Kafka 4.1.1 cluster (testbed/kafka.sh start 1)
   real3  a real 3-broker cluster (testbed/kafka.sh start 3)
 The real clusters are our own (state in $BENCH_TESTBED_DIR, ports 45092 and
@@ -23,11 +23,11 @@ Environment
                        client sends 1/5 of the workload's records once, unrecorded, so the
                        brokers' JIT is warm before the first measured run)
   BENCH_TESTBED_DIR    state dir of our clusters (default /tmp/kp-bench)
-  BENCH_OUT            results dir (default bench/results)
-  BENCH_KP_REV=REV     (bench/setup.sh) benchmark a clean build of commit REV instead of
-                       the working tree, e.g. BENCH_KP_REV=HEAD bench/run.sh
+  BENCH_OUT            results dir (default perf/results)
+  BENCH_KP_REV=REV     (perf/setup.sh) benchmark a clean build of commit REV instead of
+                       the working tree, e.g. BENCH_KP_REV=HEAD perf/run.sh
 
-  harness.py --report bench/results/STAMP.csv   rebuild STAMP.md/.json/.png from a CSV
+  harness.py --report perf/results/STAMP.csv   rebuild STAMP.md/.json/.png from a CSV
 """
 import csv
 import hashlib
@@ -241,9 +241,9 @@ def versions():
     else:
         v["kp"] = "kp @ " + sh("git rev-parse --short HEAD") + \
             (" + uncommitted changes in the working tree" if sh("git status --porcelain -- src Cargo.toml") else "")
-    rs = sh("grep -A1 'name = \"rdkafka-sys\"' bench/rdkafka-driver/Cargo.lock | sed -n 's/version = \"\\(.*\\)\"/\\1/p'")
+    rs = sh("grep -A1 'name = \"rdkafka-sys\"' perf/rdkafka-driver/Cargo.lock | sed -n 's/version = \"\\(.*\\)\"/\\1/p'")
     v["librdkafka"] = f"librdkafka {rs.split('+')[-1]} (crate rdkafka-sys {rs}, static build)"
-    v["franz-go"] = "franz-go " + sh("grep -o 'twmb/franz-go v[0-9.]*' bench/franz-driver/go.mod | cut -d' ' -f2") + \
+    v["franz-go"] = "franz-go " + sh("grep -o 'twmb/franz-go v[0-9.]*' perf/franz-driver/go.mod | cut -d' ' -f2") + \
         " (" + sh("go version | cut -d' ' -f3") + ")"
     v["java"] = "Kafka Java client 4.1.1 (" + sh("java -version 2>&1 | head -1") + ")"
     v["cpu"] = sh("lscpu | sed -n 's/^Model name: *//p' | head -1") + f", {os.cpu_count()} cores"
@@ -326,7 +326,7 @@ def chart(med, clients, wls, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log("matplotlib missing: no chart (bench/setup.sh installs it)")
+        log("matplotlib missing: no chart (perf/setup.sh installs it)")
         return
     tput = [w[0] for w in wls if "W4" not in w[0]]
     lat = [w[0] for w in wls if "W4" in w[0]]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/setup.sh - build/install everything bench/run.sh needs. Idempotent and
+# perf/setup.sh - build/install everything perf/run.sh needs. Idempotent and
 # cached (cargo, go and make only redo what changed). Outputs in build/bench/.
 #
 #   kp            `make lib` (repo Makefile: the working tree), snapshot copied to
@@ -7,8 +7,8 @@
 #                 build of that commit (git archive -> build/bench/kp-src, target
 #                 build/bench/kp-target), independent of uncommitted edits
 #   librdkafka    2.12.1 from the rdkafka-sys 4.10.0+2.12.1 crate (crates.io), static,
-#                 via bench/rdkafka-driver (own cargo project, target build/bench/rdkafka)
-#   C programs    bench/Makefile: kp-perf, rdkafka-perf, mock-sink
+#                 via perf/rdkafka-driver (own cargo project, target build/bench/rdkafka)
+#   C programs    perf/Makefile: kp-perf, rdkafka-perf, mock-sink
 #   Go programs   franz-perf (github.com/twmb/franz-go, Go module proxy), kafka-sink
 #   Java          Kafka 4.1.1 jars (testbed/kafka.sh fetch, Maven Central), JavaPerf.class
 #   Python        matplotlib (PyPI) for the chart
@@ -52,7 +52,7 @@ say "librdkafka: cargo build (first time: ~5 min)"
     | python3 -c 'import json,sys,os; d=json.load(sys.stdin); print([os.path.join(os.path.dirname(p["manifest_path"]),"librdkafka","src") for p in d["packages"] if p["name"]=="rdkafka-sys"][0])' \
     >"$OUT/rdkafka/include-dir"
 
-say "C programs: make -f bench/Makefile"
+say "C programs: make -f perf/Makefile"
 make -s -f "$BENCH/Makefile" "${kp_make[@]}"
 
 say "Go programs: franz-perf, kafka-sink"

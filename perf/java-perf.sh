@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # java-perf.sh - the Java client in the kp-perf flag/output format.
 #
-#   bench/java-perf.sh --bootstrap B --topic T --num-records N --record-size S [kp-perf flags]
+#   perf/java-perf.sh --bootstrap B --topic T --num-records N --record-size S [kp-perf flags]
 #
 # Runs Kafka 4.1's org.apache.kafka.tools.ProducerPerformance through
 # `testbed/kafka.sh java` (it prints the summary line itself). For what that
 # tool cannot do - keyed records (--keys N > 0) or several sending threads
-# (--threads N > 1) - it runs bench/java/JavaPerf.java (compiled by
-# bench/setup.sh) instead, with the same JVM options. Either way it then
+# (--threads N > 1) - it runs perf/java/JavaPerf.java (compiled by
+# perf/setup.sh) instead, with the same JVM options. Either way it then
 # prints kp-perf's "client cpu ..." line, measured from outside with
 # /usr/bin/time (user+sys and peak RSS of the JVM, start-up and JIT included).
 #

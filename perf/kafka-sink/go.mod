@@ -1,4 +1,4 @@
-module kp.local/bench/kafka-sink
+module kp.local/perf/kafka-sink
 
 go 1.26.0
 

@@ -67,6 +67,19 @@ def _ms(timeout: Optional[float]) -> int:
     return min(int(timeout * 1000), _INT32_MAX)
 
 
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None or timeout < 0 else time.monotonic() + timeout
+
+
+def _next_slice(deadline: Optional[float]) -> Tuple[int, bool]:
+    """The next wait in ms (at most _SLICE_MS, so that signals are seen between
+    waits) and whether it is the last one before the deadline."""
+    if deadline is None:
+        return _SLICE_MS, False
+    left = int((deadline - time.monotonic()) * 1000)
+    return max(0, min(left, _SLICE_MS)), left <= _SLICE_MS
+
+
 class Message:
     """A delivered (or failed) record, as passed to delivery callbacks."""
 
@@ -387,30 +400,30 @@ class Producer:
         """Serves delivery reports (runs their callbacks), waiting up to `timeout`
         seconds (None or -1: until one comes) for the first. Returns how many."""
         p = self._handle()
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
-            left = _SLICE_MS if deadline is None else int((deadline - time.monotonic()) * 1000)
-            n = lib.kp_poll(p, max(0, min(left, _SLICE_MS)))
+            ms, last = _next_slice(deadline)
+            n = lib.kp_poll(p, ms)
             _reraise()
             if n < 0:
                 raise KafkaException(KafkaError(n))
-            if n > 0 or (deadline is not None and left <= _SLICE_MS):
+            if n > 0 or last:
                 return int(n)
 
     def flush(self, timeout: Optional[float] = None) -> int:
         """Sends everything queued and serves reports until none is outstanding or
         `timeout` seconds (None or -1: no limit) passed. Returns len(self)."""
         p = self._handle()
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
-            left = _SLICE_MS if deadline is None else int((deadline - time.monotonic()) * 1000)
-            rc = lib.kp_flush(p, max(0, min(left, _SLICE_MS)))
+            ms, last = _next_slice(deadline)
+            rc = lib.kp_flush(p, ms)
             _reraise()
             if rc == 0:
                 return 0
             if rc != KP_ERR_TIMED_OUT:
                 raise KafkaException(KafkaError(rc))
-            if deadline is not None and left <= _SLICE_MS:
+            if last:
                 return len(self)
 
     def __len__(self) -> int:

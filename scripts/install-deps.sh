@@ -38,6 +38,10 @@ command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
 command -v clang++ >/dev/null || apt_pkgs+=(clang)
+# Python binding tests (bindings/python/run-tests.sh): pytest, cffi, venv; pip below otherwise
+if [[ $(command -v "$PYTHON") == /usr/bin/python3 ]] && ! "$PYTHON" -c 'import pytest, cffi, ensurepip' 2>/dev/null; then
+    apt_pkgs+=(python3-pytest python3-cffi python3-venv)
+fi
 
 pip_confluent=0
 if ! "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
@@ -63,6 +67,7 @@ if ((pip_confluent)); then
 else
     log "python confluent_kafka present (or installed via apt) for $(command -v "$PYTHON")"
 fi
+"$PYTHON" -c 'import pytest, cffi' 2>/dev/null || { log "pip install pytest cffi"; PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q pytest cffi; }
 "$PYTHON" -c 'import confluent_kafka as c; v = c.version(); v = v[0] if isinstance(v, tuple) else v; print("install-deps: confluent_kafka", v, "librdkafka", c.libversion()[0])' >&2
 
 # rustfmt and clippy: make test runs `cargo fmt --check` and `cargo clippy -D warnings`

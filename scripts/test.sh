@@ -44,3 +44,6 @@ bash tests/cpp/run.sh
 
 echo "== installed copy: make install, pkg-config, static link, CMake find_package(kp)"
 bash tests/install/run.sh
+
+echo "== Python binding (pip install ./bindings/python into a venv; pytest against $KP_BOOTSTRAP)"
+bash bindings/python/run-tests.sh

@@ -4,7 +4,7 @@
 //! are completed in place (no user code runs there).
 
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,13 +64,26 @@ impl SyncSlot {
     }
 }
 
-/// What the caller asked to happen when the record completes. The callback
-/// variant is opaque to the engine (the FFI layer gives it meaning).
+/// A delivery report (opaque). Valid only during the callback that receives
+/// it; read it with the kp_report_*() accessors.
+// The handle C callbacks receive: a `ReportView` behind an opaque type. It
+// lives here so `Token` can hold the callback with its real type; the FFI
+// layer casts views to it and back (src/ffi/report.rs).
+#[allow(non_camel_case_types)]
+pub struct kp_report_t {
+    _private: [u8; 0],
+}
+
+/// A delivery callback as the C caller gave it to kp_send().
+pub type DeliveryFn = unsafe extern "C" fn(report: *const kp_report_t, ctx: *mut c_void);
+
+/// What the caller asked to happen when the record completes. The engine
+/// only stores the callback; the FFI layer's dispatch function calls it.
 #[derive(Clone)]
 pub enum Token {
     None,
     Callback {
-        cb: usize,
+        cb: DeliveryFn,
         ctx: usize,
     },
     Sync(Arc<SyncSlot>),

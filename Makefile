@@ -12,7 +12,7 @@ CWARN   := -Wall -Wextra -Werror -pedantic
 LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
 
-.PHONY: all lib header-check header-diff examples examples-asan demo test bench clean
+.PHONY: all lib header-check header-diff examples examples-asan examples-cpp demo test bench clean install uninstall
 
 all: lib examples
 
@@ -52,6 +52,17 @@ build/asan/%: examples-c/%.c include/kp.h | lib
 examples: lib $(addprefix build/,$(EXAMPLES))
 examples-asan: lib $(addprefix build/asan/,$(EXAMPLES))
 
+# C++ API (include/kp.hpp): the example and the tests, strict warnings,
+# plain and under AddressSanitizer/UBSan (tests/cpp/run.sh runs them).
+CXXWARN := $(CWARN) -Wshadow -Wconversion -Wsign-conversion
+build/cpp/%: examples-cpp/%.cpp include/kp.hpp include/kp.h | lib
+	mkdir -p build/cpp
+	$(CXX) -std=c++17 -O2 -g $(CXXWARN) -Iinclude $< -o $@ $(LDKP)
+build/cpp-asan/%: examples-cpp/%.cpp include/kp.hpp include/kp.h | lib
+	mkdir -p build/cpp-asan
+	$(CXX) -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CXXWARN) -Iinclude $< -o $@ $(LDKP)
+examples-cpp: lib build/cpp/producer build/cpp-asan/producer
+
 demo: lib examples
 	bash scripts/demo.sh
 
@@ -59,9 +70,60 @@ test:
 	bash scripts/test.sh
 
 # Side-by-side benchmarks (kp, librdkafka, franz-go, Java); ~15 minutes.
-# BENCH_QUICK=1 for a ~3 minute smoke run. Results: bench/results/, BENCHMARKS.md.
+# BENCH_QUICK=1 for a ~3 minute smoke run. Results: perf/results/, BENCHMARKS.md.
 bench: lib
-	bash bench/run.sh
+	bash perf/run.sh
+
+# ---- install / uninstall (README "Install") ----
+# GNU-style variables: make install PREFIX=/opt/kp DESTDIR=/tmp/stage
+# libdir=... includedir=... Installs libkp.so.$(VERSION) with its soname
+# link ($(SONAME)) and dev link (libkp.so), libkp.a, kp.h, kp.hpp, kp.pc
+# and the CMake package (find_package(kp): kp::kp, kp::kp_shared, kp::kp_static).
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+libdir       ?= $(PREFIX)/lib
+includedir   ?= $(PREFIX)/include
+pkgconfigdir ?= $(libdir)/pkgconfig
+cmakedir     ?= $(libdir)/cmake/kp
+REALNAME     := libkp.so.$(VERSION)
+# System libraries a static link of libkp.a needs: what rustc links for a
+# Rust staticlib (kp's dependencies add none: zstd's C code is inside
+# libkp.a). tests/install/run.sh links statically with exactly this list.
+STATIC_LIBS   = $(shell d=$$(mktemp -d) && echo | rustc --crate-type staticlib --crate-name kp_native_libs --print native-static-libs --out-dir $$d - 2>&1 | sed -n 's/.*native-static-libs: //p'; rm -rf $$d)
+static_libs   = $(if $(kp_static_libs),,$(eval kp_static_libs := $(STATIC_LIBS)))$(kp_static_libs)
+cmake_static_libs = $(subst $(space),;,$(patsubst -l%,%,$(filter-out -lc,$(static_libs))))
+empty        :=
+space        := $(empty) $(empty)
+relpath       = $(shell realpath -m --relative-to='$(1)' '$(2)')
+SUBST         = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(libdir)|g' -e 's|@INCLUDEDIR@|$(includedir)|g' \
+                    -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MINOR@|$(MINOR)|g' \
+                    -e 's|@SONAME@|$(SONAME)|g' -e 's|@REALNAME@|$(REALNAME)|g' \
+                    -e 's|@STATIC_LIBS@|$(static_libs)|g' -e 's|@CMAKE_STATIC_LIBS@|$(cmake_static_libs)|g' \
+                    -e 's|@CMAKEDIR_TO_PREFIX@|$(call relpath,$(cmakedir),$(PREFIX))|g' \
+                    -e 's|@LIBDIR_REL@|$(call relpath,$(PREFIX),$(libdir))|g' \
+                    -e 's|@INCLUDEDIR_REL@|$(call relpath,$(PREFIX),$(includedir))|g' \
+                    -e 's|@SIZEOF_VOID_P@|$(shell getconf LONG_BIT | sed 's/64/8/;s/32/4/')|g'
+
+install: lib
+	@test -n "$(PREFIX)" || { echo "install: PREFIX is empty" >&2; exit 1; }
+	@test -n "$(static_libs)" || { echo "install: could not learn the static link libraries from rustc" >&2; exit 1; }
+	@readelf -d $(LIBDIR)/libkp.so | grep -q 'SONAME.*\[$(SONAME)\]' || { echo "install: $(LIBDIR)/libkp.so lacks SONAME $(SONAME)" >&2; exit 1; }
+	install -d '$(DESTDIR)$(libdir)' '$(DESTDIR)$(includedir)' '$(DESTDIR)$(pkgconfigdir)' '$(DESTDIR)$(cmakedir)'
+	install -m 755 $(LIBDIR)/libkp.so '$(DESTDIR)$(libdir)/$(REALNAME)'
+	ln -sfn $(REALNAME) '$(DESTDIR)$(libdir)/$(SONAME)'
+	ln -sfn $(SONAME) '$(DESTDIR)$(libdir)/libkp.so'
+	install -m 644 $(LIBDIR)/libkp.a '$(DESTDIR)$(libdir)/libkp.a'
+	install -m 644 include/kp.h include/kp.hpp '$(DESTDIR)$(includedir)/'
+	$(SUBST) packaging/kp.pc.in > '$(DESTDIR)$(pkgconfigdir)/kp.pc'
+	$(SUBST) packaging/kpConfig.cmake.in > '$(DESTDIR)$(cmakedir)/kpConfig.cmake'
+	$(SUBST) packaging/kpConfigVersion.cmake.in > '$(DESTDIR)$(cmakedir)/kpConfigVersion.cmake'
+	chmod 644 '$(DESTDIR)$(pkgconfigdir)/kp.pc' '$(DESTDIR)$(cmakedir)/kpConfig.cmake' '$(DESTDIR)$(cmakedir)/kpConfigVersion.cmake'
+
+uninstall:
+	rm -f '$(DESTDIR)$(libdir)/$(REALNAME)' '$(DESTDIR)$(libdir)/$(SONAME)' '$(DESTDIR)$(libdir)/libkp.so' \
+	      '$(DESTDIR)$(libdir)/libkp.a' '$(DESTDIR)$(includedir)/kp.h' '$(DESTDIR)$(includedir)/kp.hpp' \
+	      '$(DESTDIR)$(pkgconfigdir)/kp.pc' '$(DESTDIR)$(cmakedir)/kpConfig.cmake' '$(DESTDIR)$(cmakedir)/kpConfigVersion.cmake'
+	-rmdir '$(DESTDIR)$(cmakedir)' 2>/dev/null || true
 
 clean:
 	rm -rf build

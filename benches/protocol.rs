@@ -8,9 +8,7 @@ use bytes::BytesMut;
 use kp::protocol::api::{encode_request, encode_request_vectored};
 use kp::protocol::compression::Compression;
 use kp::protocol::messages::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use kp::protocol::record_batch::{
-    decode_batches, BatchBuilder, ProducerStamp, RecordHeader, RecordLayout,
-};
+use kp::protocol::record_batch::{BatchBuilder, ProducerStamp, RecordHeader, RecordLayout};
 
 fn bench<T>(name: &str, budget: Duration, bytes_per_iter: usize, mut f: impl FnMut() -> T) {
     // warm up
@@ -85,9 +83,6 @@ fn main() {
     ] {
         let name = format!("build+seal 1000 records {}", c.name());
         bench(&name, budget, raw_size, || build(false).seal(c, ProducerStamp::NONE).unwrap());
-        let sealed = build(false).seal(c, ProducerStamp::NONE).unwrap();
-        let name = format!("decode_batches {}", c.name());
-        bench(&name, budget, raw_size, || decode_batches(&sealed.bytes).unwrap());
     }
     let batch = build(false).seal(Compression::None, ProducerStamp::NONE).unwrap().bytes;
     let req = ProduceRequest {

@@ -9,6 +9,8 @@
 #         Debian's dist-packages) -> `python3 -m pip install confluent-kafka`
 #         (verified 2026-11: pyenv 3.11.7 gets confluent-kafka 2.x wheels with bundled librdkafka)
 #   - java 17 + maven          only if missing (needed by testbed/kafka.sh)
+#   - cmake, pkg-config        out-of-tree builds against an installed kp (tests/install)
+#   - clang                    the C++ API tests build with clang++ as well as g++ (tests/cpp)
 # then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
 # Set PYTHON=/path/to/python to target another interpreter.
 set -euo pipefail
@@ -30,6 +32,9 @@ command -v kcat >/dev/null || apt_pkgs+=(kcat)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
 command -v java >/dev/null || apt_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_pkgs+=(maven)
+command -v cmake >/dev/null || apt_pkgs+=(cmake)
+command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
+command -v clang++ >/dev/null || apt_pkgs+=(clang)
 
 pip_confluent=0
 if ! "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
@@ -45,7 +50,7 @@ if ((${#apt_pkgs[@]})); then
     "${SUDO[@]}" apt-get update -qq >&2
     "${SUDO[@]}" apt-get install -y -qq "${apt_pkgs[@]}" >&2
 else
-    log "apt packages already present (kcat, valgrind, java, mvn)"
+    log "apt packages already present (kcat, valgrind, java, mvn, cmake, pkg-config, clang)"
 fi
 
 if ((pip_confluent)); then

@@ -30,3 +30,9 @@ cargo test --release --test integration --test transactions --test metrics -- --
 
 echo "== C examples (plain and AddressSanitizer/UBSan)"
 bash tests/c_examples.sh
+
+echo "== C++ API (kp.hpp; g++ and clang++, plain and AddressSanitizer/UBSan)"
+bash tests/cpp/run.sh
+
+echo "== installed copy: make install, pkg-config, static link, CMake find_package(kp)"
+bash tests/install/run.sh

@@ -1,16 +1,19 @@
 //! kp: a Kafka producer with a C ABI.
 //!
-//! Layers (dependencies point down only):
+//! Layers (dependencies point down only; docs/ARCHITECTURE.md has the
+//! picture):
 //! - `protocol`: sans-I/O encoding/decoding of the Kafka wire protocol.
 //! - `engine::conn`: one task per broker connection, pipelined requests.
-//! - `engine`: metadata, partitioner, accumulator, sender.
+//! - `engine`: the producer API, topics and partitioner, accumulator,
+//!   sender, metadata, idempotence, transactions, delivery reports.
 //! - `ffi`: the thin `extern "C"` layer (include/kp.h is generated from it).
+//! - `config` and `error`: the configuration table and the error codes,
+//!   shared by every layer.
 
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ffi;
-pub mod partitioner;
 pub mod protocol;
 
 /// (major << 16) | (minor << 8) | patch, from Cargo.toml.

@@ -17,6 +17,7 @@ use crate::error::{self, Error};
 use crate::protocol::api::{self, Request};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
+use super::backoff::Backoff;
 use super::metrics::Metrics;
 
 /// Largest response frame accepted from a broker (a hostile or broken broker
@@ -40,13 +41,22 @@ pub struct ConnSettings {
 /// API version ranges the broker announced, plus finalized features.
 #[derive(Debug, Default, Clone)]
 pub struct BrokerApis {
-    ranges: Vec<(i16, i16, i16)>,
-    pub finalized_features: Vec<(String, i16, i16)>,
+    ranges: Vec<ApiRange>,
+    /// Finalized feature levels (name, max level), e.g. transaction.version.
+    features: Vec<(String, i16)>,
+}
+
+/// The versions of one API the broker speaks.
+#[derive(Debug, Clone, Copy)]
+struct ApiRange {
+    key: i16,
+    min: i16,
+    max: i16,
 }
 
 impl BrokerApis {
     pub fn range(&self, key: i16) -> Option<(i16, i16)> {
-        self.ranges.iter().find(|r| r.0 == key).map(|r| (r.1, r.2))
+        self.ranges.iter().find(|r| r.key == key).map(|r| (r.min, r.max))
     }
 
     pub fn version_for<R: Request>(&self) -> Option<i16> {
@@ -55,7 +65,7 @@ impl BrokerApis {
     }
 
     pub fn feature_level(&self, name: &str) -> i16 {
-        self.finalized_features.iter().find(|f| f.0 == name).map(|f| f.1).unwrap_or(0)
+        self.features.iter().find(|(n, _)| n == name).map_or(0, |(_, level)| *level)
     }
 }
 
@@ -96,7 +106,7 @@ pub struct Broker {
     pub port: u16,
     settings: ConnSettings,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
-    failures: parking_lot::Mutex<(u32, Option<Instant>, String)>,
+    failures: parking_lot::Mutex<ConnectFailures>,
     /// Produce requests currently awaiting a response.
     pub in_flight: AtomicUsize,
     /// Until when the broker asked us to back off (quota throttling).
@@ -107,6 +117,15 @@ pub struct Broker {
     produce_tickets: AtomicU64,
     produce_turn: AtomicU64,
     produce_turn_changed: tokio::sync::Notify,
+}
+
+/// Failed connection attempts since the last success.
+#[derive(Default)]
+struct ConnectFailures {
+    count: u32,
+    /// No new attempt before this (reconnect backoff).
+    retry_after: Option<Instant>,
+    why: String,
 }
 
 /// The right to queue the next produce request on a broker's connection;
@@ -150,7 +169,7 @@ impl Broker {
             port,
             settings,
             session: tokio::sync::Mutex::new(None),
-            failures: parking_lot::Mutex::new((0, None, String::new())),
+            failures: parking_lot::Mutex::new(ConnectFailures::default()),
             in_flight: AtomicUsize::new(0),
             throttled_until: parking_lot::Mutex::new(None),
             produce_tickets: AtomicU64::new(0),
@@ -166,16 +185,7 @@ impl Broker {
     /// True while a reconnect backoff after a failure is running.
     pub fn in_backoff(&self) -> bool {
         let f = self.failures.lock();
-        matches!(f.1, Some(t) if Instant::now() < t)
-    }
-
-    pub fn last_failure(&self) -> Option<String> {
-        let f = self.failures.lock();
-        if f.0 > 0 {
-            Some(f.2.clone())
-        } else {
-            None
-        }
+        matches!(f.retry_after, Some(t) if Instant::now() < t)
     }
 
     pub fn throttle_remaining(&self) -> Option<Duration> {
@@ -194,11 +204,11 @@ impl Broker {
         *guard = None;
         {
             let f = self.failures.lock();
-            if let Some(t) = f.1 {
+            if let Some(t) = f.retry_after {
                 if Instant::now() < t {
                     return Err(Error::new(
                         error::TRANSPORT,
-                        format!("broker {} ({}) unreachable: {}", self.node_id, self.addr(), f.2),
+                        format!("broker {} ({}) unreachable: {}", self.node_id, self.addr(), f.why),
                     ));
                 }
             }
@@ -206,7 +216,7 @@ impl Broker {
         match tokio::time::timeout(self.settings.setup_timeout, self.connect()).await {
             Ok(Ok(s)) => {
                 self.settings.metrics.connection_opened();
-                *self.failures.lock() = (0, None, String::new());
+                *self.failures.lock() = ConnectFailures::default();
                 let s = Arc::new(s);
                 *guard = Some(s.clone());
                 Ok(s)
@@ -221,24 +231,21 @@ impl Broker {
 
     fn note_failure(&self, why: String) -> Error {
         let mut f = self.failures.lock();
-        f.0 = f.0.saturating_add(1);
-        let base = self.settings.reconnect_backoff.as_millis() as u64;
-        let max = self.settings.reconnect_backoff_max.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << (f.0 - 1).min(20)).min(max.max(base));
-        let jitter = if exp > 0 { fastrand::u64(0..=exp / 5) } else { 0 };
-        f.1 = Some(Instant::now() + Duration::from_millis(exp + jitter));
-        f.2 = why.clone();
+        f.count = f.count.saturating_add(1);
+        let backoff =
+            Backoff::new(self.settings.reconnect_backoff, self.settings.reconnect_backoff_max);
+        f.retry_after = Some(Instant::now() + backoff.delay(f.count));
+        f.why = why.clone();
         Error::new(error::TRANSPORT, format!("broker {} ({}): {}", self.node_id, self.addr(), why))
     }
 
     /// Drops the current session (e.g. after a request timeout); in-flight
     /// requests on it fail with a transport error.
-    pub async fn reset(&self, why: &str) {
+    pub async fn reset(&self) {
         let mut guard = self.session.lock().await;
         if let Some(s) = guard.take() {
             s.kill();
         }
-        let _ = why;
     }
 
     async fn connect(&self) -> Result<Session, Error> {
@@ -480,11 +487,15 @@ where
             return Err(Error::new(r.error_code as i32, "ApiVersions request failed"));
         }
         apis = Some(BrokerApis {
-            ranges: r.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect(),
-            finalized_features: r
+            ranges: r
+                .api_keys
+                .iter()
+                .map(|k| ApiRange { key: k.api_key, min: k.min_version, max: k.max_version })
+                .collect(),
+            features: r
                 .finalized_features
                 .iter()
-                .map(|f| (f.name.clone(), f.max_version_level, f.min_version_level))
+                .map(|f| (f.name.clone(), f.max_version_level))
                 .collect(),
         });
         break;
@@ -620,3 +631,7 @@ async fn io_task<S>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -370,3 +370,7 @@ impl Drop for ReportQueue {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

@@ -21,6 +21,8 @@ pub mod compression;
 pub mod errors;
 pub mod messages;
 pub mod record_batch;
+#[cfg(test)]
+pub mod test_support;
 pub mod wire;
 
 #[cfg(test)]
@@ -34,10 +36,7 @@ pub use api::{
     RequestHeader, Response,
 };
 pub use compression::{Compression, CompressionError};
-pub use record_batch::{
-    decode_batches, restamp, BatchBuilder, DecodedBatch, DecodedRecord, ProducerStamp,
-    RecordHeader, SealedBatch,
-};
+pub use record_batch::{restamp, BatchBuilder, ProducerStamp, RecordHeader, SealedBatch};
 pub use wire::Reader;
 
 /// Error returned by every decoder of this layer.

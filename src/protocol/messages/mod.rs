@@ -10,6 +10,7 @@
 mod api_versions;
 mod metadata;
 mod produce;
+pub(crate) mod schema;
 mod txn;
 
 pub use api_versions::*;

@@ -1,8 +1,11 @@
 //! Idempotence / transaction messages: InitProducerId, FindCoordinator,
-//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit.
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit. All but
+//! FindCoordinator (whose v4 turned one key into an array) are declared as
+//! field tables (see `schema`).
 
 use bytes::{BufMut, BytesMut};
 
+use super::schema::{api, decode, encode, message, Decoded};
 use crate::protocol::api::{
     DecodeRequest, EncodeResponse, Request, Response, API_ADD_OFFSETS_TO_TXN,
     API_ADD_PARTITIONS_TO_TXN, API_END_TXN, API_FIND_COORDINATOR, API_INIT_PRODUCER_ID,
@@ -14,15 +17,24 @@ use crate::protocol::DecodeError;
 // ---------------------------------------------------------------------------
 // InitProducerId
 
-/// InitProducerId request, v0..=5 (v2+ flexible).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitProducerIdRequest {
-    pub transactional_id: Option<String>,
-    pub transaction_timeout_ms: i32,
-    /// v3+ (default -1): current id when bumping the epoch of an existing producer
-    pub producer_id: i64,
-    /// v3+ (default -1)
-    pub producer_epoch: i16,
+api! { key API_INIT_PRODUCER_ID, versions 0..=5, flexible from 2;
+    /// InitProducerId request, v0..=5 (v2+ flexible).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct InitProducerIdRequest {
+        transactional_id: Option<String>,
+        transaction_timeout_ms: i32,
+        /// v3+ (default -1): current id when bumping the epoch of an existing producer
+        producer_id: i64 = -1, since 3,
+        /// v3+ (default -1)
+        producer_epoch: i16 = -1, since 3,
+    }
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct InitProducerIdResponse {
+        throttle_time_ms: i32,
+        error_code: i16,
+        producer_id: i64,
+        producer_epoch: i16,
+    }
 }
 
 impl Default for InitProducerIdRequest {
@@ -33,45 +45,6 @@ impl Default for InitProducerIdRequest {
             producer_id: -1,
             producer_epoch: -1,
         }
-    }
-}
-
-impl Request for InitProducerIdRequest {
-    const API_KEY: i16 = API_INIT_PRODUCER_ID;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 5;
-    type Response = InitProducerIdResponse;
-
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 2;
-        put_nullable_str(out, self.transactional_id.as_deref(), flex);
-        out.put_i32(self.transaction_timeout_ms);
-        if version >= 3 {
-            out.put_i64(self.producer_id);
-            out.put_i16(self.producer_epoch);
-        }
-        put_tagged_fields_if(out, flex);
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct InitProducerIdResponse {
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-}
-
-impl Response for InitProducerIdResponse {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let resp = InitProducerIdResponse {
-            throttle_time_ms: r.get_i32()?,
-            error_code: r.get_i16()?,
-            producer_id: r.get_i64()?,
-            producer_epoch: r.get_i16()?,
-        };
-        r.tagged_fields_if(version >= 2)?;
-        Ok(resp)
     }
 }
 
@@ -196,210 +169,119 @@ impl Response for FindCoordinatorResponse {
 }
 
 // ---------------------------------------------------------------------------
-// AddPartitionsToTxn (client versions 0..=3)
+// AddPartitionsToTxn (client versions 0..=3; 4+ are broker-to-broker)
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddPartitionsToTxnTopic {
-    pub name: String,
-    pub partitions: Vec<i32>,
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AddPartitionsToTxnTopic { name: String, partitions: Vec<i32> }
 }
 
-/// AddPartitionsToTxn request, v0..=3 (v3 flexible). Versions 4+ are
-/// broker-to-broker and not supported.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddPartitionsToTxnRequest {
-    pub transactional_id: String,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub topics: Vec<AddPartitionsToTxnTopic>,
-}
-
-impl Request for AddPartitionsToTxnRequest {
-    const API_KEY: i16 = API_ADD_PARTITIONS_TO_TXN;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 3;
-    type Response = AddPartitionsToTxnResponse;
-
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 3;
-        put_str(out, &self.transactional_id, flex);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        put_arr_len(out, self.topics.len(), flex);
-        for t in &self.topics {
-            put_str(out, &t.name, flex);
-            put_i32_array(out, &t.partitions, flex);
-            put_tagged_fields_if(out, flex);
-        }
-        put_tagged_fields_if(out, flex);
+api! { key API_ADD_PARTITIONS_TO_TXN, versions 0..=3, flexible from 3;
+    /// AddPartitionsToTxn request, v0..=3 (v3 flexible).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AddPartitionsToTxnRequest {
+        transactional_id: String, producer_id: i64, producer_epoch: i16,
+        topics: Vec<AddPartitionsToTxnTopic>,
+    }
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AddPartitionsToTxnResponse {
+        throttle_time_ms: i32,
+        results_by_topic: Vec<AddPartitionsToTxnTopicResult>,
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AddPartitionsToTxnPartitionResult {
-    pub partition_index: i32,
-    pub partition_error_code: i16,
+message! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct AddPartitionsToTxnPartitionResult { partition_index: i32, partition_error_code: i16 }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddPartitionsToTxnTopicResult {
-    pub name: String,
-    pub results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddPartitionsToTxnResponse {
-    pub throttle_time_ms: i32,
-    pub results_by_topic: Vec<AddPartitionsToTxnTopicResult>,
-}
-
-impl Response for AddPartitionsToTxnResponse {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 3;
-        let throttle_time_ms = r.get_i32()?;
-        let results_by_topic = r.array(flex, 2, |r| {
-            let name = r.string(flex)?;
-            let results_by_partition = r.array(flex, 6, |r| {
-                let p = AddPartitionsToTxnPartitionResult {
-                    partition_index: r.get_i32()?,
-                    partition_error_code: r.get_i16()?,
-                };
-                r.tagged_fields_if(flex)?;
-                Ok(p)
-            })?;
-            r.tagged_fields_if(flex)?;
-            Ok(AddPartitionsToTxnTopicResult { name, results_by_partition })
-        })?;
-        r.tagged_fields_if(flex)?;
-        Ok(AddPartitionsToTxnResponse { throttle_time_ms, results_by_topic })
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AddPartitionsToTxnTopicResult {
+        name: String,
+        results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
     }
 }
 
 // ---------------------------------------------------------------------------
 // AddOffsetsToTxn
 
-/// AddOffsetsToTxn request, v0..=4 (v3+ flexible).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddOffsetsToTxnRequest {
-    pub transactional_id: String,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub group_id: String,
-}
-
-impl Request for AddOffsetsToTxnRequest {
-    const API_KEY: i16 = API_ADD_OFFSETS_TO_TXN;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
-    type Response = AddOffsetsToTxnResponse;
-
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 3;
-        put_str(out, &self.transactional_id, flex);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        put_str(out, &self.group_id, flex);
-        put_tagged_fields_if(out, flex);
+api! { key API_ADD_OFFSETS_TO_TXN, versions 0..=4, flexible from 3;
+    /// AddOffsetsToTxn request, v0..=4 (v3+ flexible).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AddOffsetsToTxnRequest {
+        transactional_id: String, producer_id: i64, producer_epoch: i16,
+        group_id: String,
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddOffsetsToTxnResponse {
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-}
-
-impl Response for AddOffsetsToTxnResponse {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let resp =
-            AddOffsetsToTxnResponse { throttle_time_ms: r.get_i32()?, error_code: r.get_i16()? };
-        r.tagged_fields_if(version >= 3)?;
-        Ok(resp)
-    }
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AddOffsetsToTxnResponse { throttle_time_ms: i32, error_code: i16 }
 }
 
 // ---------------------------------------------------------------------------
 // EndTxn
 
-/// EndTxn request, v0..=5 (v3+ flexible; v5 = KIP-890 part 2 epoch bump).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EndTxnRequest {
-    pub transactional_id: String,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    /// true = commit, false = abort
-    pub committed: bool,
-}
-
-impl Request for EndTxnRequest {
-    const API_KEY: i16 = API_END_TXN;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 5;
-    type Response = EndTxnResponse;
-
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 3;
-        put_str(out, &self.transactional_id, flex);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        put_bool(out, self.committed);
-        put_tagged_fields_if(out, flex);
+api! { key API_END_TXN, versions 0..=5, flexible from 3;
+    /// EndTxn request, v0..=5 (v3+ flexible; v5 = KIP-890 part 2 epoch bump).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct EndTxnRequest {
+        transactional_id: String, producer_id: i64, producer_epoch: i16,
+        /// true = commit, false = abort
+        committed: bool,
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndTxnResponse {
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-    /// v5+ (default -1): the producer id to use for the next transaction
-    pub producer_id: i64,
-    /// v5+ (default -1): the bumped epoch to use for the next transaction
-    pub producer_epoch: i16,
-}
-
-impl Response for EndTxnResponse {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let throttle_time_ms = r.get_i32()?;
-        let error_code = r.get_i16()?;
-        let (producer_id, producer_epoch) =
-            if version >= 5 { (r.get_i64()?, r.get_i16()?) } else { (-1, -1) };
-        r.tagged_fields_if(version >= 3)?;
-        Ok(EndTxnResponse { throttle_time_ms, error_code, producer_id, producer_epoch })
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EndTxnResponse {
+        throttle_time_ms: i32,
+        error_code: i16,
+        /// v5+ (default -1): the producer id to use for the next transaction
+        producer_id: i64 = -1, since 5,
+        /// v5+ (default -1): the bumped epoch to use for the next transaction
+        producer_epoch: i16 = -1, since 5,
     }
 }
 
 // ---------------------------------------------------------------------------
 // TxnOffsetCommit
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnOffsetCommitPartition {
-    pub partition_index: i32,
-    pub committed_offset: i64,
-    /// v2+ (default -1)
-    pub committed_leader_epoch: i32,
-    pub committed_metadata: Option<String>,
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TxnOffsetCommitPartition {
+        partition_index: i32,
+        committed_offset: i64,
+        /// v2+ (default -1)
+        committed_leader_epoch: i32 = -1, since 2,
+        committed_metadata: Option<String>,
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TxnOffsetCommitTopic {
-    pub name: String,
-    pub partitions: Vec<TxnOffsetCommitPartition>,
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct TxnOffsetCommitTopic {
+        name: String,
+        partitions: Vec<TxnOffsetCommitPartition>,
+    }
 }
 
-/// TxnOffsetCommit request, v0..=5 (v3+ flexible; v5 has v4's body).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnOffsetCommitRequest {
-    pub transactional_id: String,
-    pub group_id: String,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    /// v3+ (default -1)
-    pub generation_id: i32,
-    /// v3+ (default "")
-    pub member_id: String,
-    /// v3+ (default null)
-    pub group_instance_id: Option<String>,
-    pub topics: Vec<TxnOffsetCommitTopic>,
+api! { key API_TXN_OFFSET_COMMIT, versions 0..=5, flexible from 3;
+    /// TxnOffsetCommit request, v0..=5 (v3+ flexible; v5 has v4's body).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TxnOffsetCommitRequest {
+        transactional_id: String,
+        group_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        /// v3+ (default -1)
+        generation_id: i32 = -1, since 3,
+        /// v3+ (default "")
+        member_id: String = String::new(), since 3,
+        /// v3+ (default null)
+        group_instance_id: Option<String> = None, since 3,
+        topics: Vec<TxnOffsetCommitTopic>,
+    }
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct TxnOffsetCommitResponse {
+        throttle_time_ms: i32,
+        topics: Vec<TxnOffsetCommitTopicResult>,
+    }
 }
 
 impl Default for TxnOffsetCommitRequest {
@@ -417,111 +299,21 @@ impl Default for TxnOffsetCommitRequest {
     }
 }
 
-impl Request for TxnOffsetCommitRequest {
-    const API_KEY: i16 = API_TXN_OFFSET_COMMIT;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 5;
-    type Response = TxnOffsetCommitResponse;
-
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 3;
-        put_str(out, &self.transactional_id, flex);
-        put_str(out, &self.group_id, flex);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        if version >= 3 {
-            out.put_i32(self.generation_id);
-            put_str(out, &self.member_id, flex);
-            put_nullable_str(out, self.group_instance_id.as_deref(), flex);
-        }
-        put_arr_len(out, self.topics.len(), flex);
-        for t in &self.topics {
-            put_str(out, &t.name, flex);
-            put_arr_len(out, t.partitions.len(), flex);
-            for p in &t.partitions {
-                out.put_i32(p.partition_index);
-                out.put_i64(p.committed_offset);
-                if version >= 2 {
-                    out.put_i32(p.committed_leader_epoch);
-                }
-                put_nullable_str(out, p.committed_metadata.as_deref(), flex);
-                put_tagged_fields_if(out, flex);
-            }
-            put_tagged_fields_if(out, flex);
-        }
-        put_tagged_fields_if(out, flex);
-    }
+message! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct TxnOffsetCommitPartitionResult { partition_index: i32, error_code: i16 }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TxnOffsetCommitPartitionResult {
-    pub partition_index: i32,
-    pub error_code: i16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TxnOffsetCommitTopicResult {
-    pub name: String,
-    pub partitions: Vec<TxnOffsetCommitPartitionResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TxnOffsetCommitResponse {
-    pub throttle_time_ms: i32,
-    pub topics: Vec<TxnOffsetCommitTopicResult>,
-}
-
-impl Response for TxnOffsetCommitResponse {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 3;
-        let throttle_time_ms = r.get_i32()?;
-        let topics = r.array(flex, 2, |r| {
-            let name = r.string(flex)?;
-            let partitions = r.array(flex, 6, |r| {
-                let p = TxnOffsetCommitPartitionResult {
-                    partition_index: r.get_i32()?,
-                    error_code: r.get_i16()?,
-                };
-                r.tagged_fields_if(flex)?;
-                Ok(p)
-            })?;
-            r.tagged_fields_if(flex)?;
-            Ok(TxnOffsetCommitTopicResult { name, partitions })
-        })?;
-        r.tagged_fields_if(flex)?;
-        Ok(TxnOffsetCommitResponse { throttle_time_ms, topics })
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct TxnOffsetCommitTopicResult {
+        name: String,
+        partitions: Vec<TxnOffsetCommitPartitionResult>,
     }
 }
 
 // ---------------------------------------------------------------------------
-// broker side
-
-impl DecodeRequest for InitProducerIdRequest {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 2;
-        let transactional_id = r.nullable_string(flex)?;
-        let transaction_timeout_ms = r.get_i32()?;
-        let (producer_id, producer_epoch) =
-            if version >= 3 { (r.get_i64()?, r.get_i16()?) } else { (-1, -1) };
-        r.tagged_fields_if(flex)?;
-        Ok(InitProducerIdRequest {
-            transactional_id,
-            transaction_timeout_ms,
-            producer_id,
-            producer_epoch,
-        })
-    }
-}
-
-impl EncodeResponse for InitProducerIdResponse {
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        out.put_i32(self.throttle_time_ms);
-        out.put_i16(self.error_code);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        put_tagged_fields_if(out, version >= 2);
-    }
-}
+// FindCoordinator, broker side
 
 impl DecodeRequest for FindCoordinatorRequest {
     fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -567,147 +359,6 @@ impl EncodeResponse for FindCoordinatorResponse {
                 put_compact_nullable_string(out, c.error_message.as_deref());
                 put_empty_tagged_fields(out);
             }
-        }
-        put_tagged_fields_if(out, flex);
-    }
-}
-
-impl DecodeRequest for AddPartitionsToTxnRequest {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 3;
-        let transactional_id = r.string(flex)?;
-        let producer_id = r.get_i64()?;
-        let producer_epoch = r.get_i16()?;
-        let topics = r.array(flex, 2, |r| {
-            let name = r.string(flex)?;
-            let partitions = r.i32_array(flex)?;
-            r.tagged_fields_if(flex)?;
-            Ok(AddPartitionsToTxnTopic { name, partitions })
-        })?;
-        r.tagged_fields_if(flex)?;
-        Ok(AddPartitionsToTxnRequest { transactional_id, producer_id, producer_epoch, topics })
-    }
-}
-
-impl EncodeResponse for AddPartitionsToTxnResponse {
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 3;
-        out.put_i32(self.throttle_time_ms);
-        put_arr_len(out, self.results_by_topic.len(), flex);
-        for t in &self.results_by_topic {
-            put_str(out, &t.name, flex);
-            put_arr_len(out, t.results_by_partition.len(), flex);
-            for p in &t.results_by_partition {
-                out.put_i32(p.partition_index);
-                out.put_i16(p.partition_error_code);
-                put_tagged_fields_if(out, flex);
-            }
-            put_tagged_fields_if(out, flex);
-        }
-        put_tagged_fields_if(out, flex);
-    }
-}
-
-impl DecodeRequest for AddOffsetsToTxnRequest {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 3;
-        let req = AddOffsetsToTxnRequest {
-            transactional_id: r.string(flex)?,
-            producer_id: r.get_i64()?,
-            producer_epoch: r.get_i16()?,
-            group_id: r.string(flex)?,
-        };
-        r.tagged_fields_if(flex)?;
-        Ok(req)
-    }
-}
-
-impl EncodeResponse for AddOffsetsToTxnResponse {
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        out.put_i32(self.throttle_time_ms);
-        out.put_i16(self.error_code);
-        put_tagged_fields_if(out, version >= 3);
-    }
-}
-
-impl DecodeRequest for EndTxnRequest {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 3;
-        let req = EndTxnRequest {
-            transactional_id: r.string(flex)?,
-            producer_id: r.get_i64()?,
-            producer_epoch: r.get_i16()?,
-            committed: r.get_bool()?,
-        };
-        r.tagged_fields_if(flex)?;
-        Ok(req)
-    }
-}
-
-impl EncodeResponse for EndTxnResponse {
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        out.put_i32(self.throttle_time_ms);
-        out.put_i16(self.error_code);
-        if version >= 5 {
-            out.put_i64(self.producer_id);
-            out.put_i16(self.producer_epoch);
-        }
-        put_tagged_fields_if(out, version >= 3);
-    }
-}
-
-impl DecodeRequest for TxnOffsetCommitRequest {
-    fn decode_body(version: i16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let flex = version >= 3;
-        let mut req = TxnOffsetCommitRequest {
-            transactional_id: r.string(flex)?,
-            group_id: r.string(flex)?,
-            producer_id: r.get_i64()?,
-            producer_epoch: r.get_i16()?,
-            ..Default::default()
-        };
-        if version >= 3 {
-            req.generation_id = r.get_i32()?;
-            req.member_id = r.string(flex)?;
-            req.group_instance_id = r.nullable_string(flex)?;
-        }
-        req.topics = r.array(flex, 2, |r| {
-            let name = r.string(flex)?;
-            let partitions = r.array(flex, 13, |r| {
-                let partition_index = r.get_i32()?;
-                let committed_offset = r.get_i64()?;
-                let committed_leader_epoch = if version >= 2 { r.get_i32()? } else { -1 };
-                let committed_metadata = r.nullable_string(flex)?;
-                r.tagged_fields_if(flex)?;
-                Ok(TxnOffsetCommitPartition {
-                    partition_index,
-                    committed_offset,
-                    committed_leader_epoch,
-                    committed_metadata,
-                })
-            })?;
-            r.tagged_fields_if(flex)?;
-            Ok(TxnOffsetCommitTopic { name, partitions })
-        })?;
-        r.tagged_fields_if(flex)?;
-        Ok(req)
-    }
-}
-
-impl EncodeResponse for TxnOffsetCommitResponse {
-    fn encode_body(&self, version: i16, out: &mut BytesMut) {
-        let flex = version >= 3;
-        out.put_i32(self.throttle_time_ms);
-        put_arr_len(out, self.topics.len(), flex);
-        for t in &self.topics {
-            put_str(out, &t.name, flex);
-            put_arr_len(out, t.partitions.len(), flex);
-            for p in &t.partitions {
-                out.put_i32(p.partition_index);
-                out.put_i16(p.error_code);
-                put_tagged_fields_if(out, flex);
-            }
-            put_tagged_fields_if(out, flex);
         }
         put_tagged_fields_if(out, flex);
     }

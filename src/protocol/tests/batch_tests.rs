@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use crate::protocol::compression::Compression;
 use crate::protocol::record_batch::*;
+use crate::protocol::test_support::*;
 use crate::protocol::DecodeError;
 
 #[derive(Debug, Clone)]

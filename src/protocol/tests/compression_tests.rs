@@ -4,6 +4,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 
 use crate::protocol::compression::*;
+use crate::protocol::test_support::*;
 
 fn all_codecs() -> Vec<Compression> {
     vec![
@@ -38,6 +39,7 @@ fn xxh32_reference_values() {
     // is not public, so use the LZ4 frame checksums validated by liblz4 below instead)
     // the Kafka frame descriptor checksum byte for FLG=0x60, BD=0x40:
     assert_eq!((xxh32(&[0x60, 0x40], 0) >> 8) as u8, 0x82);
+    assert_eq!((xxh32(&[LZ4_FLG, LZ4_BD], 0) >> 8) as u8, LZ4_HC);
 }
 
 #[test]

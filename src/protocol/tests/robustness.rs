@@ -17,6 +17,7 @@ use crate::protocol::api::*;
 use crate::protocol::compression::Compression;
 use crate::protocol::messages::*;
 use crate::protocol::record_batch::*;
+use crate::protocol::test_support::*;
 
 // ---------------------------------------------------------------------------
 // allocation tracking

@@ -1,0 +1,313 @@
+//! The metadata task: refreshes cluster metadata when asked (a new topic, a
+//! leader change, an error that needs it) or every metadata.max.age.ms,
+//! applies it (brokers, partitions and leaders), moves records that waited
+//! for their topic into their partitions, and fails those that waited past
+//! delivery.timeout.ms.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::Notify;
+
+use crate::error::{self, Error};
+use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+
+use super::accumulator::{PartitionQueue, TopicHandle};
+use super::backoff::Backoff;
+use super::conn::Broker;
+use super::{Attempt, FnvBuild, Inner};
+
+/// What the producer's API and the metadata task share.
+pub(crate) struct MetadataState {
+    wake: Notify,
+    /// A refresh is wanted as soon as possible.
+    needed: AtomicBool,
+    /// Counts refreshes (successful or not); `refreshed` signals each.
+    refreshes: Mutex<u64>,
+    refreshed: Condvar,
+    /// Why the last refresh failed, if it did (or why no producer id).
+    last_cluster_error: Mutex<Option<Error>>,
+}
+
+impl MetadataState {
+    pub fn new() -> MetadataState {
+        MetadataState {
+            wake: Notify::new(),
+            needed: AtomicBool::new(true),
+            refreshes: Mutex::new(0),
+            refreshed: Condvar::new(),
+            last_cluster_error: Mutex::new(None),
+        }
+    }
+
+    /// Asks the metadata task for a refresh.
+    pub fn request(&self) {
+        self.needed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub fn last_cluster_error(&self) -> Option<Error> {
+        self.last_cluster_error.lock().clone()
+    }
+
+    pub fn set_cluster_error(&self, e: Option<Error>) {
+        *self.last_cluster_error.lock() = e;
+    }
+
+    /// Blocks the calling (non-I/O) thread until the next refresh ends or
+    /// `until`.
+    pub fn wait_for_refresh(&self, until: Instant) {
+        let mut g = self.refreshes.lock();
+        let _ = self.refreshed.wait_until(&mut g, until);
+    }
+
+    fn refresh_done(&self) {
+        let mut g = self.refreshes.lock();
+        *g += 1;
+        self.refreshed.notify_all();
+    }
+}
+
+pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
+    let state = &inner.metadata;
+    let max_age = Duration::from_millis(inner.cfg.metadata_max_age_ms);
+    // Back-to-back refreshes (e.g. the first send of a new topic right after
+    // the startup fetch) must not wait out retry.backoff.ms: only failures
+    // back off; otherwise refreshes are merely coalesced.
+    let min_gap = Duration::from_millis(5);
+    let backoff = Backoff::from_millis(
+        inner.cfg.retry_backoff_ms.max(50),
+        inner.cfg.retry_backoff_max_ms.max(1000),
+    );
+    let mut failures: u32 = 0;
+    let mut last_attempt: Option<Instant> = None;
+    let mut last_success = Instant::now();
+    loop {
+        let stopped = inner.lifecycle.stopped();
+        if inner.lifecycle.is_shut_down() {
+            return;
+        }
+        let wanted = state.needed.load(Ordering::Acquire);
+        if !(wanted || last_success.elapsed() >= max_age) {
+            tokio::select! {
+                _ = state.wake.notified() => {}
+                _ = tokio::time::sleep(max_age.saturating_sub(last_success.elapsed())) => {}
+                _ = stopped => return,
+            }
+            continue;
+        }
+        if let Some(t) = last_attempt {
+            let gap = if failures > 0 { backoff.delay(failures) } else { min_gap };
+            let since = t.elapsed();
+            if since < gap {
+                tokio::select! {
+                    _ = tokio::time::sleep(gap - since) => {}
+                    _ = stopped => return,
+                }
+            }
+        }
+        state.needed.store(false, Ordering::Release);
+        last_attempt = Some(Instant::now());
+        let topics: Vec<Arc<str>> = inner.topics.read().keys().cloned().collect();
+        match fetch_metadata(&inner, &topics).await {
+            Ok(resp) => {
+                failures = 0;
+                last_success = Instant::now();
+                state.set_cluster_error(None);
+                if apply_metadata(&inner, resp) {
+                    state.needed.store(true, Ordering::Release);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                state.set_cluster_error(Some(e));
+                state.needed.store(true, Ordering::Release);
+            }
+        }
+        expire_pending(&inner);
+        state.refresh_done();
+        inner.sender_wake.notify_one();
+    }
+}
+
+/// Records waiting for metadata past delivery.timeout.ms fail, saying why.
+fn expire_pending(inner: &Inner) {
+    let timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
+    let Some(limit) = Instant::now().checked_sub(timeout) else { return };
+    let topics: Vec<Arc<TopicHandle>> = inner.topics.read().values().cloned().collect();
+    for t in topics {
+        let has_old = t.pending.lock().iter().any(|p| p.enqueued <= limit);
+        if !has_old {
+            continue;
+        }
+        let why = t.meta.read().last_error.clone();
+        let name = &t.name.name;
+        let ms = timeout.as_millis();
+        let err = match (why, inner.metadata.last_cluster_error()) {
+            (_, Some(c)) => Error::new(
+                if c.code == error::ALL_BROKERS_DOWN {
+                    error::ALL_BROKERS_DOWN
+                } else {
+                    error::TIMED_OUT
+                },
+                format!(
+                    "no metadata for topic \"{name}\" within delivery.timeout.ms ({ms} ms): {}",
+                    c.message
+                ),
+            ),
+            (Some(e), None) => Error::new(
+                e.code,
+                format!(
+                    "topic \"{name}\" not available within delivery.timeout.ms ({ms} ms): {}",
+                    e.message
+                ),
+            ),
+            (None, None) => Error::new(
+                error::TIMED_OUT,
+                format!("no metadata for topic \"{name}\" within delivery.timeout.ms ({ms} ms)"),
+            ),
+        };
+        inner.fail_pending(&t, &err, Some(limit));
+    }
+}
+
+async fn fetch_metadata(inner: &Inner, topics: &[Arc<str>]) -> Result<MetadataResponse, Error> {
+    let req = MetadataRequest {
+        topics: Some(
+            topics
+                .iter()
+                .map(|t| MetadataRequestTopic {
+                    topic_id: Default::default(),
+                    name: Some(t.to_string()),
+                })
+                .collect(),
+        ),
+        allow_auto_topic_creation: inner.cfg.allow_auto_create_topics,
+        include_cluster_authorized_operations: false,
+        include_topic_authorized_operations: false,
+    };
+    let req = &req;
+    let tried = inner
+        .on_any_broker(|b| async move {
+            match b.request(req).await {
+                Ok(r) => Attempt::Done(r),
+                Err(e) => Attempt::Next(Error::new(e.code, format!("{}: {}", b.addr(), e.message))),
+            }
+        })
+        .await;
+    tried.map_err(|errs| {
+        let mut msgs: Vec<String> = errs.0.into_iter().map(|e| e.message).collect();
+        msgs.dedup();
+        Error::new(
+            error::ALL_BROKERS_DOWN,
+            format!("no broker answered a metadata request ({})", msgs.join("; ")),
+        )
+    })
+}
+
+/// Applies a metadata response. Returns true when another refresh is needed soon.
+fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
+    update_brokers(inner, &resp);
+    let mut again = false;
+    let topics: HashMap<Arc<str>, Arc<TopicHandle>, FnvBuild> = inner.topics.read().clone();
+    for t in &resp.topics {
+        let Some(name) = t.name.as_deref() else { continue };
+        let Some(handle) = topics.get(name) else { continue };
+        if t.error_code != 0 {
+            let code = t.error_code as i32;
+            let err = Error::new(
+                code,
+                format!("metadata for topic \"{name}\": {}", error::description(code)),
+            );
+            handle.meta.write().last_error = Some(err.clone());
+            if error::is_retriable(code) {
+                again = true;
+            } else {
+                inner.fail_pending(handle, &err, None);
+            }
+            continue;
+        }
+        let mut leaders: Vec<PartitionLeader> = t
+            .partitions
+            .iter()
+            .map(|p| PartitionLeader {
+                partition: p.partition_index,
+                leader: if p.error_code == 0 || p.leader_id >= 0 { p.leader_id } else { -1 },
+            })
+            .collect();
+        leaders.sort_by_key(|p| (p.partition, p.leader));
+        let update = update_partitions(inner, handle, &leaders);
+        again |= update.leaderless;
+        if update.newly_known || !handle.pending.lock().is_empty() {
+            inner.pending_to_partitions_then_mark_known(handle);
+        }
+    }
+    again
+}
+
+/// Adds brokers the response names, and replaces those that moved.
+fn update_brokers(inner: &Inner, resp: &MetadataResponse) {
+    let mut brokers = inner.brokers.write();
+    for b in &resp.brokers {
+        let port = b.port as u16;
+        let replace = match brokers.get(&b.node_id) {
+            Some(old) => old.host != b.host || old.port != port,
+            None => true,
+        };
+        if replace {
+            brokers.insert(
+                b.node_id,
+                Broker::new(b.node_id, b.host.clone(), port, inner.conn_settings.clone()),
+            );
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct PartitionLeader {
+    partition: i32,
+    /// -1: no leader now.
+    leader: i32,
+}
+
+struct PartitionsUpdate {
+    /// The topic has partitions now and was not known before.
+    newly_known: bool,
+    /// Some partition has no leader: refresh again soon.
+    leaderless: bool,
+}
+
+/// Sets the leaders of a topic's partitions and adds new partitions.
+fn update_partitions(
+    inner: &Inner,
+    handle: &TopicHandle,
+    leaders: &[PartitionLeader],
+) -> PartitionsUpdate {
+    let mut leaderless = false;
+    let mut meta = handle.meta.write();
+    meta.last_error = None;
+    let have = meta.partitions.len();
+    let mut added = Vec::new();
+    for p in leaders {
+        if p.leader < 0 {
+            leaderless = true;
+        }
+        let idx = p.partition as usize;
+        if idx < have {
+            meta.partitions[idx].leader.store(p.leader, Ordering::Release);
+        } else if idx == meta.partitions.len() {
+            let pq = PartitionQueue::new(handle.name.clone(), p.partition, p.leader);
+            meta.partitions.push(pq.clone());
+            added.push(pq);
+        }
+    }
+    if !added.is_empty() {
+        inner.all_partitions.write().extend(added);
+    }
+    // `known` is set only after the pending records are in their
+    // partitions (by the caller), so no newer record can overtake them.
+    PartitionsUpdate { newly_known: !meta.known && !meta.partitions.is_empty(), leaderless }
+}

@@ -1,0 +1,356 @@
+//! Produce requests must reach a broker in the order the sender assigned
+//! their sequence numbers. A broker that has no state yet for a producer id
+//! (a fresh id, or the new id after a KIP-360 bump, e.g. after kp_purge)
+//! accepts any sequence first; if a later batch of a partition overtakes an
+//! earlier one there, the earlier one can never line up: it is rejected with
+//! OUT_OF_ORDER_SEQUENCE_NUMBER until delivery.timeout.ms (the post-purge
+//! stall), and the partition's records are written out of order.
+//!
+//! The mock broker below answers ApiVersions, Metadata, InitProducerId and
+//! Produce, with Kafka's sequence rules (ProducerAppendInfo.checkSequence).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::{ConfigMap, ProducerConfig};
+use crate::error;
+use crate::protocol::api::{self, Request};
+use crate::protocol::messages::*;
+use crate::protocol::test_support::decode_batches;
+
+use crate::engine::{Dispatch, Producer, Record, ReportView, Token};
+
+#[derive(Default)]
+struct ProducerState {
+    epoch: i16,
+    last_seq: i32,
+    /// (first seq, last seq, base offset) of the last 5 batches.
+    recent: VecDeque<(i32, i32, i64)>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// Per partition: next offset.
+    next_offset: HashMap<i32, i64>,
+    /// Per (partition, producer id).
+    producers: HashMap<(i32, i64), ProducerState>,
+    /// Per (partition, producer id): base sequences in arrival order.
+    arrivals: HashMap<(i32, i64), Vec<i32>>,
+    out_of_order_answers: usize,
+}
+
+impl Log {
+    /// Kafka's rules: a producer id the partition has no state for may start
+    /// at any sequence; otherwise the batch must follow the last one (or
+    /// repeat one of the last five: a duplicate, answered with its offset).
+    fn append(&mut self, partition: i32, pid: i64, epoch: i16, seq: i32, count: i32) -> (i16, i64) {
+        self.arrivals.entry((partition, pid)).or_default().push(seq);
+        let last = seq + count - 1;
+        match self.producers.get(&(partition, pid)) {
+            Some(st) if st.epoch == epoch => {
+                if let Some(&(_, _, off)) = st.recent.iter().find(|b| b.0 == seq && b.1 == last) {
+                    return (0, off);
+                }
+                if seq != st.last_seq.wrapping_add(1) {
+                    self.out_of_order_answers += 1;
+                    return (error::OUT_OF_ORDER_SEQUENCE_NUMBER as i16, -1);
+                }
+            }
+            Some(_) if seq != 0 => {
+                self.out_of_order_answers += 1;
+                return (error::OUT_OF_ORDER_SEQUENCE_NUMBER as i16, -1);
+            }
+            _ => {}
+        }
+        let next = self.next_offset.entry(partition).or_insert(0);
+        let base = *next;
+        *next += count as i64;
+        let st = self.producers.entry((partition, pid)).or_default();
+        st.epoch = epoch;
+        st.last_seq = last;
+        st.recent.push_back((seq, last, base));
+        if st.recent.len() > 5 {
+            st.recent.pop_front();
+        }
+        (0, base)
+    }
+}
+
+struct Mock {
+    port: u16,
+    partitions: i32,
+    log: Mutex<Log>,
+    next_pid: AtomicI64,
+}
+
+async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let len = s.read_i32().await.ok()?;
+    let mut buf = vec![0u8; len as usize];
+    s.read_exact(&mut buf).await.ok()?;
+    Some(buf)
+}
+
+fn ranges() -> Vec<ApiVersionRange> {
+    let r = |api_key: i16, min_version: i16, max_version: i16| ApiVersionRange {
+        api_key,
+        min_version,
+        max_version,
+    };
+    vec![
+        r(ApiVersionsRequest::API_KEY, 0, 3),
+        r(MetadataRequest::API_KEY, MetadataRequest::MIN_VERSION, MetadataRequest::MAX_VERSION),
+        r(ProduceRequest::API_KEY, ProduceRequest::MIN_VERSION, ProduceRequest::MAX_VERSION),
+        r(
+            InitProducerIdRequest::API_KEY,
+            InitProducerIdRequest::MIN_VERSION,
+            InitProducerIdRequest::MAX_VERSION,
+        ),
+    ]
+}
+
+async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
+    // One request at a time per connection, like a Kafka broker.
+    while let Some(frame) = read_frame(&mut s).await {
+        let (h, _) = api::decode_request_header(&frame).expect("request header");
+        let mut out = BytesMut::new();
+        match h.api_key {
+            api::API_API_VERSIONS => {
+                let resp = ApiVersionsResponse {
+                    error_code: 0,
+                    api_keys: ranges(),
+                    throttle_time_ms: 0,
+                    supported_features: vec![],
+                    finalized_features_epoch: -1,
+                    finalized_features: vec![],
+                    zk_migration_ready: false,
+                    decoded_version: h.api_version,
+                };
+                api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
+            }
+            api::API_METADATA => {
+                let (_, req) =
+                    api::decode_request::<MetadataRequest>(&frame).expect("metadata request");
+                let topics = req
+                    .topics
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| MetadataTopic {
+                        error_code: 0,
+                        name: t.name,
+                        topic_id: [0; 16],
+                        is_internal: false,
+                        partitions: (0..mock.partitions)
+                            .map(|p| MetadataPartition {
+                                error_code: 0,
+                                partition_index: p,
+                                leader_id: 1,
+                                leader_epoch: 0,
+                                replica_nodes: vec![1],
+                                isr_nodes: vec![1],
+                                offline_replicas: vec![],
+                            })
+                            .collect(),
+                        topic_authorized_operations: i32::MIN,
+                    })
+                    .collect();
+                let resp = MetadataResponse {
+                    throttle_time_ms: 0,
+                    brokers: vec![MetadataBroker {
+                        node_id: 1,
+                        host: "127.0.0.1".into(),
+                        port: mock.port as i32,
+                        rack: None,
+                    }],
+                    cluster_id: Some("mock".into()),
+                    controller_id: 1,
+                    topics,
+                    cluster_authorized_operations: i32::MIN,
+                };
+                api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
+            }
+            api::API_INIT_PRODUCER_ID => {
+                // Slow enough that records pile up before the first send.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let resp = InitProducerIdResponse {
+                    throttle_time_ms: 0,
+                    error_code: 0,
+                    producer_id: mock.next_pid.fetch_add(1, Ordering::Relaxed),
+                    producer_epoch: 0,
+                };
+                api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
+            }
+            api::API_PRODUCE => {
+                let (_, req) =
+                    api::decode_request::<ProduceRequest>(&frame).expect("produce request");
+                let mut responses = Vec::new();
+                for t in req.topic_data {
+                    let mut parts = Vec::new();
+                    for p in t.partition_data {
+                        let batches = decode_batches(&p.records).expect("record batch");
+                        assert_eq!(batches.len(), 1, "one batch per partition");
+                        let b = &batches[0];
+                        let (code, base) = mock.log.lock().unwrap().append(
+                            p.index,
+                            b.producer_id,
+                            b.producer_epoch,
+                            b.base_sequence,
+                            b.record_count,
+                        );
+                        parts.push(PartitionProduceResponse {
+                            index: p.index,
+                            error_code: code,
+                            base_offset: base,
+                            log_append_time_ms: -1,
+                            log_start_offset: 0,
+                            record_errors: vec![],
+                            error_message: None,
+                            current_leader: None,
+                        });
+                    }
+                    responses
+                        .push(TopicProduceResponse { name: t.name, partition_responses: parts });
+                }
+                let resp =
+                    ProduceResponse { responses, throttle_time_ms: 0, node_endpoints: vec![] };
+                api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
+            }
+            other => panic!("the mock broker does not speak API {other}"),
+        }
+        if s.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts the mock broker on its own runtime thread.
+fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let mock = Arc::new(Mock {
+        port: listener.local_addr().unwrap().port(),
+        partitions,
+        log: Mutex::new(Log::default()),
+        next_pid: AtomicI64::new(1000),
+    });
+    let m = mock.clone();
+    rt.spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            tokio::spawn(serve_connection(m.clone(), s));
+        }
+    });
+    (mock, rt)
+}
+
+type Reports = Arc<Mutex<Vec<(usize, i32, i32, i64)>>>;
+
+fn producer(port: u16, reports: Reports) -> Producer {
+    let mut m = ConfigMap::default();
+    for (k, v) in [
+        ("bootstrap.servers", format!("127.0.0.1:{port}")),
+        ("enable.idempotence", "true".into()),
+        ("linger.ms", "0".into()),
+        ("batch.size", "1000".into()),
+        ("request.timeout.ms", "2000".into()),
+        ("delivery.timeout.ms", "4000".into()),
+        ("retry.backoff.ms", "10".into()),
+    ] {
+        m.set(k, &v).unwrap();
+    }
+    let cfg = ProducerConfig::from_map(&m).unwrap();
+    let dispatch: Arc<Dispatch> = Arc::new(move |v: &ReportView<'_>, t: &Token| {
+        if let Token::Callback { ctx, .. } = t {
+            reports.lock().unwrap().push((*ctx, v.partition, v.error, v.offset));
+        }
+    });
+    Producer::new(cfg, dispatch, None).unwrap()
+}
+
+/// The dispatch above records reports itself; the callback is never called.
+unsafe extern "C" fn no_callback(
+    _: *const crate::engine::report::kp_report_t,
+    _: *mut std::ffi::c_void,
+) {
+}
+
+#[test]
+fn produce_requests_reach_the_broker_in_sequence_order() {
+    let partitions = 2;
+    let (mock, _rt) = start_mock(partitions);
+    let value = [b'v'; 100];
+    for round in 0..8 {
+        let reports: Reports = Arc::default();
+        let p = producer(mock.port, reports.clone());
+        // Each partition gets ~10 records per batch; sends keep arriving
+        // while the sender drains, as in kp_send loops.
+        let n = 3000;
+        for i in 0..n {
+            let rec = Record {
+                topic: "t",
+                partition: (i % partitions as usize) as i32,
+                key: None,
+                value: Some(&value),
+                headers: &[],
+                timestamp_ms: 0,
+            };
+            p.send(&rec, Token::Callback { cb: no_callback, ctx: i }).unwrap();
+        }
+        let t0 = Instant::now();
+        let flushed = p.flush(Duration::from_secs(10)).is_ok();
+        let _ = p.close(Duration::from_secs(1));
+        let reports = reports.lock().unwrap().clone();
+        let log = mock.log.lock().unwrap();
+        // Out-of-order arrivals at the broker, per (partition, producer id).
+        let mut overtaken = Vec::new();
+        for ((part, pid), seqs) in &log.arrivals {
+            if let Some(w) = seqs.windows(2).find(|w| w[1] < w[0]) {
+                overtaken.push(format!(
+                    "partition {part} producer {pid}: {} after {} (arrivals {:?}...)",
+                    w[1],
+                    w[0],
+                    &seqs[..seqs.len().min(12)]
+                ));
+            }
+        }
+        assert!(
+            overtaken.is_empty(),
+            "round {round}: produce requests overtook each other: {overtaken:?}"
+        );
+        assert_eq!(
+            log.out_of_order_answers, 0,
+            "round {round}: the broker answered OUT_OF_ORDER_SEQUENCE_NUMBER"
+        );
+        assert!(flushed, "round {round}: flush timed out after {:?}", t0.elapsed());
+        assert_eq!(reports.len(), n, "round {round}: one report per record");
+        let failed: Vec<_> = reports.iter().filter(|r| r.2 != 0).collect();
+        assert!(
+            failed.is_empty(),
+            "round {round}: {} record(s) failed, first {:?}",
+            failed.len(),
+            failed[0]
+        );
+        // Within a partition, the log order is the send order.
+        let mut by_tag: Vec<_> = reports.clone();
+        by_tag.sort_by_key(|r| r.0);
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        for r in &by_tag {
+            if let Some(prev) = last.insert(r.1, r.3) {
+                assert!(
+                    r.3 > prev,
+                    "round {round}: record {} of partition {} at offset {} after offset {prev}",
+                    r.0,
+                    r.1,
+                    r.3
+                );
+            }
+        }
+        drop(log);
+    }
+}

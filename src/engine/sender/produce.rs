@@ -1,0 +1,329 @@
+//! One produce request: seal its batches, build the request, queue it on the
+//! broker's connection in sequence order, and handle the response (success,
+//! retry with backoff, or a failure report).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{self, Error};
+use crate::protocol::messages::{
+    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceData,
+};
+use crate::protocol::record_batch::restamp_bytes;
+
+use super::super::backoff::Backoff;
+use super::super::conn::Broker;
+use super::super::idempotence;
+use super::super::report::Persistence;
+use super::super::{group_by_topic, Inner};
+use super::{expired_error, next_sequence, waits_for_earlier, InFlight};
+
+pub(super) async fn send_produce(
+    inner: Arc<Inner>,
+    broker: Arc<Broker>,
+    batches: Vec<InFlight>,
+    ticket: u64,
+) {
+    // Until the request is queued on the connection (or given up), later
+    // requests to this broker wait.
+    let turn = broker.produce_turn(ticket).await;
+    let mut batches = seal_all(&inner, batches);
+    if batches.is_empty() {
+        broker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        inner.sender_wake.notify_one();
+        return;
+    }
+    let req = build_request(&inner, &batches);
+    for f in batches.iter_mut() {
+        f.batch.in_request = true;
+    }
+    // acks=0: the broker sends no response (Ok(None) once written).
+    let queued = broker
+        .queue(&req, inner.txn.as_ref().map(|t| t.produce_version_cap()), req.acks != 0)
+        .await;
+    drop(turn);
+    // KIP-219: from Produce v6 on the broker answers at once and the client
+    // holds back while throttled (before, the broker delayed the answer).
+    let mut client_throttles = false;
+    let result: Result<Option<ProduceResponse>, Error> = match queued {
+        Ok(q) => {
+            client_throttles = q.version() >= 6;
+            inner.metrics.request_sent();
+            let sent_at = Instant::now();
+            let r = broker.finish::<ProduceRequest>(q).await;
+            if let Ok(Some(resp)) = &r {
+                inner.metrics.response(sent_at.elapsed(), resp.throttle_time_ms);
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
+    broker.in_flight.fetch_sub(1, Ordering::AcqRel);
+    let now = Instant::now();
+    for f in batches.iter_mut() {
+        f.batch.in_request = false;
+    }
+    let batches = report_purged(&inner, batches);
+    match result {
+        Ok(None) => {
+            for f in batches {
+                f.pq.state.lock().in_flight -= 1;
+                f.batch.succeed(-1, -1, Persistence::PossiblyPersisted);
+            }
+        }
+        Ok(Some(resp)) => {
+            if resp.throttle_time_ms > 0 && client_throttles {
+                // Responses to pipelined requests may carry shorter times:
+                // keep the latest end.
+                let until = now + Duration::from_millis(resp.throttle_time_ms as u64);
+                let mut t = broker.throttled_until.lock();
+                *t = Some(t.map_or(until, |old| old.max(until)));
+            }
+            for f in batches {
+                let pr = resp
+                    .responses
+                    .iter()
+                    .filter(|t| t.name == *f.pq.topic.name)
+                    .flat_map(|t| t.partition_responses.iter())
+                    .find(|p| p.index == f.pq.partition);
+                handle_partition_response(&inner, &broker, f, pr, now);
+            }
+        }
+        Err(e) => {
+            if matches!(e.code, error::REQUEST_TIMED_OUT | error::TRANSPORT | error::BAD_RESPONSE) {
+                inner.request_metadata();
+            }
+            for mut f in batches {
+                f.batch.ambiguous = true;
+                retry_or_fail(&inner, f, e.clone(), now);
+            }
+        }
+    }
+    inner.sender_wake.notify_one();
+}
+
+/// Seals (compress + header + CRC) each batch once; retries reuse the
+/// sealed bytes, restamped when the producer id/epoch/sequence changed. A
+/// batch that cannot be sealed is reported and left out.
+fn seal_all(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
+    let mut sealed_ok = Vec::with_capacity(batches.len());
+    for mut f in batches {
+        if f.batch.sealed.is_some() && f.batch.sealed_stamp != f.batch.stamp {
+            let b = f.batch.sealed.take().expect("sealed");
+            f.batch.sealed = Some(restamp_bytes(b, f.batch.stamp));
+            f.batch.sealed_stamp = f.batch.stamp;
+        }
+        if f.batch.sealed.is_none() {
+            let builder = f.batch.builder.take().expect("unsealed batch has a builder");
+            match builder.seal(inner.cfg.compression, f.batch.stamp) {
+                Ok(s) => {
+                    inner.metrics.batch_sealed(s.bytes.len(), s.uncompressed_size);
+                    f.batch.sealed = Some(s.bytes);
+                    f.batch.sealed_stamp = f.batch.stamp;
+                }
+                Err(e) => {
+                    f.pq.state.lock().in_flight -= 1;
+                    f.batch.fail(
+                        Arc::new(Error::new(error::INTERNAL, format!("compression failed: {e}"))),
+                        Persistence::NotPersisted,
+                    );
+                    continue;
+                }
+            }
+        }
+        sealed_ok.push(f);
+    }
+    sealed_ok
+}
+
+fn build_request(inner: &Inner, batches: &[InFlight]) -> ProduceRequest {
+    let partitions = batches.iter().map(|f| {
+        let pd = PartitionProduceData {
+            index: f.pq.partition,
+            records: f.batch.sealed.clone().expect("sealed"),
+        };
+        (&*f.pq.topic.name, pd)
+    });
+    ProduceRequest {
+        transactional_id: inner.txn.as_ref().map(|t| t.id.clone()),
+        acks: inner.cfg.acks,
+        timeout_ms: inner.cfg.request_timeout_ms.min(i32::MAX as u64) as i32,
+        topic_data: group_by_topic(partitions)
+            .into_iter()
+            .map(|(name, partition_data)| TopicProduceData { name, partition_data })
+            .collect(),
+    }
+}
+
+/// Purged while in flight (kp_purge): reports that, whatever the answer.
+/// Returns the other batches.
+fn report_purged(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
+    let generation = inner.purge_generation.load(Ordering::Acquire);
+    let (purged, batches): (Vec<InFlight>, Vec<InFlight>) =
+        batches.into_iter().partition(|f| f.batch.sent_generation < generation);
+    for f in purged {
+        f.pq.state.lock().in_flight -= 1;
+        let err = Arc::new(Error::new(
+            error::PURGED_IN_FLIGHT,
+            "purged by kp_purge while its request was in flight; it may or may not be in the log",
+        ));
+        match &inner.txn {
+            Some(t) => t.batch_failed(&err),
+            None if f.batch.base_seq.is_some() => idempotence::request_bump(inner),
+            None => {}
+        }
+        f.batch.fail(err, Persistence::PossiblyPersisted);
+    }
+    batches
+}
+
+fn handle_partition_response(
+    inner: &Inner,
+    broker: &Broker,
+    mut f: InFlight,
+    pr: Option<&PartitionProduceResponse>,
+    now: Instant,
+) {
+    let Some(p) = pr else {
+        let e =
+            Error::new(error::BAD_RESPONSE, "the produce response did not mention the partition");
+        return retry_or_fail(inner, f, e, now);
+    };
+    let code = p.error_code as i32;
+    // DUPLICATE_SEQUENCE_NUMBER: the broker already has it.
+    if code == 0 || (code == error::DUPLICATE_SEQUENCE_NUMBER && f.batch.base_seq.is_some()) {
+        {
+            let mut st = f.pq.state.lock();
+            st.in_flight -= 1;
+            if let Some(seq) = f.batch.base_seq {
+                st.acked_next = next_sequence(seq, f.batch.record_count());
+            }
+        }
+        f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);
+        return;
+    }
+    let mut msg = format!(
+        "broker {} rejected the batch for {}-{}: {}",
+        broker.node_id,
+        f.pq.topic.name,
+        f.pq.partition,
+        error::description(code)
+    );
+    if let Some(m) = p.error_message.as_deref().filter(|m| !m.is_empty()) {
+        msg.push_str(&format!(" ({m})"));
+    }
+    if let Some(r) = p.record_errors.first() {
+        if let Some(m) = r.batch_index_error_message.as_deref() {
+            msg.push_str(&format!(" [record {}: {m}]", r.batch_index));
+        }
+    }
+    // The broker answered. Only these two codes leave the batch possibly
+    // written (timed out waiting for replication, or written to the leader
+    // only).
+    if code == error::REQUEST_TIMED_OUT || code == error::NOT_ENOUGH_REPLICAS_AFTER_APPEND {
+        f.batch.ambiguous = true;
+    }
+    retry_or_fail(inner, f, Error::new(code, msg), now);
+}
+
+/// Whether a failed batch may be retried. Transactional: epoch and sequence
+/// problems (and PRODUCER_FENCED, which may be a transaction timeout) make
+/// the transaction abortable; the abort's epoch bump then tells a real
+/// fence (fatal) apart. Idempotent: those an epoch bump (KIP-360) or an
+/// in-order retry resolves are retried (asking for the bump when needed).
+fn retriable_for_producer(
+    inner: &Inner,
+    err: &Error,
+    seq: Option<i32>,
+    acked_next: i32,
+    next_seq: i32,
+) -> bool {
+    let retriable = err.retriable();
+    if inner.txn.is_some() {
+        return match err.code {
+            error::PRODUCER_FENCED
+            | error::INVALID_PRODUCER_EPOCH
+            | error::OUT_OF_ORDER_SEQUENCE_NUMBER
+            | error::UNKNOWN_PRODUCER_ID
+            | error::TRANSACTION_ABORTABLE => false,
+            _ => retriable,
+        };
+    }
+    let Some(seq) = seq else { return retriable };
+    match err.code {
+        error::OUT_OF_ORDER_SEQUENCE_NUMBER | error::UNKNOWN_PRODUCER_ID => {
+            // If an earlier batch is still unacknowledged, this one only has
+            // to wait for it. If it is the next the broker should expect,
+            // the broker lost or disagrees with our state; if a later
+            // sequence was acknowledged already (it overtook this one, e.g.
+            // on a new connection after the old one was closed), this one
+            // can never line up. Both need a bump.
+            if !waits_for_earlier(seq, acked_next, next_seq) {
+                idempotence::request_bump(inner);
+            }
+            true
+        }
+        error::INVALID_PRODUCER_EPOCH | error::PRODUCER_FENCED => {
+            idempotence::request_bump(inner);
+            true
+        }
+        _ => retriable,
+    }
+}
+
+fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
+    let InFlight { pq, mut batch } = f;
+    let delivery_timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
+    if error::needs_metadata_refresh(err.code) {
+        inner.request_metadata();
+    }
+    let mut st = pq.state.lock();
+    st.in_flight -= 1;
+    let sequenced = batch.base_seq.is_some();
+    let retriable = retriable_for_producer(inner, &err, batch.base_seq, st.acked_next, st.next_seq);
+    let expired = now.duration_since(batch.created) >= delivery_timeout;
+    if retriable
+        && batch.attempts < inner.cfg.retries
+        && !expired
+        && !inner.lifecycle.is_shut_down()
+    {
+        batch.attempts += 1;
+        inner.metrics.batch_retried();
+        batch.last_error = Some(err);
+        let backoff =
+            Backoff::from_millis(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms);
+        batch.retry_at = Some(now + backoff.delay(batch.attempts));
+        st.requeue(batch);
+        return;
+    }
+    drop(st);
+    match &inner.txn {
+        Some(t) => t.batch_failed(&err),
+        None if sequenced => {
+            // This sequence will never be acknowledged: later ones cannot line up.
+            idempotence::request_bump(inner);
+        }
+        None => {}
+    }
+    let p = batch.persistence_on_failure();
+    let err = if expired && retriable {
+        // Keep the broker's code: it says what went wrong; the message says
+        // that the time ran out.
+        expired_error(&err, delivery_timeout, batch.attempts + 1)
+    } else if retriable {
+        Error::new(
+            err.code,
+            format!(
+                "{} (gave up after {} attempt(s); retries={})",
+                err.message,
+                batch.attempts + 1,
+                inner.cfg.retries
+            ),
+        )
+    } else {
+        err
+    };
+    batch.fail(Arc::new(err), p);
+}

@@ -11,8 +11,9 @@ SONAME  := $(if $(filter 0,$(MAJOR)),libkp.so.0.$(MINOR),libkp.so.$(MAJOR))
 CWARN   := -Wall -Wextra -Werror -pedantic
 LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
+CTESTS   := fork
 
-.PHONY: all lib header-check header-diff examples examples-asan examples-cpp demo test bench clean install uninstall
+.PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall
 
 all: lib examples
 
@@ -49,8 +50,18 @@ build/asan/%: examples-c/%.c include/kp.h | lib
 	mkdir -p build/asan
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CWARN) -Iinclude $< -o $@ $(LDKP)
 
+build/ctests/%: tests/c/%.c include/kp.h | lib
+	mkdir -p build/ctests
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(CWARN) -Iinclude $< -o $@ $(LDKP)
+
+build/ctests/asan/%: tests/c/%.c include/kp.h | lib
+	mkdir -p build/ctests/asan
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CWARN) -Iinclude $< -o $@ $(LDKP)
+
 examples: lib $(addprefix build/,$(EXAMPLES))
 examples-asan: lib $(addprefix build/asan/,$(EXAMPLES))
+# C tests of the ABI (tests/c/), plain and sanitized; tests/c/run.sh runs them.
+c-tests: lib $(addprefix build/ctests/,$(CTESTS)) $(addprefix build/ctests/asan/,$(CTESTS))
 
 # C++ API (include/kp.hpp): the example and the tests, strict warnings,
 # plain and under AddressSanitizer/UBSan (tests/cpp/run.sh runs them).

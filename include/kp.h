@@ -44,6 +44,13 @@
 typedef struct kp_error_t kp_error_t;
 
 /*
+ What the caller can do about an error (after KIP-1050, the Java
+ client's classes since Kafka 4.1): one of the KP_ERROR_CLASS_* values
+ (the discriminants of `crate::error::ErrorClass`; a unit test ties them).
+ */
+typedef int32_t kp_error_class_t;
+
+/*
  Error code: 0 is success, Kafka protocol error numbers for broker errors,
  -100 and below for errors kp detects itself. See kp_err_name()/kp_err_str().
  */
@@ -53,6 +60,41 @@ typedef int32_t kp_err_t;
  Success.
  */
 #define KP_OK 0
+
+/*
+ No error (KP_OK).
+ */
+#define KP_ERROR_CLASS_NONE 0
+
+/*
+ Transient: retrying the same call or record may succeed.
+ */
+#define KP_ERROR_CLASS_RETRIABLE 1
+
+/*
+ Transient once metadata is refreshed (kp does that itself): retry.
+ */
+#define KP_ERROR_CLASS_REFRESH_RETRIABLE 2
+
+/*
+ Inside a transaction: abort it (kp_abort_transaction), then go on.
+ */
+#define KP_ERROR_CLASS_ABORTABLE 3
+
+/*
+ The application decides: fix or drop the record, or recreate the producer.
+ */
+#define KP_ERROR_CLASS_APPLICATION_RECOVERABLE 4
+
+/*
+ A setting, permission or broker feature is wrong or missing.
+ */
+#define KP_ERROR_CLASS_INVALID_CONFIGURATION 5
+
+/*
+ The producer cannot be used any more: destroy it and create a new one.
+ */
+#define KP_ERROR_CLASS_FATAL 6
 
 /*
  kp error, not retriable: Invalid argument (NULL pointer or bad value).
@@ -140,6 +182,11 @@ typedef int32_t kp_err_t;
 #define KP_ERR_PARTITIONER_FAILED -116
 
 /*
+ kp error, not retriable: The producer was created in another process (before fork()); create a new producer in this process.
+ */
+#define KP_ERR_FORKED -117
+
+/*
  Broker error (Kafka code 3), retriable: This server does not host this topic-partition.
  */
 #define KP_ERR_UNKNOWN_TOPIC_OR_PARTITION 3
@@ -157,6 +204,14 @@ typedef int32_t kp_err_t;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ The class of an error code (KP_ERROR_CLASS_NONE for KP_OK,
+ KP_ERROR_CLASS_APPLICATION_RECOVERABLE for an unknown code). A report's
+ own class (kp_report_error_class) can differ: inside a transaction a
+ retriable error that ran out of retries is abortable.
+ */
+kp_error_class_t kp_err_class(kp_err_t err);
 
 /*
  Symbolic name of an error code, e.g. "NOT_ENOUGH_REPLICAS" (without the
@@ -214,6 +269,16 @@ bool kp_error_is_fatal(const struct kp_error_t *e);
  `e` is NULL or an error from kp not yet destroyed.
  */
 bool kp_error_txn_requires_abort(const struct kp_error_t *e);
+
+/*
+ The error's class (KP_ERROR_CLASS_*), consistent with the three
+ predicates above: fatal → FATAL, requires abort → ABORTABLE, retriable →
+ RETRIABLE (or REFRESH_RETRIABLE). KP_ERROR_CLASS_NONE for NULL.
+
+ # Safety
+ `e` is NULL or an error from kp not yet destroyed.
+ */
+kp_error_class_t kp_error_class(const struct kp_error_t *e);
 
 /*
  Frees an error. NULL is a no-op.
@@ -397,7 +462,8 @@ struct kp_producer_t *kp_producer_new(struct kp_config_t *cfg, char *errstr, siz
  Sends everything queued at once (ignoring linger.ms) and waits up to
  `timeout_ms` until every accepted record has had its report (in mode
  "poll" the reports are served on this thread meanwhile). Returns KP_OK
- or KP_ERR_TIMED_OUT. Thread-safe.
+ or KP_ERR_TIMED_OUT; KP_ERR_STATE at once when called from a delivery
+ callback. Thread-safe.
 
  # Safety
  `p` is NULL or a producer not yet destroyed.
@@ -443,7 +509,8 @@ size_t kp_producer_outstanding(const struct kp_producer_t *p);
  unreported at the timeout get a KP_ERR_CLOSED report. When it returns,
  every accepted record has had exactly one report. Returns KP_OK, or
  KP_ERR_TIMED_OUT when it had to fail records. Idempotent. Must not be
- called from a delivery callback (KP_ERR_STATE). The handle stays valid
+ called from a delivery callback (then it returns KP_ERR_STATE at once).
+ In a child process after fork() it returns KP_ERR_FORKED. The handle stays valid
  until kp_producer_destroy().
 
  # Safety
@@ -456,6 +523,8 @@ kp_err_t kp_producer_close(struct kp_producer_t *p, int32_t timeout_ms);
  timeout first: queued records get a KP_ERR_CLOSED report (call
  kp_producer_close() with a timeout first to deliver them). NULL is a
  no-op. No other call may use the handle concurrently or afterwards.
+ In a child process after fork(), it returns at once: it frees the handle
+ but not the engine's state, which belongs to threads of the parent.
 
  # Safety
  `p` is NULL or a producer not yet destroyed, used by no other thread
@@ -641,6 +710,32 @@ kp_err_t kp_send_sync(struct kp_producer_t *p,
                       char *errstr,
                       size_t errstr_size);
 
+/*
+ Sends `count` records in one call (the batched form of kp_send() for
+ bindings, where each call across the FFI costs). `records` is an array of
+ kp_record_t whose first element's struct_size (KP_RECORD_INIT sets it)
+ is the array's stride. Each record is accepted or refused on its own,
+ exactly as kp_send() would: `results[i]` (if `results` is not NULL)
+ receives KP_OK or why record i was not accepted (e.g.
+ KP_ERR_RECORD_TOO_LARGE, KP_ERR_INVALID_TOPIC). Every accepted record
+ gets exactly one report through `cb` with `ctxs[i]` (`ctxs` may be NULL:
+ then every ctx is NULL). Returns the number of records accepted. When
+ `p` is NULL or unusable, or the first struct_size is wrong, no record is
+ accepted and every result says why. Thread-safe.
+
+ # Safety
+ `p` is NULL or a producer not yet destroyed; `records` is NULL or points
+ to `count` records of `records[0].struct_size` bytes, each valid as for
+ kp_send(); `ctxs` is NULL or has `count` entries; `results` is NULL or
+ has `count` writable entries.
+ */
+size_t kp_send_batch(struct kp_producer_t *p,
+                     const struct kp_record_t *records,
+                     size_t count,
+                     kp_delivery_cb_t cb,
+                     void *const *ctxs,
+                     kp_err_t *results);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
@@ -660,6 +755,52 @@ kp_err_t kp_send_sync(struct kp_producer_t *p,
 typedef int32_t kp_persistence_t;
 
 /*
+ One delivery report as plain data, filled by kp_poll_reports(). Declare
+ the array's first element with KP_REPORT_INFO_INIT (or set its
+ `struct_size = sizeof(kp_report_info_t)`): it is the array's stride. Later
+ versions only append fields.
+ */
+typedef struct kp_report_info_t {
+  /*
+   In (first element): sizeof(kp_report_info_t) as the caller compiled
+   it. Out (every filled element): the number of bytes kp filled.
+   */
+  size_t struct_size;
+  /*
+   Topic of the record, NUL-terminated; valid until kp_producer_destroy().
+   */
+  const char *topic;
+  /*
+   Partition the record went to (-1 if it never got one).
+   */
+  int32_t partition;
+  /*
+   Offset in the partition (-1 when unknown: errors, acks=0).
+   */
+  int64_t offset;
+  /*
+   CreateTime, or the broker's LogAppendTime when the topic uses it.
+   */
+  int64_t timestamp;
+  /*
+   KP_OK when the record was delivered, else the error code.
+   */
+  kp_err_t error;
+  /*
+   KP_ERROR_CLASS_* of the error (as kp_report_error_class()).
+   */
+  kp_error_class_t error_class;
+  /*
+   KP_PERSISTED, KP_POSSIBLY_PERSISTED or KP_NOT_PERSISTED.
+   */
+  kp_persistence_t persistence;
+  /*
+   The `ctx` given with the record to kp_send() / kp_send_batch().
+   */
+  void *ctx;
+} kp_report_info_t;
+
+/*
  The record is certainly not in the log.
  */
 #define KP_NOT_PERSISTED 0
@@ -673,6 +814,11 @@ typedef int32_t kp_persistence_t;
  The broker acknowledged the record (per the acks setting).
  */
 #define KP_PERSISTED 2
+
+/*
+ Initialiser for kp_report_info_t: struct_size set, every other field NULL or 0.
+ */
+#define KP_REPORT_INFO_INIT { sizeof(kp_report_info_t), NULL, 0, 0, 0, 0, 0, 0, NULL }
 
 #ifdef __cplusplus
 extern "C" {
@@ -742,6 +888,38 @@ bool kp_report_is_retriable(const struct kp_report_t *r);
  `r` is NULL or the report passed to the running callback.
  */
 kp_persistence_t kp_report_persistence(const struct kp_report_t *r);
+
+/*
+ The error class of the report (KP_ERROR_CLASS_*; NONE on success).
+ Inside a transaction a retriable error that ran out of retries is
+ KP_ERROR_CLASS_ABORTABLE: abort the transaction. KP_ERR_INVALID_ARG for
+ NULL.
+
+ # Safety
+ `r` is NULL or the report passed to the running callback.
+ */
+kp_error_class_t kp_report_error_class(const struct kp_report_t *r);
+
+/*
+ Takes up to `max` waiting delivery reports (mode "poll") into the array
+ `reports`, in one call, waiting up to `timeout_ms` for the first: the
+ batched form of kp_poll() for bindings. The records' callbacks are not
+ called: each report carries its record's `ctx` instead (interceptors
+ still see every report). Returns how many elements were filled (0 when
+ none came in time, always 0 in mode "thread"), or a negative error:
+ KP_ERR_INVALID_ARG (NULL, max 0, or a first element whose struct_size
+ is too small or not a multiple of 8). Every report is returned exactly
+ once, also to threads calling this concurrently; reports past `max`
+ stay queued in order. Thread-safe.
+
+ # Safety
+ `p` is NULL or a producer not yet destroyed; `reports` is NULL or points
+ to `max` elements of `reports[0].struct_size` bytes each, writable.
+ */
+int kp_poll_reports(struct kp_producer_t *p,
+                    struct kp_report_info_t *reports,
+                    size_t max,
+                    int32_t timeout_ms);
 
 /*
  Serves waiting delivery reports on the calling thread (mode "poll"),
@@ -1048,7 +1226,8 @@ struct kp_error_t *kp_begin_transaction(struct kp_producer_t *p);
  Flushes the transaction's records and commits it, waiting up to
  `timeout_ms`. On error: kp_error_txn_requires_abort() → call
  kp_abort_transaction(); kp_error_is_retriable() → call commit again;
- kp_error_is_fatal() → destroy the producer.
+ kp_error_is_fatal() → destroy the producer. Called from a delivery
+ callback it fails at once with KP_ERR_STATE.
 
  # Safety
  `p` is NULL or a producer not yet destroyed.

@@ -12,7 +12,7 @@ cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 
 echo "== build, header check (C99 and C++)"
-make -s header-check examples examples-asan
+make -s header-check examples examples-asan c-tests
 
 echo "== unit and property tests"
 cargo test --release --lib
@@ -26,10 +26,13 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
 fi
 
 echo "== integration tests against $KP_BOOTSTRAP"
-cargo test --release --test integration --test transactions --test metrics -- --test-threads=1
+cargo test --release --test integration --test transactions --test metrics --test abi -- --test-threads=1
 
 echo "== C examples (plain and AddressSanitizer/UBSan)"
 bash tests/c_examples.sh
+
+echo "== C tests of the ABI (fork; plain and AddressSanitizer/UBSan)"
+bash tests/c/run.sh
 
 echo "== C++ API (kp.hpp; g++ and clang++, plain and AddressSanitizer/UBSan)"
 bash tests/cpp/run.sh

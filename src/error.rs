@@ -26,6 +26,7 @@ pub const INTERNAL: Code = -113;
 pub const UNSUPPORTED_FEATURE: Code = -114;
 pub const BAD_RESPONSE: Code = -115;
 pub const PARTITIONER_FAILED: Code = -116;
+pub const FORKED: Code = -117;
 
 // ---- broker errors used by the engine by name ----
 pub const UNKNOWN_TOPIC_OR_PARTITION: Code = 3;
@@ -53,22 +54,24 @@ pub const TRANSACTION_ABORTABLE: Code = 120;
 
 /// What a caller can do about an error, after KIP-1050 (the Java client's
 /// error classes since Kafka 4.1).
+/// The discriminants are the C ABI's KP_ERROR_CLASS_* values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
 pub enum ErrorClass {
     /// Success (code 0).
-    None,
+    None = 0,
     /// Transient: the same call or record may succeed when retried.
-    Retriable,
+    Retriable = 1,
     /// Transient once the metadata is refreshed (kp refreshes it itself).
-    RefreshRetriable,
+    RefreshRetriable = 2,
     /// Inside a transaction: abort it, then the producer can go on.
-    Abortable,
+    Abortable = 3,
     /// The application decides: fix or drop the record, recreate the producer.
-    ApplicationRecoverable,
+    ApplicationRecoverable = 4,
     /// A setting, permission or broker feature is wrong or missing.
-    InvalidConfiguration,
+    InvalidConfiguration = 5,
     /// The producer cannot be used any more: destroy it.
-    Fatal,
+    Fatal = 6,
 }
 
 impl ErrorClass {
@@ -126,6 +129,7 @@ pub static TABLE: &[ErrorInfo] = {
         c(-114, "UNSUPPORTED_FEATURE", InvalidConfiguration, "The broker or this build of kp does not support the feature"),
         c(-115, "BAD_RESPONSE", Retriable, "The broker sent a response kp could not decode"),
         c(-116, "PARTITIONER_FAILED", ApplicationRecoverable, "The custom partitioner returned an invalid partition"),
+        c(-117, "FORKED", Fatal, "The producer was created in another process (before fork()); create a new producer in this process"),
         e(-1, "UNKNOWN_SERVER_ERROR", ApplicationRecoverable, "The server experienced an unexpected error when processing the request"),
         e(1, "OFFSET_OUT_OF_RANGE", ApplicationRecoverable, "The requested offset is not within the range of offsets maintained by the server"),
         e(2, "CORRUPT_MESSAGE", Retriable, "The message contents does not match the message CRC or the message is otherwise corrupt"),
@@ -218,6 +222,16 @@ pub fn is_retriable(code: Code) -> bool {
 /// The error class of a code (ApplicationRecoverable when unknown).
 pub fn class(code: Code) -> ErrorClass {
     info(code).map(|e| e.class).unwrap_or(ErrorClass::ApplicationRecoverable)
+}
+
+/// The class of a failed record's report: inside a transaction a retriable
+/// error that ran out of retries (delivery.timeout.ms) only leaves the
+/// transaction to abort (the Java client does the same since Kafka 4.1).
+pub fn report_class(code: Code, transactional: bool) -> ErrorClass {
+    match class(code) {
+        c if transactional && c.is_retriable() => ErrorClass::Abortable,
+        c => c,
+    }
 }
 
 /// Whether the broker error means our metadata (leader, partition set) is stale.

@@ -196,3 +196,34 @@ fn wait_all_done_serves_on_the_calling_thread_in_poll_mode() {
     assert!(q.wait_all_done(Duration::from_secs(5), Some(&*d)));
     assert_eq!(seen.lock().len(), 1);
 }
+
+#[test]
+fn drain_stops_inside_a_batch_and_keeps_offsets_and_order() {
+    let q = ReportQueue::new(true);
+    for _ in 0..13 {
+        q.accepted();
+    }
+    // A sync record in the middle is completed at once, never drained.
+    let mut first: Vec<RecordMeta> = (0..10).map(cb).collect();
+    first[4].token = Token::Sync(Arc::default());
+    q.complete(outcome(first, 100, -1));
+    q.complete(outcome((10..13).map(cb).collect(), 500, -1));
+    let mut seen = Vec::new();
+    let mut take = |max| {
+        q.drain(max, Duration::ZERO, &mut |v, t| {
+            let Token::Callback { ctx, .. } = t else { panic!("only callbacks are drained") };
+            seen.push((*ctx, v.offset));
+        })
+    };
+    assert_eq!(take(3), 3);
+    assert_eq!(take(3), 3, "the sync record is skipped, not counted");
+    assert_eq!(take(100), 6);
+    assert_eq!(take(100), 0);
+    let want: Vec<(usize, i64)> = [0, 1, 2, 3, 5, 6, 7, 8, 9]
+        .iter()
+        .map(|&i| (i, 100 + i as i64))
+        .chain((10..13).map(|i| (i, 500 + i as i64 - 10)))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(q.outstanding(), 0);
+}

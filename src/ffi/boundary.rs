@@ -161,6 +161,17 @@ macro_rules! c_slice {
     }};
 }
 
+/// `Option<&mut [T]>` from a pointer and an element count (None for NULL).
+macro_rules! c_slice_mut {
+    ($p:expr, $len:expr) => {{
+        let (p, len) = ($p, $len);
+        // SAFETY: the enclosing extern "C" function's contract: the pointer
+        // is NULL or points to `len` writable elements nothing else accesses
+        // during the call.
+        unsafe { $crate::ffi::boundary::slice_mut_of(p, len) }
+    }};
+}
+
 /// Writes `msg` into the caller's error buffer `(dst, size)` (truncated,
 /// always NUL-terminated; nothing when dst is NULL or size is 0).
 macro_rules! set_errstr {
@@ -194,8 +205,22 @@ macro_rules! write_prefix {
     }};
 }
 
-pub(crate) use write_prefix;
-pub(crate) use {c_slice, c_str, c_str_bytes, handle, handle_mut, set_errstr, struct_size};
+/// Copies the first `len` bytes of `value` to element `index` of a caller
+/// array whose elements are `stride` bytes apart.
+macro_rules! write_element {
+    ($base:expr, $index:expr, $stride:expr, $value:expr, $len:expr) => {{
+        let (base, index, stride, value, len) = ($base, $index, $stride, $value, $len);
+        // SAFETY: the enclosing extern "C" function's contract: `base`
+        // points to more than `index` writable elements of `stride` bytes,
+        // and `len` is at most both `stride` and size_of_val(value).
+        unsafe { $crate::ffi::boundary::copy_prefix(base.byte_add(index * stride), value, len) }
+    }};
+}
+
+pub(crate) use {
+    c_slice, c_slice_mut, c_str, c_str_bytes, handle, handle_mut, set_errstr, struct_size,
+};
+pub(crate) use {write_element, write_prefix};
 
 /// # Safety
 /// `p` is NULL or a NUL-terminated string valid for `'a`.
@@ -232,6 +257,20 @@ pub(crate) unsafe fn slice_of<'a, T>(p: *const T, len: usize) -> Option<&'a [T]>
     } else {
         // SAFETY: non-NULL with `len` elements, per the caller's contract.
         Some(unsafe { std::slice::from_raw_parts(p, len) })
+    }
+}
+
+/// # Safety
+/// `p` is NULL or points to `len` initialised `T`s valid for `'a`, not
+/// otherwise accessed meanwhile.
+pub(crate) unsafe fn slice_mut_of<'a, T>(p: *mut T, len: usize) -> Option<&'a mut [T]> {
+    if p.is_null() {
+        None
+    } else if len == 0 {
+        Some(&mut [])
+    } else {
+        // SAFETY: non-NULL with `len` elements, per the caller's contract.
+        Some(unsafe { std::slice::from_raw_parts_mut(p, len) })
     }
 }
 

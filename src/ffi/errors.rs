@@ -8,7 +8,7 @@
 use std::ffi::{c_char, CStr, CString};
 
 use super::boundary::{free_handle, guard, handle, into_handle, Handle, Owned};
-use crate::error;
+use crate::error::{self, ErrorClass};
 
 /// Error code: 0 is success, Kafka protocol error numbers for broker errors,
 /// -100 and below for errors kp detects itself. See kp_err_name()/kp_err_str().
@@ -33,9 +33,38 @@ pub const KP_ERR_INTERNAL: kp_err_t = error::INTERNAL;
 pub const KP_ERR_UNSUPPORTED_FEATURE: kp_err_t = error::UNSUPPORTED_FEATURE;
 pub const KP_ERR_BAD_RESPONSE: kp_err_t = error::BAD_RESPONSE;
 pub const KP_ERR_PARTITIONER_FAILED: kp_err_t = error::PARTITIONER_FAILED;
+pub const KP_ERR_FORKED: kp_err_t = error::FORKED;
 pub const KP_ERR_MESSAGE_TOO_LARGE: kp_err_t = error::MESSAGE_TOO_LARGE;
 pub const KP_ERR_NOT_ENOUGH_REPLICAS: kp_err_t = error::NOT_ENOUGH_REPLICAS;
 pub const KP_ERR_UNKNOWN_TOPIC_OR_PARTITION: kp_err_t = error::UNKNOWN_TOPIC_OR_PARTITION;
+
+/// What the caller can do about an error (after KIP-1050, the Java
+/// client's classes since Kafka 4.1): one of the KP_ERROR_CLASS_* values
+/// (the discriminants of `crate::error::ErrorClass`; a unit test ties them).
+pub type kp_error_class_t = i32;
+/// No error (KP_OK).
+pub const KP_ERROR_CLASS_NONE: kp_error_class_t = 0;
+/// Transient: retrying the same call or record may succeed.
+pub const KP_ERROR_CLASS_RETRIABLE: kp_error_class_t = 1;
+/// Transient once metadata is refreshed (kp does that itself): retry.
+pub const KP_ERROR_CLASS_REFRESH_RETRIABLE: kp_error_class_t = 2;
+/// Inside a transaction: abort it (kp_abort_transaction), then go on.
+pub const KP_ERROR_CLASS_ABORTABLE: kp_error_class_t = 3;
+/// The application decides: fix or drop the record, or recreate the producer.
+pub const KP_ERROR_CLASS_APPLICATION_RECOVERABLE: kp_error_class_t = 4;
+/// A setting, permission or broker feature is wrong or missing.
+pub const KP_ERROR_CLASS_INVALID_CONFIGURATION: kp_error_class_t = 5;
+/// The producer cannot be used any more: destroy it and create a new one.
+pub const KP_ERROR_CLASS_FATAL: kp_error_class_t = 6;
+
+/// The class of an error code (KP_ERROR_CLASS_NONE for KP_OK,
+/// KP_ERROR_CLASS_APPLICATION_RECOVERABLE for an unknown code). A report's
+/// own class (kp_report_error_class) can differ: inside a transaction a
+/// retriable error that ran out of retries is abortable.
+#[no_mangle]
+pub extern "C" fn kp_err_class(err: kp_err_t) -> kp_error_class_t {
+    guard(|| error::class(err) as kp_error_class_t)
+}
 
 /// Symbolic name of an error code, e.g. "NOT_ENOUGH_REPLICAS" (without the
 /// KP_ERR_ prefix). Static string.
@@ -76,6 +105,7 @@ pub struct kp_error_t {
     retriable: bool,
     fatal: bool,
     requires_abort: bool,
+    class: ErrorClass,
 }
 
 impl Handle for kp_error_t {
@@ -92,7 +122,15 @@ impl kp_error_t {
         requires_abort: bool,
     ) -> *mut kp_error_t {
         let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-        into_handle(kp_error_t { code, message, retriable, fatal, requires_abort })
+        let class = match error::class(code) {
+            _ if fatal => ErrorClass::Fatal,
+            _ if requires_abort => ErrorClass::Abortable,
+            c if retriable && c.is_retriable() => c,
+            _ if retriable => ErrorClass::Retriable,
+            c if c.is_retriable() => ErrorClass::ApplicationRecoverable,
+            c => c,
+        };
+        into_handle(kp_error_t { code, message, retriable, fatal, requires_abort, class })
     }
 
     /// A plain error (not retriable, not fatal, no abort needed).
@@ -145,6 +183,17 @@ pub unsafe extern "C" fn kp_error_is_fatal(e: *const kp_error_t) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn kp_error_txn_requires_abort(e: *const kp_error_t) -> bool {
     guard(|| handle!(e).is_some_and(|e| e.requires_abort))
+}
+
+/// The error's class (KP_ERROR_CLASS_*), consistent with the three
+/// predicates above: fatal → FATAL, requires abort → ABORTABLE, retriable →
+/// RETRIABLE (or REFRESH_RETRIABLE). KP_ERROR_CLASS_NONE for NULL.
+///
+/// # Safety
+/// `e` is NULL or an error from kp not yet destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn kp_error_class(e: *const kp_error_t) -> kp_error_class_t {
+    guard(|| handle!(e).map(|e| e.class as kp_error_class_t).unwrap_or(KP_ERROR_CLASS_NONE))
 }
 
 /// Frees an error. NULL is a no-op.

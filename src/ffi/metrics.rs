@@ -5,7 +5,7 @@ use std::mem::{offset_of, size_of};
 
 use super::boundary::{guard, handle, struct_size, write_prefix};
 use super::errors::{kp_err_t, KP_ERR_INVALID_ARG, KP_OK};
-use super::producer::kp_producer_t;
+use super::producer::{kp_producer_t, usable};
 use crate::engine::metrics::Metrics;
 use crate::engine::Producer;
 
@@ -128,7 +128,10 @@ pub unsafe extern "C" fn kp_producer_metrics(
     out: *mut kp_metrics_t,
 ) -> kp_err_t {
     guard(|| {
-        let Some(p) = handle!(p) else { return KP_ERR_INVALID_ARG };
+        let p = match usable(handle!(p)) {
+            Ok(p) => p,
+            Err(e) => return e.code,
+        };
         if out.is_null() {
             return KP_ERR_INVALID_ARG;
         }

@@ -6,10 +6,11 @@ use std::mem::{offset_of, size_of};
 use std::sync::Arc;
 
 use super::boundary::{
-    ascii_str, c_slice, c_str_bytes, guard, handle, handle_mut, set_errstr, timeout,
+    ascii_str, c_slice, c_slice_mut, c_str_bytes, guard, handle, handle_mut, set_errstr,
+    struct_size, timeout,
 };
 use super::errors::{kp_err_t, KP_ERR_TIMED_OUT, KP_OK};
-use super::producer::kp_producer_t;
+use super::producer::{kp_producer_t, usable};
 use super::report::kp_report_t;
 use crate::engine::{Record, SyncSlot, Token};
 use crate::error::{self, Error};
@@ -96,7 +97,7 @@ unsafe fn send_inner(
     rec: *const kp_record_t,
     token: Token,
 ) -> Result<(), Error> {
-    let p = handle!(p).ok_or_else(|| invalid(error::INVALID_ARG, "producer is NULL"))?;
+    let p = usable(handle!(p))?;
     let r = handle!(rec).ok_or_else(|| invalid(error::INVALID_ARG, "record is NULL"))?;
     if r.struct_size < RECORD_MIN_SIZE {
         return Err(invalid(
@@ -267,5 +268,70 @@ pub unsafe extern "C" fn kp_send_sync(
                 e.code
             }
         }
+    })
+}
+
+/// Sends `count` records in one call (the batched form of kp_send() for
+/// bindings, where each call across the FFI costs). `records` is an array of
+/// kp_record_t whose first element's struct_size (KP_RECORD_INIT sets it)
+/// is the array's stride. Each record is accepted or refused on its own,
+/// exactly as kp_send() would: `results[i]` (if `results` is not NULL)
+/// receives KP_OK or why record i was not accepted (e.g.
+/// KP_ERR_RECORD_TOO_LARGE, KP_ERR_INVALID_TOPIC). Every accepted record
+/// gets exactly one report through `cb` with `ctxs[i]` (`ctxs` may be NULL:
+/// then every ctx is NULL). Returns the number of records accepted. When
+/// `p` is NULL or unusable, or the first struct_size is wrong, no record is
+/// accepted and every result says why. Thread-safe.
+///
+/// # Safety
+/// `p` is NULL or a producer not yet destroyed; `records` is NULL or points
+/// to `count` records of `records[0].struct_size` bytes, each valid as for
+/// kp_send(); `ctxs` is NULL or has `count` entries; `results` is NULL or
+/// has `count` writable entries.
+#[no_mangle]
+pub unsafe extern "C" fn kp_send_batch(
+    p: *mut kp_producer_t,
+    records: *const kp_record_t,
+    count: usize,
+    cb: kp_delivery_cb_t,
+    ctxs: *const *mut c_void,
+    results: *mut kp_err_t,
+) -> usize {
+    guard(|| {
+        let results: &mut [kp_err_t] = c_slice_mut!(results, count).unwrap_or_default();
+        let ctxs = c_slice!(ctxs, count);
+        let stride = if records.is_null() || count == 0 { 0 } else { struct_size!(records) };
+        let refused = match usable(handle!(p)) {
+            Err(e) => Some(e.code),
+            Ok(_) if records.is_null() => Some(error::INVALID_ARG),
+            Ok(_) if stride < RECORD_MIN_SIZE || stride % 8 != 0 => Some(error::INVALID_ARG),
+            Ok(_) => None,
+        };
+        if let Some(code) = refused {
+            results.iter_mut().for_each(|r| *r = code);
+            return 0;
+        }
+        let mut accepted = 0;
+        for i in 0..count {
+            let ctx = ctxs.map_or(std::ptr::null_mut(), |c| c[i]);
+            let token = match cb {
+                Some(cb) => Token::Callback { cb, ctx: ctx as usize },
+                None => Token::None,
+            };
+            let rec = records.wrapping_byte_add(i * stride);
+            // SAFETY: record i lies within the caller's array (this
+            // function's contract), valid as kp_send() requires.
+            let code = match unsafe { send_inner(p, rec, token) } {
+                Ok(()) => {
+                    accepted += 1;
+                    KP_OK
+                }
+                Err(e) => e.code,
+            };
+            if let Some(r) = results.get_mut(i) {
+                *r = code;
+            }
+        }
+        accepted
     })
 }

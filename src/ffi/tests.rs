@@ -230,6 +230,7 @@ fn every_c_error_code_is_a_table_row_of_its_name() {
         (KP_ERR_MESSAGE_TOO_LARGE, "MESSAGE_TOO_LARGE"),
         (KP_ERR_NOT_ENOUGH_REPLICAS, "NOT_ENOUGH_REPLICAS"),
         (KP_ERR_UNKNOWN_TOPIC_OR_PARTITION, "UNKNOWN_TOPIC_OR_PARTITION"),
+        (KP_ERR_FORKED, "FORKED"),
     ];
     for (code, name) in codes {
         let row = error::info(code).expect("a table row");
@@ -239,4 +240,31 @@ fn every_c_error_code_is_a_table_row_of_its_name() {
         assert_eq!(c.to_str().unwrap(), name);
     }
     assert_eq!(error::TABLE.iter().filter(|e| e.c_abi).count(), codes.len());
+}
+
+#[test]
+fn error_class_constants_are_the_table_classes() {
+    use crate::error::ErrorClass::*;
+    let pairs = [
+        (KP_ERROR_CLASS_NONE, None),
+        (KP_ERROR_CLASS_RETRIABLE, Retriable),
+        (KP_ERROR_CLASS_REFRESH_RETRIABLE, RefreshRetriable),
+        (KP_ERROR_CLASS_ABORTABLE, Abortable),
+        (KP_ERROR_CLASS_APPLICATION_RECOVERABLE, ApplicationRecoverable),
+        (KP_ERROR_CLASS_INVALID_CONFIGURATION, InvalidConfiguration),
+        (KP_ERROR_CLASS_FATAL, Fatal),
+    ];
+    for (c, class) in pairs {
+        assert_eq!(c, class as i32);
+    }
+    assert_eq!(kp_err_class(KP_OK), KP_ERROR_CLASS_NONE);
+    assert_eq!(kp_err_class(KP_ERR_NOT_ENOUGH_REPLICAS), KP_ERROR_CLASS_RETRIABLE);
+    assert_eq!(kp_err_class(KP_ERR_UNKNOWN_TOPIC_OR_PARTITION), KP_ERROR_CLASS_REFRESH_RETRIABLE);
+    assert_eq!(kp_err_class(KP_ERR_FORKED), KP_ERROR_CLASS_FATAL);
+    assert_eq!(kp_err_class(120), KP_ERROR_CLASS_ABORTABLE);
+    assert_eq!(kp_err_class(53), KP_ERROR_CLASS_INVALID_CONFIGURATION);
+    // Inside a transaction a retriable error that ran out of retries is abortable.
+    assert_eq!(error::report_class(KP_ERR_TIMED_OUT, true), crate::error::ErrorClass::Abortable);
+    assert_eq!(error::report_class(KP_ERR_TIMED_OUT, false), crate::error::ErrorClass::Retriable);
+    assert_eq!(error::report_class(KP_ERR_RECORD_TOO_LARGE, true), ApplicationRecoverable);
 }

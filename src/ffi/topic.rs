@@ -7,7 +7,7 @@ use super::boundary::{
     Handle, Owned,
 };
 use super::errors::{kp_err_t, KP_ERR_INVALID_ARG, KP_ERR_INVALID_TOPIC, KP_OK};
-use super::producer::kp_producer_t;
+use super::producer::{kp_producer_t, usable};
 
 /// Partition information of one topic (opaque), from kp_partitions_for().
 pub struct kp_topic_info_t {
@@ -37,8 +37,10 @@ pub unsafe extern "C" fn kp_partitions_for(
     errstr_size: usize,
 ) -> kp_err_t {
     guard(|| {
-        let (Some(p), Some(out)) = (handle!(p), handle_mut!(out)) else {
-            return KP_ERR_INVALID_ARG;
+        let Some(out) = handle_mut!(out) else { return KP_ERR_INVALID_ARG };
+        let p = match usable(handle!(p)) {
+            Ok(p) => p,
+            Err(e) => return e.code,
         };
         *out = std::ptr::null_mut();
         let Some(t) = c_str!(topic) else {

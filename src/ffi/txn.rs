@@ -7,8 +7,10 @@ use std::ffi::c_char;
 use super::boundary::{
     c_str, free_handle, guard, guard_or, handle, handle_mut, into_handle, timeout, Handle, Owned,
 };
-use super::errors::{kp_err_t, kp_error_t, KP_ERR_INTERNAL, KP_ERR_INVALID_ARG, KP_OK};
-use super::producer::kp_producer_t;
+use super::errors::{
+    kp_err_t, kp_error_t, KP_ERR_FORKED, KP_ERR_INTERNAL, KP_ERR_INVALID_ARG, KP_OK,
+};
+use super::producer::{kp_producer_t, not_in_callback, usable};
 use crate::engine::txn::TxnError;
 use crate::engine::Producer;
 
@@ -41,9 +43,9 @@ fn with_producer(
     p: Option<&kp_producer_t>,
     f: impl FnOnce(&Producer) -> *mut kp_error_t,
 ) -> *mut kp_error_t {
-    guard_or_error(|| match p {
-        None => kp_error_t::simple(KP_ERR_INVALID_ARG, "producer is NULL"),
-        Some(p) => f(&p.producer),
+    guard_or_error(|| match usable(p) {
+        Err(e) => kp_error_t::new_handle(e.code, &e.message, false, e.code == KP_ERR_FORKED, false),
+        Ok(p) => f(&p.producer),
     })
 }
 
@@ -84,7 +86,8 @@ pub unsafe extern "C" fn kp_begin_transaction(p: *mut kp_producer_t) -> *mut kp_
 /// Flushes the transaction's records and commits it, waiting up to
 /// `timeout_ms`. On error: kp_error_txn_requires_abort() → call
 /// kp_abort_transaction(); kp_error_is_retriable() → call commit again;
-/// kp_error_is_fatal() → destroy the producer.
+/// kp_error_is_fatal() → destroy the producer. Called from a delivery
+/// callback it fails at once with KP_ERR_STATE.
 ///
 /// # Safety
 /// `p` is NULL or a producer not yet destroyed.
@@ -93,7 +96,10 @@ pub unsafe extern "C" fn kp_commit_transaction(
     p: *mut kp_producer_t,
     timeout_ms: i32,
 ) -> *mut kp_error_t {
-    with_producer(handle!(p), |p| txn_result(p.commit_transaction(timeout(timeout_ms))))
+    with_producer(handle!(p), |p| match not_in_callback("kp_commit_transaction") {
+        Err(e) => kp_error_t::simple(e.code, &e.message),
+        Ok(()) => txn_result(p.commit_transaction(timeout(timeout_ms))),
+    })
 }
 
 /// Aborts the transaction: unsent records are reported with
@@ -140,7 +146,9 @@ pub unsafe extern "C" fn kp_send_offsets_to_transaction(
 /// `p` is NULL or a producer not yet destroyed.
 #[no_mangle]
 pub unsafe extern "C" fn kp_transaction_protocol_version(p: *const kp_producer_t) -> i32 {
-    guard_or(0, || handle!(p).map(|p| p.producer.transaction_protocol_version()).unwrap_or(0))
+    guard_or(0, || {
+        usable(handle!(p)).map(|p| p.producer.transaction_protocol_version()).unwrap_or(0)
+    })
 }
 
 /// Creates an empty offsets list. Free with kp_offsets_destroy().

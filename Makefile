@@ -11,8 +11,9 @@ SONAME  := $(if $(filter 0,$(MAJOR)),libkp.so.0.$(MINOR),libkp.so.$(MAJOR))
 CWARN   := -Wall -Wextra -Werror -pedantic
 LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
+CTESTS   := fork
 
-.PHONY: all lib header-check examples examples-asan examples-cpp demo test bench clean install uninstall
+.PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall
 
 all: lib examples
 
@@ -21,16 +22,25 @@ lib:
 	ln -sf libkp.so $(LIBDIR)/$(SONAME)
 
 # The committed header must equal what cbindgen generates, and compile as
-# strict C99 and as C++.
+# strict C99 and as C++11 (included twice) with the library agreeing with
+# it: tests/header/.
 header-check: lib
 	git diff --exit-code -- include/kp.h || (echo "include/kp.h is stale: commit the regenerated header" >&2; exit 1)
 	mkdir -p build
-	printf '#include "kp.h"\nint main(void){ kp_record_t r = KP_RECORD_INIT; kp_metrics_t m = KP_METRICS_INIT; (void)r; return kp_version() == KP_VERSION && kp_producer_metrics(NULL, &m) == KP_ERR_INVALID_ARG ? 0 : 1; }\n' > build/header_c.c
-	$(CC) -std=c99 $(CWARN) -Iinclude build/header_c.c -o build/header_c $(LDKP)
-	./build/header_c
-	printf '#include "kp.h"\nint main() { kp_record_t r = KP_RECORD_INIT; kp_metrics_t m = KP_METRICS_INIT; (void)r; return kp_version() == KP_VERSION && kp_producer_metrics(NULL, &m) == KP_ERR_INVALID_ARG ? 0 : 1; }\n' > build/header_cpp.cpp
-	$(CXX) -std=c++11 $(CWARN) -Iinclude build/header_cpp.cpp -o build/header_cpp $(LDKP)
-	./build/header_cpp
+	$(CC) -std=c99 $(CWARN) -Iinclude tests/header/header_test.c -o build/header_test_c $(LDKP)
+	./build/header_test_c
+	$(CXX) -std=c++11 $(CWARN) -Iinclude tests/header/header_test.cpp -o build/header_test_cpp $(LDKP)
+	./build/header_test_cpp
+
+# Declarations of include/kp.h against those at git revision BASE (default
+# main): empty output means the two differ only in order and comments.
+BASE ?= main
+header-diff:
+	mkdir -p build
+	git show $(BASE):include/kp.h > build/kp.h.base
+	bash tests/header/declarations.sh build/kp.h.base > build/kp.h.base.decl
+	bash tests/header/declarations.sh include/kp.h > build/kp.h.decl
+	diff build/kp.h.base.decl build/kp.h.decl
 
 build/%: examples-c/%.c include/kp.h | lib
 	mkdir -p build
@@ -40,8 +50,18 @@ build/asan/%: examples-c/%.c include/kp.h | lib
 	mkdir -p build/asan
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CWARN) -Iinclude $< -o $@ $(LDKP)
 
+build/ctests/%: tests/c/%.c include/kp.h | lib
+	mkdir -p build/ctests
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(CWARN) -Iinclude $< -o $@ $(LDKP)
+
+build/ctests/asan/%: tests/c/%.c include/kp.h | lib
+	mkdir -p build/ctests/asan
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CWARN) -Iinclude $< -o $@ $(LDKP)
+
 examples: lib $(addprefix build/,$(EXAMPLES))
 examples-asan: lib $(addprefix build/asan/,$(EXAMPLES))
+# C tests of the ABI (tests/c/), plain and sanitized; tests/c/run.sh runs them.
+c-tests: lib $(addprefix build/ctests/,$(CTESTS)) $(addprefix build/ctests/asan/,$(CTESTS))
 
 # C++ API (include/kp.hpp): the example and the tests, strict warnings,
 # plain and under AddressSanitizer/UBSan (tests/cpp/run.sh runs them).

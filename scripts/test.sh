@@ -12,7 +12,7 @@ cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 
 echo "== build, header check (C99 and C++)"
-make -s header-check examples examples-asan
+make -s header-check examples examples-asan c-tests
 
 echo "== unit and property tests"
 cargo test --release --lib
@@ -27,7 +27,7 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
   export KP_SASL_SSL_BOOTSTRAP KP_SSL_BOOTSTRAP KP_SASL_PLAINTEXT_BOOTSTRAP KP_TLS_DIR
 fi
 
-suites=(--test integration --test transactions --test metrics)
+suites=(--test integration --test transactions --test metrics --test abi)
 if [ -n "${KP_SASL_SSL_BOOTSTRAP:-}" ]; then
   suites+=(--test security)
 else
@@ -38,6 +38,9 @@ cargo test --release "${suites[@]}" -- --test-threads=1
 
 echo "== C examples (plain and AddressSanitizer/UBSan)"
 bash tests/c_examples.sh
+
+echo "== C tests of the ABI (fork; plain and AddressSanitizer/UBSan)"
+bash tests/c/run.sh
 
 echo "== C++ API (kp.hpp; g++ and clang++, plain and AddressSanitizer/UBSan)"
 bash tests/cpp/run.sh

@@ -18,7 +18,7 @@ use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 use super::accumulator::{Core, MemoryPool, RECORD_META_BYTES};
 use super::conn::{Broker, ConnSettings};
 use super::partitioner::{PartitionerFn, Placement};
-use super::report::{self, Dispatch, Token};
+use super::report::{self, Dispatch, ReportView, Token};
 use super::{idempotence, metadata, metrics, sender, txn, Inner, Lifecycle};
 
 /// Partition value meaning "let the partitioner choose".
@@ -275,6 +275,21 @@ impl Producer {
             return 0;
         }
         self.inner.core.reports.serve(&*self.dispatch, timeout)
+    }
+
+    /// Hands up to `max` waiting reports to `f` instead of the dispatch
+    /// function (poll mode's batched drain). Returns how many; 0 in thread mode.
+    pub fn drain_reports(
+        &self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(&ReportView<'_>, &Token),
+    ) -> usize {
+        if self.inner.cfg.delivery_mode != DeliveryMode::Poll {
+            std::thread::sleep(timeout.min(Duration::from_millis(10)));
+            return 0;
+        }
+        self.inner.core.reports.drain(max, timeout, f)
     }
 
     fn txn(&self) -> Result<&Arc<txn::TxnManager>, txn::TxnError> {

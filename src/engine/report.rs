@@ -4,7 +4,7 @@
 //! are completed in place (no user code runs there).
 
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,13 +64,26 @@ impl SyncSlot {
     }
 }
 
-/// What the caller asked to happen when the record completes. The callback
-/// variant is opaque to the engine (the FFI layer gives it meaning).
+/// A delivery report (opaque). Valid only during the callback that receives
+/// it; read it with the kp_report_*() accessors.
+// The handle C callbacks receive: a `ReportView` behind an opaque type. It
+// lives here so `Token` can hold the callback with its real type; the FFI
+// layer casts views to it and back (src/ffi/report.rs).
+#[allow(non_camel_case_types)]
+pub struct kp_report_t {
+    _private: [u8; 0],
+}
+
+/// A delivery callback as the C caller gave it to kp_send().
+pub type DeliveryFn = unsafe extern "C" fn(report: *const kp_report_t, ctx: *mut c_void);
+
+/// What the caller asked to happen when the record completes. The engine
+/// only stores the callback; the FFI layer's dispatch function calls it.
 #[derive(Clone)]
 pub enum Token {
     None,
     Callback {
-        cb: usize,
+        cb: DeliveryFn,
         ctx: usize,
     },
     Sync(Arc<SyncSlot>),
@@ -93,6 +106,23 @@ pub struct Outcome {
     pub error_cmsg: Option<CString>,
     pub persistence: Persistence,
     pub records: Vec<RecordMeta>,
+}
+
+impl Outcome {
+    /// Splits off the records from `at` on as an outcome of their own (for
+    /// a drain that stops inside a batch); offsets stay per record.
+    fn split_off(&mut self, at: usize) -> Outcome {
+        Outcome {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            base_offset: if self.base_offset >= 0 { self.base_offset + at as i64 } else { -1 },
+            log_append_time: self.log_append_time,
+            error: self.error.clone(),
+            error_cmsg: self.error_cmsg.clone(),
+            persistence: self.persistence,
+            records: self.records.split_off(at),
+        }
+    }
 }
 
 /// What one delivery report shows (borrowed for the callback's duration).
@@ -267,12 +297,63 @@ impl ReportQueue {
         };
         let mut served = 0;
         for o in batch {
-            served += self.dispatch_outcome(dispatch, o);
+            served += self.dispatch_outcome(&mut |v, t| dispatch(v, t), o);
         }
         served
     }
 
-    fn dispatch_outcome(&self, dispatch: &Dispatch, o: Outcome) -> usize {
+    /// Hands up to `max` queued reports to `f` on the calling thread, waiting
+    /// up to `timeout` for the first (poll mode's batched drain). Reports
+    /// past `max` stay queued, in order, for the next call; concurrent
+    /// callers never see the same report. Returns how many `f` received.
+    pub fn drain(
+        &self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(&ReportView<'_>, &Token),
+    ) -> usize {
+        if max == 0 {
+            return 0;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut batch = Vec::new();
+        {
+            let mut q = self.queue.lock();
+            while q.is_empty() {
+                if timeout.is_zero() || self.cv.wait_until(&mut q, deadline).timed_out() {
+                    break;
+                }
+            }
+            let mut budget = max;
+            while budget > 0 {
+                let Some(mut o) = q.pop_front() else { break };
+                let mut live = 0;
+                let cut = o
+                    .records
+                    .iter()
+                    .position(|r| {
+                        live += usize::from(!matches!(r.token, Token::Done));
+                        live > budget
+                    })
+                    .unwrap_or(o.records.len());
+                if cut < o.records.len() {
+                    q.push_front(o.split_off(cut));
+                }
+                budget -= o.records.iter().filter(|r| !matches!(r.token, Token::Done)).count();
+                batch.push(o);
+            }
+            if q.is_empty() {
+                self.clear_eventfd();
+            }
+        }
+        batch.into_iter().map(|o| self.dispatch_outcome(f, o)).sum()
+    }
+
+    fn dispatch_outcome(
+        &self,
+        dispatch: &mut dyn FnMut(&ReportView<'_>, &Token),
+        o: Outcome,
+    ) -> usize {
         let code = o.error.as_ref().map(|e| e.code).unwrap_or(error::OK);
         let retriable = o.error.as_ref().map(|e| e.retriable()).unwrap_or(false);
         let mut n = 0;

@@ -19,8 +19,11 @@ fn recorder() -> (Seen, Box<Dispatch>) {
     (seen, d)
 }
 
+/// The recorder dispatch reads the ctx itself; the callback is never called.
+unsafe extern "C" fn never_called(_: *const kp_report_t, _: *mut std::ffi::c_void) {}
+
 fn cb(id: usize) -> RecordMeta {
-    RecordMeta { token: Token::Callback { cb: 1, ctx: id }, timestamp: 1000 + id as i64 }
+    RecordMeta { token: Token::Callback { cb: never_called, ctx: id }, timestamp: 1000 + id as i64 }
 }
 
 fn outcome(records: Vec<RecordMeta>, base_offset: i64, log_append_time: i64) -> Outcome {
@@ -192,4 +195,35 @@ fn wait_all_done_serves_on_the_calling_thread_in_poll_mode() {
     q.complete(outcome(vec![cb(0)], 0, -1));
     assert!(q.wait_all_done(Duration::from_secs(5), Some(&*d)));
     assert_eq!(seen.lock().len(), 1);
+}
+
+#[test]
+fn drain_stops_inside_a_batch_and_keeps_offsets_and_order() {
+    let q = ReportQueue::new(true);
+    for _ in 0..13 {
+        q.accepted();
+    }
+    // A sync record in the middle is completed at once, never drained.
+    let mut first: Vec<RecordMeta> = (0..10).map(cb).collect();
+    first[4].token = Token::Sync(Arc::default());
+    q.complete(outcome(first, 100, -1));
+    q.complete(outcome((10..13).map(cb).collect(), 500, -1));
+    let mut seen = Vec::new();
+    let mut take = |max| {
+        q.drain(max, Duration::ZERO, &mut |v, t| {
+            let Token::Callback { ctx, .. } = t else { panic!("only callbacks are drained") };
+            seen.push((*ctx, v.offset));
+        })
+    };
+    assert_eq!(take(3), 3);
+    assert_eq!(take(3), 3, "the sync record is skipped, not counted");
+    assert_eq!(take(100), 6);
+    assert_eq!(take(100), 0);
+    let want: Vec<(usize, i64)> = [0, 1, 2, 3, 5, 6, 7, 8, 9]
+        .iter()
+        .map(|&i| (i, 100 + i as i64))
+        .chain((10..13).map(|i| (i, 500 + i as i64 - 10)))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(q.outstanding(), 0);
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the C tests of tests/c/ against the real cluster ($KP_BOOTSTRAP),
+# plain and under AddressSanitizer/UBSan (make c-tests builds both), and
+# checks what they wrote with an independent consumer (confluent-kafka).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+: "${KP_BOOTSTRAP:?KP_BOOTSTRAP must point at a running cluster (scripts/test.sh sets it)}"
+RF=$(( ${KP_TESTBED_NODES:-3} < 3 ? ${KP_TESTBED_NODES:-3} : 3 ))
+passed=0
+failed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+for variant in build/ctests build/ctests/asan; do
+    topic="ctest-fork-${variant//\//-}-$$"
+    bash testbed/kafka.sh create-topic "$topic" 3 "$RF" >/dev/null 2>&1
+    if out=$("$variant/fork" "$KP_BOOTSTRAP" "$topic" 2>&1); then
+        ok "$variant/fork: the child's calls fail with KP_ERR_FORKED at once, silently"
+    else
+        bad "$variant/fork: $out"
+    fi
+    grep -q "parent: 300 delivered, 0 failed" <<<"$out" && ok "$variant/fork: the parent delivers all 300" \
+        || bad "$variant/fork parent: $(tail -1 <<<"$out")"
+    n=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$topic" 300 --timeout 60 2>/dev/null | wc -l)
+    [ "$n" = 300 ] && ok "$variant/fork: independent consumer reads 300 records" || bad "$variant/fork: consumer read $n of 300"
+done
+echo "C tests: $passed passed, $failed failed"
+[ "$failed" = 0 ]

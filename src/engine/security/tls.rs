@@ -262,12 +262,17 @@ fn identity(s: &TlsSettings) -> Result<ClientIdentity, String> {
     }
 }
 
-/// Verifies the chain against the roots but accepts any name
-/// (ssl.endpoint.identification.algorithm=none).
+/// A relaxed server check: with `chain`, the chain is verified against the
+/// roots but any name is accepted (ssl.endpoint.identification.algorithm=none);
+/// without, any certificate is accepted (enable.ssl.certificate.verification
+/// =false). Handshake signatures are always checked.
 #[derive(Debug)]
-struct NoHostname(Arc<WebPkiServerVerifier>);
+struct Relaxed {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for NoHostname {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -276,7 +281,8 @@ impl ServerCertVerifier for NoHostname {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        let Some(v) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -289,7 +295,12 @@ impl ServerCertVerifier for NoHostname {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(m, c, d)
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -297,47 +308,15 @@ impl ServerCertVerifier for NoHostname {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(m, c, d)
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// Accepts any certificate (enable.ssl.certificate.verification=false);
-/// handshake signatures are still checked.
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -352,7 +331,7 @@ impl Tls {
         let builder = if !s.verify_certificates {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerification(provider.clone())))
+                .with_custom_certificate_verifier(Arc::new(Relaxed { chain: None, provider }))
         } else {
             let roots = Arc::new(roots(s)?);
             if s.verify_hostname {
@@ -361,7 +340,10 @@ impl Tls {
                 let v = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                     .build()
                     .map_err(|e| format!("TLS: {e}"))?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(NoHostname(v)))
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(Relaxed {
+                    chain: Some(v),
+                    provider,
+                }))
             }
         };
         let config = match identity(s)? {

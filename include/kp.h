@@ -187,6 +187,11 @@ typedef int32_t kp_err_t;
 #define KP_ERR_FORKED -117
 
 /*
+ kp error, not retriable: TLS or SASL authentication with a broker failed (credentials, certificates or security.protocol).
+ */
+#define KP_ERR_AUTHENTICATION -118
+
+/*
  Broker error (Kafka code 3), retriable: This server does not host this topic-partition.
  */
 #define KP_ERR_UNKNOWN_TOPIC_OR_PARTITION 3

@@ -34,6 +34,7 @@ pub const KP_ERR_UNSUPPORTED_FEATURE: kp_err_t = error::UNSUPPORTED_FEATURE;
 pub const KP_ERR_BAD_RESPONSE: kp_err_t = error::BAD_RESPONSE;
 pub const KP_ERR_PARTITIONER_FAILED: kp_err_t = error::PARTITIONER_FAILED;
 pub const KP_ERR_FORKED: kp_err_t = error::FORKED;
+pub const KP_ERR_AUTHENTICATION: kp_err_t = error::AUTHENTICATION;
 pub const KP_ERR_MESSAGE_TOO_LARGE: kp_err_t = error::MESSAGE_TOO_LARGE;
 pub const KP_ERR_NOT_ENOUGH_REPLICAS: kp_err_t = error::NOT_ENOUGH_REPLICAS;
 pub const KP_ERR_UNKNOWN_TOPIC_OR_PARTITION: kp_err_t = error::UNKNOWN_TOPIC_OR_PARTITION;

@@ -231,6 +231,7 @@ fn every_c_error_code_is_a_table_row_of_its_name() {
         (KP_ERR_NOT_ENOUGH_REPLICAS, "NOT_ENOUGH_REPLICAS"),
         (KP_ERR_UNKNOWN_TOPIC_OR_PARTITION, "UNKNOWN_TOPIC_OR_PARTITION"),
         (KP_ERR_FORKED, "FORKED"),
+        (KP_ERR_AUTHENTICATION, "AUTHENTICATION"),
     ];
     for (code, name) in codes {
         let row = error::info(code).expect("a table row");

@@ -50,3 +50,6 @@ bash tests/install/run.sh
 
 echo "== Python binding (pip install ./bindings/python into a venv; pytest against $KP_BOOTSTRAP)"
 bash bindings/python/run-tests.sh
+
+echo "== Ruby binding (Debian ruby + ruby-ffi; minitest against $KP_BOOTSTRAP)"
+bash bindings/ruby/run-tests.sh

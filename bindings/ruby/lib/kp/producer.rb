@@ -1,0 +1,601 @@
+# frozen_string_literal: true
+
+module Kp
+  # A Kafka producer with rdkafka-ruby's producer API (Rdkafka::Producer).
+  #
+  # Threads: produce, flush, close, purge and the transactional calls may be
+  # called from any Ruby thread. Delivery reports are drained by one Ruby thread
+  # per producer (kp runs in delivery.report.mode=poll and this thread calls
+  # kp_poll_reports with the GVL released); handles are completed and
+  # delivery_callback runs there, never on a thread of kp's.
+  #
+  # Every accepted record gets exactly one report: delivered, failed, purged,
+  # or, for records still queued when close's timeout ends, :destroy.
+  class Producer
+    # Report of one record (rdkafka-ruby's DeliveryReport). `error` is nil when
+    # the record was delivered, else a Kp::RdkafkaError.
+    class DeliveryReport
+      attr_reader :partition, :offset, :topic_name, :error, :label, :timestamp
+
+      def initialize(partition, offset, topic_name = nil, error = nil, label = nil, timestamp = nil)
+        @partition = partition
+        @offset = offset
+        @topic_name = topic_name
+        @error = error
+        @label = label
+        @timestamp = timestamp
+      end
+      alias topic topic_name
+    end
+
+    # Returned by produce (rdkafka-ruby's DeliveryHandle): wait for its report.
+    class DeliveryHandle < AbstractHandle
+      attr_reader :topic, :label
+
+      def initialize(state, topic, label)
+        super()
+        @state = state
+        @topic = topic
+        @label = label
+        @report = nil
+      end
+
+      def pending?
+        @report.nil?
+      end
+
+      # Waits up to max_wait_timeout seconds (nil: no limit) for the report and
+      # returns it; raises its error when raise_response_error is set (as
+      # rdkafka-ruby), WaitTimeoutError when it did not come in time. The GVL is
+      # released while waiting.
+      def wait(max_wait_timeout: 60, raise_response_error: true)
+        @state.wait_until(max_wait_timeout, "delivery handle") { @report } if @report.nil?
+        raise @report.error if raise_response_error && @report.error
+
+        @report
+      end
+
+      # The report once it came (nil before), as DeliveryHandle#create_result.
+      def create_result
+        @report
+      end
+
+      # Called by the report thread (or the thread closing the producer).
+      def complete!(report)
+        @report = report
+      end
+    end
+
+    REPORT_BATCH = 1024
+    POLL_MS = 100
+    ERRSTR = 512
+    INT32_MAX = (2**31) - 1
+    CLOSED_MESSAGE = "the producer was closed before the record was delivered"
+
+    # The native side of a producer: the kp handle, the records waiting for
+    # their report, and the thread that drains reports. The report thread holds
+    # this object, not the Producer, so an unreachable Producer is still
+    # garbage-collected (its finalizer then lets the thread close kp).
+    class State
+      attr_reader :ptr, :partitioner, :max_block
+      attr_accessor :callback
+
+      ID_BITS = 40
+      @count = 0
+      @count_lock = Mutex.new
+      class << self
+        # A number of its own for each State: the high bits of its records' ids.
+        def next_index
+          @count_lock.synchronize { @count += 1 }
+        end
+      end
+
+      def initialize(ptr, partitioner, max_block)
+        @ptr = ptr
+        @index = self.class.next_index
+        @partitioner = partitioner
+        @max_block = max_block
+        @pending = {}
+        @next_id = @index << ID_BITS
+        @lock = Mutex.new
+        @cv = ConditionVariable.new
+        @stop = false
+        @release = false
+        @forked = false
+        @closed = false
+        @callback = nil
+        REGISTRY[@index] = self
+        @thread = Thread.new { run }
+        @thread.name = "kp-reports" if @thread.respond_to?(:name=)
+      end
+
+      attr_reader :closed
+
+      def forked?
+        @forked
+      end
+
+      def forked!
+        @forked = true
+      end
+
+      def closed!
+        @closed = true
+      end
+
+      def outstanding
+        @pending.size
+      end
+
+      # Registers a handle before kp_send; returns its id (the record's ctx).
+      def register(handle)
+        @lock.synchronize do
+          id = (@next_id += 1)
+          @pending[id] = handle
+          id
+        end
+      end
+
+      def unregister(id)
+        @lock.synchronize { @pending.delete(id) }
+      end
+
+      # Waits (GVL released) until the block is truthy or `timeout` seconds
+      # passed (nil: no limit); raises WaitTimeoutError then.
+      def wait_until(timeout, what)
+        raise ForkedProducerError, "#{what}#wait" if @forked
+
+        deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
+        @lock.synchronize do
+          until yield
+            left = deadline ? deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC) : 1.0
+            if left <= 0
+              raise AbstractHandle::WaitTimeoutError,
+                    "Waiting for #{what} timed out after #{timeout} seconds"
+            end
+            @cv.wait(@lock, [left, 1.0].min)
+          end
+        end
+        true
+      end
+
+      # Waits up to timeout seconds until every accepted record had its report.
+      def drained?(timeout)
+        wait_until(timeout, "flush") { @pending.empty? }
+      rescue AbstractHandle::WaitTimeoutError
+        false
+      end
+
+      # The report thread: drains kp's reports in batches, GVL released while
+      # kp_poll_reports waits.
+      def run
+        stride = Native::ReportInfo.size
+        buf = FFI::MemoryPointer.new(stride, REPORT_BATCH)
+        until @stop || @release
+          buf.put(:size_t, 0, stride)
+          n = Native.kp_poll_reports(@ptr, buf, REPORT_BATCH, POLL_MS)
+          break if n.negative?
+
+          deliver_batch(buf, n, stride) if n.positive?
+        end
+        release_native if @release && !@stop
+      end
+
+      def stop
+        @stop = true
+        @thread.join unless Thread.current == @thread
+      end
+
+      # kp_flush: sends what is queued now (linger.ms ignored) and waits up to
+      # timeout_ms; reports come meanwhile through both paths. True when every
+      # record had its report.
+      def flush(timeout_ms)
+        rc = Native.kp_flush(@ptr, timeout_ms)
+        return false if rc == -105
+        raise RdkafkaError.new(rc, nil, message_prefix: "flush") unless rc.zero?
+
+        # a batch the report thread took may still be on its way to its handles
+        drained?(5)
+      end
+
+      # Finalizer of an unreachable producer: the report thread closes kp.
+      def release
+        @release = true
+      end
+
+      OFF_PARTITION = Native::ReportInfo.offset_of(:partition)
+      OFF_OFFSET = Native::ReportInfo.offset_of(:offset)
+      OFF_TIMESTAMP = Native::ReportInfo.offset_of(:timestamp)
+      OFF_ERROR = Native::ReportInfo.offset_of(:error)
+      OFF_CLASS = Native::ReportInfo.offset_of(:error_class)
+      OFF_CTX = Native::ReportInfo.offset_of(:ctx)
+
+      def deliver_batch(buf, count, stride)
+        done = Array.new(count)
+        @lock.synchronize do
+          count.times do |i|
+            base = i * stride
+            handle = @pending.delete(buf.get_uint64(base + OFF_CTX))
+            next unless handle
+
+            err = buf.get_int32(base + OFF_ERROR)
+            error = err.zero? ? nil : RdkafkaError.new(err, nil, error_class: buf.get_int32(base + OFF_CLASS), in_report: true)
+            report = DeliveryReport.new(buf.get_int32(base + OFF_PARTITION), buf.get_int64(base + OFF_OFFSET),
+                                        handle.topic, error, handle.label, buf.get_int64(base + OFF_TIMESTAMP))
+            handle.complete!(report)
+            done[i] = handle
+          end
+          @cv.broadcast
+        end
+        run_callbacks(done) if @callback
+      end
+
+      # A report served inside kp_producer_close/kp_producer_destroy on the thread
+      # calling them (a Ruby thread: ffi takes the GVL back for the call).
+      def deliver_one(report_ptr, ctx)
+        handle = @lock.synchronize { @pending.delete(ctx.address) }
+        return unless handle
+
+        err = Native.kp_report_error(report_ptr)
+        error = if err.zero?
+                  nil
+                else
+                  RdkafkaError.new(err, Native.kp_report_error_message(report_ptr),
+                                   error_class: Native.kp_report_error_class(report_ptr), in_report: true)
+                end
+        handle.complete!(DeliveryReport.new(Native.kp_report_partition(report_ptr),
+                                            Native.kp_report_offset(report_ptr), handle.topic, error,
+                                            handle.label, Native.kp_report_timestamp(report_ptr)))
+        @lock.synchronize { @cv.broadcast }
+        run_callbacks([handle]) if @callback
+      end
+
+      def run_callbacks(handles)
+        cb = @callback
+        two = cb.respond_to?(:arity) && cb.arity == 2
+        handles.each do |h|
+          next unless h
+
+          begin
+            two ? cb.call(h.create_result, h) : cb.call(h.create_result)
+          rescue StandardError => e
+            Config.logger.error("kp: delivery_callback raised #{e.class}: #{e.message}")
+          end
+        end
+      end
+
+      # Closes kp (see Producer#close); the report thread may still drain
+      # meanwhile. Then stops that thread and frees kp's handle.
+      def close_native(timeout_ms)
+        rc = Native.kp_producer_close(@ptr, timeout_ms)
+        stop
+        Native.kp_producer_destroy(@ptr)
+        REGISTRY.delete(@index)
+        @lock.synchronize { @cv.broadcast }
+        rc
+      end
+
+      private
+
+      def release_native
+        return if @forked || @closed
+
+        @closed = true
+        close_native(0)
+      end
+    end
+
+    # Open producers' States by index, for ON_REPORT.
+    REGISTRY = {}
+    # The delivery callback given to kp_send. kp calls it only from inside
+    # kp_flush/kp_producer_close/kp_producer_destroy (poll mode serves reports
+    # on the thread waiting there, as librdkafka's flush does), on the Ruby
+    # thread calling them, with the GVL taken back by ffi; the report thread
+    # drains every other report with kp_poll_reports, which calls no callback.
+    ON_REPORT = FFI::Function.new(:void, %i[pointer pointer]) do |report, ctx|
+      # The record's id (ctx) carries its producer's State index in its high bits.
+      REGISTRY[ctx.address >> State::ID_BITS]&.deliver_one(report, ctx)
+    end
+
+    # In a forked child: every producer of the parent is unusable.
+    def self.after_fork_in_child
+      REGISTRY.each_value(&:forked!)
+    end
+
+    # config: a Kp::Config or a Hash of properties.
+    def initialize(config = {})
+      config = Config.new(config) unless config.is_a?(Config)
+      settings = config.to_kp
+      ptr = build_native(settings)
+      @state = State.new(ptr, settings["partitioner"], settings["max.block.ms"].to_i.positive?)
+      @topics = {}
+      @partition_counts = {}
+      ObjectSpace.define_finalizer(self, self.class.finalizer(@state))
+    end
+
+    def self.finalizer(state)
+      proc { state.release }
+    end
+
+    # Called with each DeliveryReport (and the DeliveryHandle when the callable
+    # takes two arguments) on the report thread.
+    def delivery_callback=(callable)
+      raise TypeError, "Callback has to be callable" unless callable.respond_to?(:call)
+
+      @state.callback = callable
+    end
+
+    def delivery_callback
+      @state.callback
+    end
+
+    # Queues a record; returns its DeliveryHandle. payload/key: Strings (nil:
+    # null); partition: Integer (nil: the partitioner's choice); partition_key:
+    # String whose hash picks the partition (by the configured partitioner);
+    # timestamp: Integer milliseconds or Time (nil: now); headers: Hash of
+    # String/Symbol => String (nil value: null header). Raises RdkafkaError when
+    # the record is refused (:queue_full, :msg_size_too_large, ...).
+    def produce(topic:, payload: nil, key: nil, partition: nil, partition_key: nil, timestamp: nil,
+                headers: nil, label: nil, topic_config: nil)
+      check(:produce)
+      raise ArgumentError, "kp: per-record topic_config is not supported" if topic_config && !topic_config.empty?
+
+      partition = partition_of(topic, partition_key) if partition.nil? && !partition_key.nil?
+      handle = DeliveryHandle.new(@state, topic, label)
+      id = @state.register(handle)
+      rc = send_record(topic, payload, key, partition, timestamp, headers, id)
+      return handle if rc.zero?
+
+      @state.unregister(id)
+      raise_send_error(rc)
+    end
+
+    # Sends every queued record now and waits up to timeout_ms for their
+    # reports. Returns true when none is outstanding, false on timeout (as
+    # rdkafka-ruby). Like librdkafka's flush, it may run delivery_callback for
+    # some reports on the calling thread.
+    def flush(timeout_ms = 5_000)
+      check(:flush)
+      @state.flush(ms(timeout_ms))
+    end
+
+    # Purges queued and in-flight records: each gets its report (:purge_queue or
+    # :purge_inflight) from the report thread; returns true once all came.
+    def purge
+      check(:purge)
+      rc = Native.kp_purge(@state.ptr, Native::KP_PURGE_QUEUED | Native::KP_PURGE_IN_FLIGHT)
+      raise RdkafkaError.new(rc) unless rc.zero?
+
+      @state.drained?(30)
+    end
+
+    # Records accepted and not yet reported.
+    def outstanding
+      @state.outstanding
+    end
+
+    # Closes the producer: sends queued records and waits up to timeout_ms for
+    # their reports; records still unreported then get a :destroy report (so
+    # every record has exactly one), delivered before close returns. In a forked
+    # child it only marks this producer closed (kp's threads belong to the
+    # parent). Idempotent. Returns true when nothing had to be failed.
+    def close(timeout_ms = 5_000)
+      return if @state.closed
+
+      ObjectSpace.undefine_finalizer(self)
+      if @state.forked?
+        @state.closed!
+        return
+      end
+      @state.closed!
+      @state.close_native(ms(timeout_ms)).zero?
+    end
+
+    def closed?
+      @state.closed
+    end
+
+    # Partition count of `topic` (cached 30 s, as rdkafka-ruby), or -1 when the
+    # topic does not exist.
+    def partition_count(topic)
+      check(:partition_count)
+      now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      cached = @partition_counts[topic]
+      return cached[1] if cached && now - cached[0] < 30
+
+      out = FFI::MemoryPointer.new(:pointer)
+      errstr = FFI::MemoryPointer.new(:char, ERRSTR)
+      rc = Native.kp_partitions_for(@state.ptr, topic, 5_000, out, errstr, ERRSTR)
+      if rc != 0
+        text = errstr.read_string
+        err = RdkafkaError.new(rc, text, message_prefix: "partition_count(#{topic})")
+        # kp waits for the topic until the timeout, then names the broker's error
+        return -1 if err.code == :unknown_topic_or_part || text.include?("UNKNOWN_TOPIC_OR_PARTITION")
+
+        raise err
+      end
+      info = out.read_pointer
+      count = Native.kp_topic_info_partition_count(info)
+      Native.kp_topic_info_destroy(info)
+      @partition_counts[topic] = [now, count]
+      count
+    end
+
+    # -- transactions (need "transactional.id") ------------------------------------
+
+    def init_transactions(timeout_ms = 60_000)
+      txn(:init_transactions) { |p| Native.kp_init_transactions(p, ms(timeout_ms)) }
+    end
+
+    def begin_transaction
+      txn(:begin_transaction) { |p| Native.kp_begin_transaction(p) }
+    end
+
+    # timeout_ms -1 (rdkafka-ruby's default: the remaining transaction time)
+    # waits up to 60 s.
+    def commit_transaction(timeout_ms = -1)
+      txn(:commit_transaction) { |p| Native.kp_commit_transaction(p, ms(timeout_ms)) }
+    end
+
+    def abort_transaction(timeout_ms = -1)
+      txn(:abort_transaction) { |p| Native.kp_abort_transaction(p, ms(timeout_ms)) }
+    end
+
+    # Adds consumer offsets to the transaction. `consumer`: the consumer group
+    # id (String) or an object answering #group_id; `tpl`: a Hash of
+    # topic => {partition => next offset} or topic => [objects with #partition and
+    # #offset] (an rdkafka TopicPartitionList#to_h), or anything answering #to_h so.
+    def send_offsets_to_transaction(consumer, tpl, timeout_ms = 5_000)
+      group = consumer.is_a?(String) ? consumer : consumer.group_id
+      offsets = Native.kp_offsets_new
+      begin
+        tpl.to_h.each do |topic, parts|
+          parts = parts.map { |pt| [pt.partition, pt.offset] } unless parts.is_a?(Hash)
+          parts.each do |partition, offset|
+            rc = Native.kp_offsets_add(offsets, topic.to_s, partition, offset)
+            raise RdkafkaError.new(rc) unless rc.zero?
+          end
+        end
+        txn(:send_offsets_to_transaction) do |p|
+          Native.kp_send_offsets_to_transaction(p, offsets, group.to_s, ms(timeout_ms))
+        end
+      ensure
+        Native.kp_offsets_destroy(offsets)
+      end
+    end
+
+    private
+
+    def check(method_name)
+      raise ForkedProducerError, method_name if @state.forked?
+      raise ClosedProducerError, method_name if @state.closed
+    end
+
+    def ms(timeout_ms)
+      timeout_ms.negative? ? 60_000 : [timeout_ms, INT32_MAX].min
+    end
+
+    def txn(method_name)
+      check(method_name)
+      err = yield @state.ptr
+      raise RdkafkaError.from_kp_error(err, method_name.to_s) unless err.null?
+
+      true
+    end
+
+    def build_native(settings)
+      cfg = Native.kp_config_new
+      errstr = FFI::MemoryPointer.new(:char, ERRSTR)
+      begin
+        settings.each do |name, value|
+          rc = Native.kp_config_set(cfg, name, value, errstr, ERRSTR)
+          raise Config::ConfigError, errstr.read_string unless rc == Native::KP_CONFIG_OK
+        end
+        ptr = Native.kp_producer_new(cfg, errstr, ERRSTR)
+        raise Config::ConfigError, errstr.read_string if ptr.null?
+
+        cfg = nil
+        ptr
+      ensure
+        Native.kp_config_destroy(cfg) if cfg
+      end
+    end
+
+    def partition_of(topic, partition_key)
+      count = partition_count(topic)
+      return nil unless count.positive?
+
+      Partitioner.partition_for(@state.partitioner, partition_key.to_s, count)
+    end
+
+    def topic_cstr(topic)
+      @topics[topic] ||= FFI::MemoryPointer.from_string(topic.to_s)
+    end
+
+    REC = Native::Record
+    REC_SIZE = REC.size
+    HDR_SIZE = Native::Header.size
+    R_TOPIC = REC.offset_of(:topic)
+    R_PARTITION = REC.offset_of(:partition)
+    R_KEY = REC.offset_of(:key)
+    R_KEY_LEN = REC.offset_of(:key_len)
+    R_VALUE = REC.offset_of(:value)
+    R_VALUE_LEN = REC.offset_of(:value_len)
+    R_HEADERS = REC.offset_of(:headers)
+    R_HEADER_COUNT = REC.offset_of(:header_count)
+    R_TIMESTAMP = REC.offset_of(:timestamp_ms)
+
+    # The record is written into one native buffer per thread (kp copies it
+    # during kp_send), so producing allocates no native memory per record.
+    def scratch(size)
+      buf = Thread.current[:kp_scratch]
+      if buf.nil? || buf.size < size
+        buf = FFI::MemoryPointer.new(:uint8, [size, 4096].max * 2) # zeroed: value_free stays NULL
+        Thread.current[:kp_scratch] = buf
+        buf.put(:size_t, 0, REC_SIZE)
+      end
+      buf
+    end
+
+    def send_record(topic, payload, key, partition, timestamp, headers, id)
+      key = key.to_s unless key.nil? || key.is_a?(String)
+      payload = payload.to_s unless payload.nil? || payload.is_a?(String)
+      headers = headers&.map { |k, v| [k.to_s, v.nil? || v.is_a?(String) ? v : v.to_s] }
+      nh = headers ? headers.size : 0
+      data = REC_SIZE + (nh * HDR_SIZE)
+      size = data + (key ? key.bytesize : 0) + (payload ? payload.bytesize : 0)
+      headers&.each { |k, v| size += k.bytesize + (v ? v.bytesize : 0) }
+      buf = scratch(size)
+      base = buf.address
+      buf.put_uint64(R_TOPIC, topic_cstr(topic).address)
+      buf.put_int32(R_PARTITION, partition || Native::KP_PARTITION_ANY)
+      data = put_bytes(buf, base, data, R_KEY, R_KEY_LEN, key)
+      data = put_bytes(buf, base, data, R_VALUE, R_VALUE_LEN, payload)
+      buf.put_int64(R_TIMESTAMP, timestamp_ms(timestamp))
+      buf.put_uint64(R_HEADER_COUNT, nh)
+      buf.put_uint64(R_HEADERS, nh.zero? ? 0 : base + REC_SIZE)
+      headers&.each_with_index do |(k, v), i|
+        h = REC_SIZE + (i * HDR_SIZE)
+        data = put_bytes(buf, base, data, h, h + 8, k)
+        data = put_bytes(buf, base, data, h + 16, h + 24, v)
+      end
+      errstr = nil
+      send = @state.max_block ? :kp_send_with_errstr_blocking : :kp_send_with_errstr
+      Native.public_send(send, @state.ptr, buf, ON_REPORT, FFI::Pointer.new(id), errstr, 0)
+    end
+
+    # Copies `bytes` (String or nil) at `data` and writes its address and length
+    # at the field offsets; returns the next free offset.
+    def put_bytes(buf, base, data, ptr_off, len_off, bytes)
+      if bytes.nil?
+        buf.put_uint64(ptr_off, 0)
+        buf.put_uint64(len_off, 0)
+        return data
+      end
+      n = bytes.bytesize
+      buf.put_bytes(data, bytes) if n.positive?
+      buf.put_uint64(ptr_off, base + data)
+      buf.put_uint64(len_off, n)
+      data + n
+    end
+
+    def timestamp_ms(timestamp)
+      case timestamp
+      when nil then 0
+      when Integer then timestamp
+      when Time then (timestamp.to_r * 1000).to_i
+      else raise TypeError, "timestamp must be an Integer (ms) or a Time"
+      end
+    end
+
+    def raise_send_error(code)
+      raise ForkedProducerError, :produce if code == -117
+
+      fatal = FFI::MemoryPointer.new(:char, ERRSTR)
+      fcode = Native.kp_producer_fatal_error(@state.ptr, fatal, ERRSTR)
+      raise RdkafkaError.new(fcode, fatal.read_string, message_prefix: "produce", fatal: true) unless fcode.zero?
+
+      raise RdkafkaError.new(code, nil, message_prefix: "produce")
+    end
+  end
+end

@@ -1,0 +1,215 @@
+# frozen_string_literal: true
+
+require_relative "test_helper"
+
+class TestProducer < Minitest::Test
+  include KpTest
+
+  T_BYTES = KpTest.topic_name("bytes")
+  T_CB = KpTest.topic_name("callback")
+  T_KEYS = KpTest.topic_name("keys")
+  T_KCAT_CONSISTENT = KpTest.topic_name("kcat-consistent")
+  T_KCAT_MURMUR = KpTest.topic_name("kcat-murmur")
+  T_MURMUR = KpTest.topic_name("murmur")
+  T_CLOSE = KpTest.topic_name("close")
+  T_PURGE = KpTest.topic_name("purge")
+  T_ERR = KpTest.topic_name("errors")
+  PARTS = 6
+
+  KpTest.create_topics(T_BYTES => 3, T_CB => 3, T_KEYS => PARTS, T_KCAT_CONSISTENT => PARTS,
+                       T_KCAT_MURMUR => PARTS, T_MURMUR => PARTS, T_CLOSE => 2, T_PURGE => 2, T_ERR => 3)
+
+  def test_produce_wait_and_byte_identical_read_back
+    p = producer
+    binary = (0..255).map(&:chr).join.b
+    ts = 1_700_000_000_123
+    sent = [
+      { payload: "plain", key: "k1" },
+      { payload: binary, key: binary.reverse, headers: { "bin" => binary, "empty" => "" } },
+      { payload: nil, key: "tombstone" },
+      { payload: "", key: "", headers: { "null" => nil, sym: "symbol name" } },
+      { payload: "no key", key: nil, timestamp: ts },
+      { payload: "time", key: "t", timestamp: Time.at(ts / 1000, ts % 1000, :millisecond) },
+      { payload: "utf8 \u00e9\u4e2d", key: "\u00e9", partition: 2 }
+    ]
+    handles = sent.map { |r| p.produce(topic: T_BYTES, **r) }
+    reports = handles.map { |h| h.wait(max_wait_timeout: 30) }
+    reports.each do |r|
+      assert_nil r.error
+      assert_equal T_BYTES, r.topic_name
+      assert_operator r.offset, :>=, 0
+    end
+    assert_equal 2, reports.last.partition
+    assert_equal ts, reports[4].timestamp
+    p.close
+    got = consume(T_BYTES, sent.size).to_h { |m| [[m["partition"], m["offset"]], m] }
+    assert_equal sent.size, got.size
+    sent.zip(reports).each do |rec, rep|
+      m = got.fetch([rep.partition, rep.offset])
+      rec[:payload].nil? ? assert_nil(m["value"]) : assert_equal(rec[:payload].b, m["value"])
+      rec[:key].nil? ? assert_nil(m["key"]) : assert_equal(rec[:key].b, m["key"])
+      want_headers = (rec[:headers] || {}).map { |k, v| [k.to_s, v&.b] }
+      assert_equal want_headers, m["headers"]
+      assert_equal ts, m["timestamp"] if rec[:timestamp]
+      assert_equal rep.timestamp, m["timestamp"]
+    end
+  end
+
+  def test_delivery_callback_runs_on_a_binding_thread
+    p = producer
+    seen = Queue.new
+    p.delivery_callback = ->(report) { seen << [report, Thread.current] }
+    n = 200
+    handles = Array.new(n) { |i| p.produce(topic: T_CB, payload: "v#{i}", key: "k#{i % 7}", label: i) }
+    assert p.flush(30_000), "flush timed out"
+    assert_equal 0, p.outstanding
+    assert(handles.none?(&:pending?))
+    reports = Array.new(n) { seen.pop }
+    assert_equal (0...n).to_a, reports.map { |r, _| r.label }.sort
+    assert(reports.all? { |r, _| r.error.nil? && r.offset >= 0 })
+    refute(reports.any? { |_, t| t == Thread.main && t != Thread.current }, "callback on the main thread")
+    # a two-argument callback also gets the handle
+    pairs = Queue.new
+    p.delivery_callback = ->(report, handle) { pairs << [report, handle] }
+    h = p.produce(topic: T_CB, payload: "two")
+    h.wait(max_wait_timeout: 30)
+    report, handle = pairs.pop
+    assert_same h, handle
+    assert_equal h.create_result.offset, report.offset
+    assert_raises(TypeError) { p.delivery_callback = 42 }
+    p.close
+    assert_equal n + 1, consume(T_CB, n + 1).size
+  end
+
+  # Where keys land, checked against librdkafka itself (kcat), not kp's code:
+  # by default as rdkafka-ruby (librdkafka's consistent_random: CRC32), with
+  # partitioner murmur2_random as the Java producer (and librdkafka's murmur2).
+  def test_keyed_placement_matches_librdkafka
+    keys = Array.new(60) { |i| "key-#{i}-#{'x' * (i % 5)}" }
+    kcat_produce(T_KCAT_CONSISTENT, keys, "consistent_random")
+    kcat_produce(T_KCAT_MURMUR, keys, "murmur2_random")
+    want_crc = placement(T_KCAT_CONSISTENT, keys.size)
+    want_murmur = placement(T_KCAT_MURMUR, keys.size)
+    refute_equal want_crc, want_murmur, "the two partitioners should differ on 60 keys"
+
+    p = producer
+    crc = keys.to_h { |k| [k, p.produce(topic: T_KEYS, payload: "v", key: k).wait(max_wait_timeout: 30).partition] }
+    assert_equal want_crc, crc
+    # partition_key picks the partition by the same hash, leaving the key alone
+    by_pk = keys.to_h do |k|
+      [k, p.produce(topic: T_KEYS, payload: "pk", key: "other", partition_key: k).wait(max_wait_timeout: 30).partition]
+    end
+    assert_equal want_crc, by_pk
+    assert_equal PARTS, p.partition_count(T_KEYS)
+    assert_equal(-1, p.partition_count(topic_name("does-not-exist")))
+    p.close
+
+    m = producer(partitioner: "murmur2_random")
+    murmur = keys.to_h { |k| [k, m.produce(topic: T_MURMUR, payload: "v", key: k).wait(max_wait_timeout: 30).partition] }
+    assert_equal want_murmur, murmur
+    by_pk = keys.to_h do |k|
+      [k, m.produce(topic: T_MURMUR, payload: "pk", partition_key: k).wait(max_wait_timeout: 30).partition]
+    end
+    assert_equal want_murmur, by_pk
+    m.close
+    # and what the independent consumer sees agrees with the reports
+    read = consume(T_KEYS, keys.size * 2).select { |r| r["value"] == "v" }
+    assert_equal want_crc, read.to_h { |r| [r["key"], r["partition"]] }
+  end
+
+  def test_errors
+    e = assert_raises(Kp::Config::ConfigError) { producer("no.such.property": 1) }
+    assert_match(/no.such.property/, e.message)
+    assert_raises(Kp::Config::ConfigError) { producer("delivery.report.mode": "thread") }
+
+    p = producer("max.request.size": 10_000, "delivery.timeout.ms": 2_000, "request.timeout.ms": 1_000,
+                 "linger.ms": 0)
+    e = assert_raises(Kp::RdkafkaError) { p.produce(topic: T_ERR, payload: "x" * 20_000) }
+    assert_equal :msg_size_too_large, e.code
+    assert_equal 10, e.rdkafka_response
+    refute e.retryable?
+    refute e.fatal?
+
+    # a partition the topic does not have: refused at once or reported
+    begin
+      h = p.produce(topic: T_ERR, payload: "x", partition: 99)
+      e = assert_raises(Kp::RdkafkaError) { h.wait(max_wait_timeout: 30) }
+      assert_equal h.create_result.error, e
+    rescue Kp::RdkafkaError => e
+      nil
+    end
+    assert_includes %i[unknown_partition unknown_topic_or_part msg_timed_out], e.code
+
+    # a topic that does not exist: the wait ends first, then the report says timed out
+    h = p.produce(topic: topic_name("missing"), payload: "x")
+    assert_raises(Kp::AbstractHandle::WaitTimeoutError) { h.wait(max_wait_timeout: 0.05) }
+    report = h.wait(max_wait_timeout: 30, raise_response_error: false)
+    assert_kind_of Kp::RdkafkaError, report.error
+    assert_includes %i[msg_timed_out unknown_topic_or_part], report.error.code
+    assert_equal(-1, report.offset)
+    p.close
+    e = assert_raises(Kp::ClosedProducerError) { p.produce(topic: T_ERR, payload: "x") }
+    assert_match(/closed producer/, e.message)
+    assert_nil p.close, "close is idempotent"
+  end
+
+  def test_close_with_records_queued_reports_each_once
+    # linger.ms holds the records in kp's buffer; close sends them and reports each
+    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
+    count = Hash.new(0)
+    p.delivery_callback = ->(r) { count[r.label] += 1 }
+    handles = Array.new(300) { |i| p.produce(topic: T_CLOSE, payload: "c#{i}", label: i) }
+    assert handles.all?(&:pending?)
+    assert p.close(30_000)
+    assert(handles.none?(&:pending?))
+    assert(handles.all? { |h| h.create_result.error.nil? })
+    assert_equal (0...300).to_a, count.keys.sort
+    assert_equal [1], count.values.uniq
+    assert_equal 300, consume(T_CLOSE, 300).size
+
+    # close with a zero timeout: what is not delivered gets :destroy, exactly once each
+    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
+    count = Hash.new(0)
+    p.delivery_callback = ->(r) { count[r.label] += 1 }
+    handles = Array.new(200) { |i| p.produce(topic: T_CLOSE, payload: "d#{i}", label: i) }
+    p.close(0)
+    assert(handles.none?(&:pending?))
+    assert_equal [1], count.values.uniq
+    assert_equal 200, count.size
+    codes = handles.map { |h| h.create_result.error&.code }.uniq
+    assert_includes codes, :destroy
+    assert_empty codes - [nil, :destroy]
+  end
+
+  def test_purge
+    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
+    count = Hash.new(0)
+    p.delivery_callback = ->(r) { count[r.label] += 1 }
+    handles = Array.new(100) { |i| p.produce(topic: T_PURGE, payload: "p#{i}", label: i) }
+    assert p.purge
+    assert(handles.none?(&:pending?))
+    assert_equal 100, count.size
+    assert_equal [1], count.values.uniq
+    e = assert_raises(Kp::RdkafkaError) { handles.first.wait }
+    assert_equal :purge_queue, e.code
+    # the producer goes on after a purge
+    h = p.produce(topic: T_PURGE, payload: "after")
+    assert p.flush(30_000)
+    assert_nil h.wait(max_wait_timeout: 0).error
+    p.close
+    assert_equal ["after"], consume(T_PURGE, 1).map { |r| r["value"] }
+  end
+
+  private
+
+  def kcat_produce(topic, keys, partitioner)
+    input = keys.map { |k| "#{k}\tv\n" }.join
+    out, status = Open3.capture2e("kcat", "-P", "-b", BOOTSTRAP, "-t", topic, "-K", "\t",
+                                  "-X", "partitioner=#{partitioner}", stdin_data: input)
+    raise "kcat failed: #{out}" unless status.success?
+  end
+
+  def placement(topic, count)
+    consume(topic, count).to_h { |r| [r["key"], r["partition"]] }
+  end
+end

@@ -89,9 +89,10 @@ module Kp
     attach_function :kp_producer_destroy, [:pointer], :void, blocking: true
 
     # sending: kp_send only blocks when the buffer is full and max.block.ms > 0
-    attach_function :kp_send_with_errstr, %i[pointer pointer delivery_cb pointer pointer size_t], :int32
+    # (the ctx argument, a void *, is passed as the record's id, an integer)
+    attach_function :kp_send_with_errstr, %i[pointer pointer delivery_cb uintptr_t pointer size_t], :int32
     attach_function :kp_send_with_errstr_blocking, :kp_send_with_errstr,
-                    %i[pointer pointer delivery_cb pointer pointer size_t], :int32, blocking: true
+                    %i[pointer pointer delivery_cb uintptr_t pointer size_t], :int32, blocking: true
 
     # reports
     attach_function :kp_report_partition, [:pointer], :int32

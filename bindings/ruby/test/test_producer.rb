@@ -14,10 +14,11 @@ class TestProducer < Minitest::Test
   T_CLOSE = KpTest.topic_name("close")
   T_PURGE = KpTest.topic_name("purge")
   T_ERR = KpTest.topic_name("errors")
+  T_MANY = KpTest.topic_name("many")
   PARTS = 6
 
   KpTest.create_topics(T_BYTES => 3, T_CB => 3, T_KEYS => PARTS, T_KCAT_CONSISTENT => PARTS,
-                       T_KCAT_MURMUR => PARTS, T_MURMUR => PARTS, T_CLOSE => 2, T_PURGE => 2, T_ERR => 3)
+                       T_KCAT_MURMUR => PARTS, T_MURMUR => PARTS, T_CLOSE => 2, T_PURGE => 2, T_ERR => 3, T_MANY => 3)
 
   def test_produce_wait_and_byte_identical_read_back
     p = producer
@@ -77,8 +78,18 @@ class TestProducer < Minitest::Test
     assert_same h, handle
     assert_equal h.create_result.offset, report.offset
     assert_raises(TypeError) { p.delivery_callback = 42 }
+    # waiting for reports from inside the callback would wait for itself
+    errors = Queue.new
+    p.delivery_callback = lambda do |_r|
+      p.flush(1_000)
+    rescue Kp::RdkafkaError => e
+      errors << e
+    end
+    p.produce(topic: T_CB, payload: "flush-in-callback")
+    assert p.flush(30_000)
+    assert_equal :state, errors.pop.code
     p.close
-    assert_equal n + 1, consume(T_CB, n + 1).size
+    assert_equal n + 2, consume(T_CB, n + 2).size
   end
 
   # Where keys land, checked against librdkafka itself (kcat), not kp's code:
@@ -198,6 +209,35 @@ class TestProducer < Minitest::Test
     assert_nil h.wait(max_wait_timeout: 0).error
     p.close
     assert_equal ["after"], consume(T_PURGE, 1).map { |r| r["value"] }
+  end
+
+  def test_produce_many_sends_a_batch_in_one_call
+    p = producer("max.request.size": 100_000)
+    seen = Queue.new
+    p.delivery_callback = ->(r) { seen << r.label }
+    msgs = Array.new(500) do |i|
+      { topic: T_MANY, payload: "m#{i}", key: "k#{i}", headers: { "i" => i.to_s }, label: i,
+        timestamp: 1_700_000_000_000 + i }
+    end
+    msgs[250] = { topic: T_MANY, payload: "x" * 200_000, label: :big }
+    msgs[251] = { topic: T_MANY, payload: "pk", partition_key: "k9", label: :pk }
+    handles = p.produce_many(msgs)
+    assert_equal 500, handles.size
+    e = assert_raises(Kp::RdkafkaError) { handles[250].wait(max_wait_timeout: 0) }
+    assert_equal :msg_size_too_large, e.code
+    assert p.flush(30_000)
+    reports = handles.each_with_index.reject { |_, i| i == 250 }.map { |h, _| h.wait(max_wait_timeout: 0) }
+    assert(reports.all? { |r| r.error.nil? })
+    assert_equal handles[9].create_result.partition, handles[251].create_result.partition
+    assert_equal 499, seen.size
+    p.close
+    got = consume(T_MANY, 499)
+    assert_equal 499, got.size
+    by_value = got.to_h { |m| [m["value"], m] }
+    m = by_value.fetch("m7")
+    assert_equal "k7", m["key"]
+    assert_equal [%w[i 7]], m["headers"]
+    assert_equal 1_700_000_000_007, m["timestamp"]
   end
 
   private

@@ -94,6 +94,10 @@ module Kp
     attach_function :kp_send_with_errstr_blocking, :kp_send_with_errstr,
                     %i[pointer pointer delivery_cb uintptr_t pointer size_t], :int32, blocking: true
 
+    attach_function :kp_send_batch, %i[pointer pointer size_t delivery_cb pointer pointer], :size_t
+    attach_function :kp_send_batch_blocking, :kp_send_batch,
+                    %i[pointer pointer size_t delivery_cb pointer pointer], :size_t, blocking: true
+
     # reports
     attach_function :kp_report_partition, [:pointer], :int32
     attach_function :kp_report_offset, [:pointer], :int64

@@ -97,6 +97,7 @@ module Kp
         @max_block = max_block
         @pending = {}
         @next_id = @index << ID_BITS
+        @dispatching = 0 # report batches taken whose callbacks have not run yet
         @lock = Mutex.new
         @cv = ConditionVariable.new
         @stop = false
@@ -159,9 +160,10 @@ module Kp
         true
       end
 
-      # Waits up to timeout seconds until every accepted record had its report.
+      # Waits up to timeout seconds until every accepted record had its report
+      # (and delivery_callback ran for it).
       def drained?(timeout)
-        wait_until(timeout, "flush") { @pending.empty? }
+        wait_until(timeout, "flush") { @pending.empty? && @dispatching.zero? }
       rescue AbstractHandle::WaitTimeoutError
         false
       end
@@ -179,6 +181,11 @@ module Kp
           deliver_batch(buf, n, stride) if n.positive?
         end
         release_native if @release && !@stop
+      end
+
+      # Whether the caller runs on the report thread (inside delivery_callback).
+      def report_thread?
+        Thread.current == @thread
       end
 
       def stop
@@ -225,16 +232,26 @@ module Kp
             handle.complete!(report)
             done[i] = handle
           end
+          @dispatching += 1
           @cv.broadcast
         end
-        run_callbacks(done) if @callback
+        dispatched(done)
+      end
+
+      def dispatched(handles)
+        run_callbacks(handles) if @callback
+      ensure
+        @lock.synchronize do
+          @dispatching -= 1
+          @cv.broadcast
+        end
       end
 
       # A report served inside kp_producer_close/kp_producer_destroy on the thread
       # calling them (a Ruby thread: ffi takes the GVL back for the call).
       def deliver_one(report_ptr, ctx)
         handle = @lock.synchronize { @pending.delete(ctx.address) }
-        return unless handle
+        return unless handle # never: each ctx is reported once
 
         err = Native.kp_report_error(report_ptr)
         error = if err.zero?
@@ -243,11 +260,13 @@ module Kp
                   RdkafkaError.new(err, Native.kp_report_error_message(report_ptr),
                                    error_class: Native.kp_report_error_class(report_ptr), in_report: true)
                 end
-        handle.complete!(DeliveryReport.new(Native.kp_report_partition(report_ptr),
-                                            Native.kp_report_offset(report_ptr), handle.topic, error,
-                                            handle.label, Native.kp_report_timestamp(report_ptr)))
-        @lock.synchronize { @cv.broadcast }
-        run_callbacks([handle]) if @callback
+        @lock.synchronize do
+          handle.complete!(DeliveryReport.new(Native.kp_report_partition(report_ptr),
+                                              Native.kp_report_offset(report_ptr), handle.topic, error,
+                                              handle.label, Native.kp_report_timestamp(report_ptr)))
+          @dispatching += 1
+        end
+        dispatched([handle])
       end
 
       def run_callbacks(handles)
@@ -350,19 +369,53 @@ module Kp
       raise_send_error(rc)
     end
 
+    # Queues many records with one call into kp (kp_send_batch): `messages` is
+    # an Array of Hashes with produce's keywords. Returns their DeliveryHandles
+    # in order. A record kp refuses (e.g. too large) does not raise: its handle
+    # is complete at once with the error (wait raises it) and delivery_callback
+    # is not called for it, since it was never accepted.
+    def produce_many(messages)
+      check(:produce_many)
+      return [] if messages.empty?
+
+      n = messages.size
+      recs = messages.map { |m| batch_entry(m) }
+      data = n * REC_SIZE
+      hdr = data
+      recs.each { |r| data += (r[5] ? r[5].size : 0) * HDR_SIZE }
+      size = data + recs.sum { |r| record_bytes(r[2], r[1], r[5]) }
+      buf = FFI::MemoryPointer.new(:uint8, size)
+      base = buf.address
+      ctxs = FFI::MemoryPointer.new(:uint64, n)
+      results = FFI::MemoryPointer.new(:int32, n)
+      handles = recs.each_with_index.map do |(topic, payload, key, partition, timestamp, headers, label), i|
+        rec = i * REC_SIZE
+        buf.put_uint64(rec, REC_SIZE)
+        data = write_record(buf, base, rec, hdr, data, topic, payload, key, partition, timestamp, headers)
+        hdr += (headers ? headers.size : 0) * HDR_SIZE
+        h = DeliveryHandle.new(@state, topic, label)
+        ctxs.put_uint64(i * 8, @state.register(h))
+        h
+      end
+      send = @state.max_block ? :kp_send_batch_blocking : :kp_send_batch
+      accepted = Native.public_send(send, @state.ptr, buf, n, ON_REPORT, ctxs, results)
+      refuse_rest(handles, ctxs, results) if accepted < n
+      handles
+    end
+
     # Sends every queued record now and waits up to timeout_ms for their
     # reports. Returns true when none is outstanding, false on timeout (as
     # rdkafka-ruby). Like librdkafka's flush, it may run delivery_callback for
     # some reports on the calling thread.
     def flush(timeout_ms = 5_000)
-      check(:flush)
+      check_waits(:flush)
       @state.flush(ms(timeout_ms))
     end
 
     # Purges queued and in-flight records: each gets its report (:purge_queue or
     # :purge_inflight) from the report thread; returns true once all came.
     def purge
-      check(:purge)
+      check_waits(:purge)
       rc = Native.kp_purge(@state.ptr, Native::KP_PURGE_QUEUED | Native::KP_PURGE_IN_FLIGHT)
       raise RdkafkaError.new(rc) unless rc.zero?
 
@@ -382,6 +435,7 @@ module Kp
     def close(timeout_ms = 5_000)
       return if @state.closed
 
+      check_waits(:close) unless @state.forked?
       ObjectSpace.undefine_finalizer(self)
       if @state.forked?
         @state.closed!
@@ -471,6 +525,16 @@ module Kp
       raise ClosedProducerError, method_name if @state.closed
     end
 
+    # flush, purge and close wait for reports, which the calling thread would
+    # have to deliver itself when it is the report thread.
+    def check_waits(method_name)
+      check(method_name)
+      return unless @state.report_thread?
+
+      raise RdkafkaError.new(-112, "#{method_name} must not be called from delivery_callback",
+                             message_prefix: method_name.to_s)
+    end
+
     def ms(timeout_ms)
       timeout_ms.negative? ? 60_000 : [timeout_ms, INT32_MAX].min
     end
@@ -508,6 +572,33 @@ module Kp
       Partitioner.partition_for(@state.partitioner, partition_key.to_s, count)
     end
 
+    # [topic, payload, key, partition, timestamp, headers, label] of one message.
+    def batch_entry(msg)
+      raise ArgumentError, "kp: per-record topic_config is not supported" if msg[:topic_config]&.any?
+
+      topic = msg.fetch(:topic)
+      key = msg[:key]
+      key = key.to_s unless key.nil? || key.is_a?(String)
+      payload = msg[:payload]
+      payload = payload.to_s unless payload.nil? || payload.is_a?(String)
+      partition = msg[:partition]
+      partition = partition_of(topic, msg[:partition_key]) if partition.nil? && !msg[:partition_key].nil?
+      [topic, payload, key, partition, msg[:timestamp], msg[:headers], msg[:label]]
+    end
+
+    def refuse_rest(handles, ctxs, results)
+      raise ForkedProducerError, :produce_many if results.get_int32(0) == -117
+
+      handles.each_with_index do |h, i|
+        code = results.get_int32(i * 4)
+        next if code.zero?
+
+        @state.unregister(ctxs.get_uint64(i * 8))
+        err = RdkafkaError.new(code, nil, message_prefix: "produce_many")
+        h.complete!(DeliveryReport.new(-1, -1, h.topic, err, h.label, nil))
+      end
+    end
+
     def topic_cstr(topic)
       @topics[topic] ||= FFI::MemoryPointer.from_string(topic.to_s)
     end
@@ -543,31 +634,9 @@ module Kp
       key = key.to_s unless key.nil? || key.is_a?(String)
       payload = payload.to_s unless payload.nil? || payload.is_a?(String)
       nh = headers ? headers.size : 0
-      klen = key ? key.bytesize : 0
-      vlen = payload ? payload.bytesize : 0
       data = REC_SIZE + (nh * HDR_SIZE)
-      buf = scratch(data + klen + vlen + (nh.zero? ? 0 : header_bytes(headers)))
-      base = buf.address
-      buf.put_uint64(R_TOPIC, topic_cstr(topic).address)
-      buf.put_int32(R_PARTITION, partition || Native::KP_PARTITION_ANY)
-      buf.put_int64(R_TIMESTAMP, timestamp_ms(timestamp))
-      if key
-        buf.put_bytes(data, key)
-        buf.put_uint64(R_KEY, base + data)
-      else
-        buf.put_uint64(R_KEY, 0)
-      end
-      buf.put_uint64(R_KEY_LEN, klen)
-      if payload
-        buf.put_bytes(data + klen, payload)
-        buf.put_uint64(R_VALUE, base + data + klen)
-      else
-        buf.put_uint64(R_VALUE, 0)
-      end
-      buf.put_uint64(R_VALUE_LEN, vlen)
-      buf.put_uint64(R_HEADER_COUNT, nh)
-      buf.put_uint64(R_HEADERS, nh.zero? ? 0 : base + REC_SIZE)
-      put_headers(buf, base, headers, data + klen + vlen) unless nh.zero?
+      buf = scratch(data + record_bytes(key, payload, headers))
+      write_record(buf, buf.address, 0, REC_SIZE, data, topic, payload, key, partition, timestamp, headers)
       if @state.max_block
         Native.kp_send_with_errstr_blocking(@state.ptr, buf, ON_REPORT, id, nil, 0)
       else
@@ -575,15 +644,50 @@ module Kp
       end
     end
 
+    def record_bytes(key, payload, headers)
+      (key ? key.bytesize : 0) + (payload ? payload.bytesize : 0) + (headers ? header_bytes(headers) : 0)
+    end
+
+    # Writes the kp_record_t at `rec`, its headers at `hdr` and its bytes from
+    # `data` on (offsets in buf, whose address is base); returns the next free
+    # data offset.
+    def write_record(buf, base, rec, hdr, data, topic, payload, key, partition, timestamp, headers)
+      nh = headers ? headers.size : 0
+      klen = key ? key.bytesize : 0
+      vlen = payload ? payload.bytesize : 0
+      buf.put_uint64(rec + R_TOPIC, topic_cstr(topic).address)
+      buf.put_int32(rec + R_PARTITION, partition || Native::KP_PARTITION_ANY)
+      buf.put_int64(rec + R_TIMESTAMP, timestamp_ms(timestamp))
+      if key
+        buf.put_bytes(data, key)
+        buf.put_uint64(rec + R_KEY, base + data)
+      else
+        buf.put_uint64(rec + R_KEY, 0)
+      end
+      buf.put_uint64(rec + R_KEY_LEN, klen)
+      if payload
+        buf.put_bytes(data + klen, payload)
+        buf.put_uint64(rec + R_VALUE, base + data + klen)
+      else
+        buf.put_uint64(rec + R_VALUE, 0)
+      end
+      buf.put_uint64(rec + R_VALUE_LEN, vlen)
+      buf.put_uint64(rec + R_HEADER_COUNT, nh)
+      buf.put_uint64(rec + R_HEADERS, nh.zero? ? 0 : base + hdr)
+      data += klen + vlen
+      nh.zero? ? data : put_headers(buf, base, headers, hdr, data)
+    end
+
     def header_bytes(headers)
       headers.sum { |k, v| k.to_s.bytesize + (v.nil? ? 0 : v.to_s.bytesize) }
     end
 
-    # kp_header_t i at REC_SIZE + i * HDR_SIZE; names and values from `at` on.
-    def put_headers(buf, base, headers, at)
+    # kp_header_t i at hdr + i * HDR_SIZE; names and values from `at` on.
+    # Returns the next free offset.
+    def put_headers(buf, base, headers, hdr, at)
       headers.each_with_index do |(k, v), i|
         k = k.to_s
-        h = REC_SIZE + (i * HDR_SIZE)
+        h = hdr + (i * HDR_SIZE)
         buf.put_bytes(at, k)
         buf.put_uint64(h, base + at)
         buf.put_uint64(h + 8, k.bytesize)
@@ -599,6 +703,7 @@ module Kp
           at += v.bytesize
         end
       end
+      at
     end
 
     def timestamp_ms(timestamp)

@@ -10,3 +10,9 @@ export KP_LIBRARY=${KP_LIBRARY:-$(cd ../.. && pwd)/target/release/libkp.so}
 [[ -f $KP_LIBRARY ]] || { echo "run-tests.sh: $KP_LIBRARY missing (run make lib)" >&2; exit 1; }
 ruby -Ilib -e 'require "kp"; puts "kp (Ruby #{RUBY_VERSION}, ffi #{FFI::VERSION}) over libkp #{Kp.libkp_version} from #{ENV["KP_LIBRARY"]}"'
 ruby -Ilib -Itest -e 'ARGV.each { |f| require File.expand_path(f) }' test/test_*.rb
+# the example runs as a user would run it
+topic="kp-rb-example-$$-$RANDOM"
+python3 ../../tests/verify/create_topics.py "$KP_BOOTSTRAP" 1 "$topic:3"
+out=$(ruby -Ilib examples/produce.rb "$topic")
+echo "$out"
+[[ $(grep -c '^delivered to' <<<"$out") == 3 && $(tail -n1 <<<"$out") == committed ]]

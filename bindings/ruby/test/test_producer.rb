@@ -166,11 +166,7 @@ class TestProducer < Minitest::Test
 
   def test_close_with_records_queued_reports_each_once
     # linger.ms holds the records in kp's buffer; close sends them and reports each
-    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
-    count = Hash.new(0)
-    p.delivery_callback = ->(r) { count[r.label] += 1 }
-    handles = Array.new(300) { |i| p.produce(topic: T_CLOSE, payload: "c#{i}", label: i) }
-    assert handles.all?(&:pending?)
+    p, count, handles = held_records(T_CLOSE, 300, "c")
     assert p.close(30_000)
     assert(handles.none?(&:pending?))
     assert(handles.all? { |h| h.create_result.error.nil? })
@@ -179,10 +175,7 @@ class TestProducer < Minitest::Test
     assert_equal 300, consume(T_CLOSE, 300).size
 
     # close with a zero timeout: what is not delivered gets :destroy, exactly once each
-    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
-    count = Hash.new(0)
-    p.delivery_callback = ->(r) { count[r.label] += 1 }
-    handles = Array.new(200) { |i| p.produce(topic: T_CLOSE, payload: "d#{i}", label: i) }
+    p, count, handles = held_records(T_CLOSE, 200, "d")
     p.close(0)
     assert(handles.none?(&:pending?))
     assert_equal [1], count.values.uniq
@@ -193,10 +186,7 @@ class TestProducer < Minitest::Test
   end
 
   def test_purge
-    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
-    count = Hash.new(0)
-    p.delivery_callback = ->(r) { count[r.label] += 1 }
-    handles = Array.new(100) { |i| p.produce(topic: T_PURGE, payload: "p#{i}", label: i) }
+    p, count, handles = held_records(T_PURGE, 100, "p")
     assert p.purge
     assert(handles.none?(&:pending?))
     assert_equal 100, count.size
@@ -241,6 +231,17 @@ class TestProducer < Minitest::Test
   end
 
   private
+
+  # A producer holding `n` records in its buffer (linger.ms 60 s), and a count
+  # of callbacks per record label.
+  def held_records(topic, n, prefix)
+    p = producer("linger.ms": 60_000, "batch.size": 1_000_000)
+    count = Hash.new(0)
+    p.delivery_callback = ->(r) { count[r.label] += 1 }
+    handles = Array.new(n) { |i| p.produce(topic: topic, payload: "#{prefix}#{i}", label: i) }
+    assert handles.all?(&:pending?)
+    [p, count, handles]
+  end
 
   def kcat_produce(topic, keys, partitioner)
     input = keys.map { |k| "#{k}\tv\n" }.join

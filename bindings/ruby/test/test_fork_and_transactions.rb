@@ -7,7 +7,32 @@ class TestForkAndTransactions < Minitest::Test
 
   T_FORK = KpTest.topic_name("fork")
   T_TXN = KpTest.topic_name("txn")
-  KpTest.create_topics(T_FORK => 3, T_TXN => 3)
+  T_OFFSETS = KpTest.topic_name("txn-offsets")
+  KpTest.create_topics(T_FORK => 3, T_TXN => 3, T_OFFSETS => 2)
+
+  # Consumer offsets sent in a transaction are the group's committed offsets
+  # once it commits (read with confluent-kafka's consumer).
+  def test_send_offsets_to_transaction
+    group = "kp-rb-group-#{KpTest::RUN}"
+    p = producer("transactional.id": "kp-rb-offsets-#{KpTest::RUN}")
+    p.init_transactions
+    p.begin_transaction
+    p.produce(topic: T_OFFSETS, payload: "out")
+    p.send_offsets_to_transaction(group, { T_OFFSETS => { 0 => 7, 1 => 3 } })
+    p.commit_transaction
+    p.close
+    script = <<~PY
+      import sys
+      from confluent_kafka import Consumer, TopicPartition
+      c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2], "enable.auto.commit": False})
+      parts = c.committed([TopicPartition(sys.argv[3], 0), TopicPartition(sys.argv[3], 1)], timeout=30)
+      print(" ".join(str(tp.offset) for tp in parts))
+      c.close()
+    PY
+    out, status = Open3.capture2e(KpTest::PYTHON, "-c", script, KpTest::BOOTSTRAP, group, T_OFFSETS)
+    assert status.success?, out
+    assert_equal "7 3", out.lines.last.strip
+  end
 
   # Puma/Sidekiq style preforking: the parent's producer raises a clear error in
   # the child, a new producer in the child delivers, and the parent goes on.
@@ -32,6 +57,8 @@ class TestForkAndTransactions < Minitest::Test
       rescue StandardError => e
         result[:handle] = e.class.name
       end
+      # without the fork hook (Ruby < 3.1) kp itself refuses the child's calls
+      result[:native] = Kp::Native.kp_flush(p.instance_variable_get(:@state).ptr, 0)
       c = producer
       rep = c.produce(topic: T_FORK, payload: "child-new-producer").wait(max_wait_timeout: 30)
       result[:new] = [rep.error&.code.to_s, rep.offset]
@@ -55,6 +82,7 @@ class TestForkAndTransactions < Minitest::Test
     assert fatal
     assert_match(/before fork\(\).*create a new producer in the child/, message)
     assert_equal "forked", child["handle"]
+    assert_equal(-117, child["native"])
     assert_equal "", child["new"][0]
     assert_operator child["new"][1], :>=, 0
     assert child["new_close"]

@@ -15,10 +15,11 @@ class TestProducer < Minitest::Test
   T_PURGE = KpTest.topic_name("purge")
   T_ERR = KpTest.topic_name("errors")
   T_MANY = KpTest.topic_name("many")
+  T_THREADS = KpTest.topic_name("threads")
   PARTS = 6
 
   KpTest.create_topics(T_BYTES => 3, T_CB => 3, T_KEYS => PARTS, T_KCAT_CONSISTENT => PARTS,
-                       T_KCAT_MURMUR => PARTS, T_MURMUR => PARTS, T_CLOSE => 2, T_PURGE => 2, T_ERR => 3, T_MANY => 3)
+                       T_KCAT_MURMUR => PARTS, T_MURMUR => PARTS, T_CLOSE => 2, T_PURGE => 2, T_ERR => 3, T_MANY => 3, T_THREADS => 3)
 
   def test_produce_wait_and_byte_identical_read_back
     p = producer
@@ -228,6 +229,41 @@ class TestProducer < Minitest::Test
     assert_equal "k7", m["key"]
     assert_equal [%w[i 7]], m["headers"]
     assert_equal 1_700_000_000_007, m["timestamp"]
+  end
+
+  # Several Ruby threads produce on one producer at once; every record is
+  # delivered exactly once.
+  def test_many_threads_one_producer
+    p = producer
+    count = Hash.new(0)
+    lock = Mutex.new
+    p.delivery_callback = ->(r) { lock.synchronize { count[r.label] += 1 } }
+    threads = Array.new(4) do |t|
+      Thread.new do
+        Array.new(500) { |i| p.produce(topic: T_THREADS, payload: "t#{t}-#{i}" * (1 + (i % 3)), label: [t, i]) }
+      end
+    end
+    handles = threads.flat_map(&:value)
+    assert p.flush(30_000)
+    assert(handles.all? { |h| h.wait(max_wait_timeout: 0).error.nil? })
+    assert_equal 2000, count.size
+    assert_equal [1], count.values.uniq
+    p.close
+    got = consume(T_THREADS, 2000).map { |m| m["value"] }.sort
+    want = (0...4).flat_map { |t| (0...500).map { |i| "t#{t}-#{i}" * (1 + (i % 3)) } }.sort
+    assert_equal want, got
+  end
+
+  # The report thread waits in kp_poll_reports with the GVL released: were it
+  # held, each of these short sleeps would wait for its 100 ms poll to end.
+  def test_report_thread_releases_the_gvl
+    p = producer
+    p.produce(topic: T_THREADS, payload: "warm-up").wait(max_wait_timeout: 30)
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    100.times { sleep 0.001 }
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    p.close
+    assert_operator elapsed, :<, 5, "100 sleeps of 1 ms took #{elapsed.round(2)} s"
   end
 
   private

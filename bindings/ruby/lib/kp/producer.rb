@@ -70,7 +70,6 @@ module Kp
     POLL_MS = 100
     ERRSTR = 512
     INT32_MAX = (2**31) - 1
-    CLOSED_MESSAGE = "the producer was closed before the record was delivered"
 
     # The native side of a producer: the kp handle, the records waiting for
     # their report, and the thread that drains reports. The report thread holds

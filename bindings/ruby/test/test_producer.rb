@@ -32,16 +32,17 @@ class TestProducer < Minitest::Test
       { payload: "", key: "", headers: { "null" => nil, sym: "symbol name" } },
       { payload: "no key", key: nil, timestamp: ts },
       { payload: "time", key: "t", timestamp: Time.at(ts / 1000, ts % 1000, :millisecond) },
-      { payload: "utf8 \u00e9\u4e2d", key: "\u00e9", partition: 2 }
+      { payload: "utf8 \u00e9\u4e2d", key: "\u00e9", partition: 2 },
+      { payload: "multi", headers: { "dup" => %w[one two], "x" => "y" } }
     ]
     handles = sent.map { |r| p.produce(topic: T_BYTES, **r) }
-    reports = handles.map { |h| h.wait(max_wait_timeout: 30) }
+    reports = handles.map { |h| h.wait(max_wait_timeout_ms: 30_000) }
     reports.each do |r|
       assert_nil r.error
       assert_equal T_BYTES, r.topic_name
       assert_operator r.offset, :>=, 0
     end
-    assert_equal 2, reports.last.partition
+    assert_equal 2, reports[6].partition
     assert_equal ts, reports[4].timestamp
     p.close
     got = consume(T_BYTES, sent.size).to_h { |m| [[m["partition"], m["offset"]], m] }
@@ -50,7 +51,7 @@ class TestProducer < Minitest::Test
       m = got.fetch([rep.partition, rep.offset])
       rec[:payload].nil? ? assert_nil(m["value"]) : assert_equal(rec[:payload].b, m["value"])
       rec[:key].nil? ? assert_nil(m["key"]) : assert_equal(rec[:key].b, m["key"])
-      want_headers = (rec[:headers] || {}).map { |k, v| [k.to_s, v&.b] }
+      want_headers = (rec[:headers] || {}).flat_map { |k, v| Array(v.nil? ? [nil] : v).map { |x| [k.to_s, x&.b] } }
       assert_equal want_headers, m["headers"]
       assert_equal ts, m["timestamp"] if rec[:timestamp]
       assert_equal rep.timestamp, m["timestamp"]

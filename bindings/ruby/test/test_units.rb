@@ -56,6 +56,16 @@ class TestUnits < Minitest::Test
     assert_raises(Kp::Config::NoLoggerError) { Kp::Config.logger = nil }
   end
 
+  def test_name_and_close_without_a_broker
+    p = Kp::Producer.new("bootstrap.servers" => "127.0.0.1:1", "client.id" => "billing")
+    assert_equal "billing", p.name
+    h = p.produce(topic: "nowhere", payload: "x")
+    refute p.close(0), "a record had to be failed"
+    assert_equal :destroy, h.wait(max_wait_timeout: 0, raise_response_error: false).error.code
+    assert p.closed?
+    assert_raises(Kp::ClosedProducerError) { p.flush }
+  end
+
   def test_record_layout_matches_kp_h
     assert_equal 96, Kp::Native::Record.size
     assert_equal 64, Kp::Native::ReportInfo.size

@@ -47,9 +47,11 @@ module Kp
       # Waits up to max_wait_timeout seconds (nil: no limit) for the report and
       # returns it; raises its error when raise_response_error is set (as
       # rdkafka-ruby), WaitTimeoutError when it did not come in time. The GVL is
-      # released while waiting.
-      def wait(max_wait_timeout: 60, raise_response_error: true)
-        @state.wait_until(max_wait_timeout, "delivery handle") { @report } if @report.nil?
+      # released while waiting. max_wait_timeout_ms (newer rdkafka-ruby) wins
+      # over max_wait_timeout when given.
+      def wait(max_wait_timeout: 60, max_wait_timeout_ms: nil, raise_response_error: true)
+        timeout = max_wait_timeout_ms ? max_wait_timeout_ms / 1000.0 : max_wait_timeout
+        @state.wait_until(timeout, "delivery handle") { @report } if @report.nil?
         raise @report.error if raise_response_error && @report.error
 
         @report
@@ -76,7 +78,7 @@ module Kp
     # this object, not the Producer, so an unreachable Producer is still
     # garbage-collected (its finalizer then lets the thread close kp).
     class State
-      attr_reader :ptr, :partitioner, :max_block
+      attr_reader :ptr, :partitioner, :max_block, :index
       attr_accessor :callback
 
       ID_BITS = 40
@@ -326,10 +328,15 @@ module Kp
       settings = config.to_kp
       ptr = build_native(settings)
       @state = State.new(ptr, settings["partitioner"], settings["max.block.ms"].to_i.positive?)
+      @name = settings["client.id"] || "kp#producer-#{@state.index}"
       @topics = {}
+      @topic_lock = Mutex.new
       @partition_counts = {}
       ObjectSpace.define_finalizer(self, self.class.finalizer(@state))
     end
+
+    # The client's name: client.id when set (as rdkafka-ruby's Producer#name).
+    attr_reader :name
 
     def self.finalizer(state)
       proc { state.release }
@@ -582,7 +589,7 @@ module Kp
       payload = payload.to_s unless payload.nil? || payload.is_a?(String)
       partition = msg[:partition]
       partition = partition_of(topic, msg[:partition_key]) if partition.nil? && !msg[:partition_key].nil?
-      [topic, payload, key, partition, msg[:timestamp], msg[:headers], msg[:label]]
+      [topic, payload, key, partition, msg[:timestamp], header_pairs(msg[:headers]), msg[:label]]
     end
 
     def refuse_rest(handles, ctxs, results)
@@ -598,8 +605,10 @@ module Kp
       end
     end
 
+    # The topic's C string, made once and kept for the producer's life (a
+    # record holds only its address while kp_send runs).
     def topic_cstr(topic)
-      @topics[topic] ||= FFI::MemoryPointer.from_string(topic.to_s)
+      @topics[topic] || @topic_lock.synchronize { @topics[topic] ||= FFI::MemoryPointer.from_string(topic.to_s) }
     end
 
     REC = Native::Record
@@ -629,7 +638,16 @@ module Kp
       buf
     end
 
+    # Headers as given, or as [name, value] pairs when a value is an Array
+    # (several headers of one name, as newer rdkafka-ruby takes them).
+    def header_pairs(headers)
+      return headers unless headers&.any? { |_, v| v.is_a?(Array) }
+
+      headers.flat_map { |k, v| v.is_a?(Array) ? v.map { |x| [k, x] } : [[k, v]] }
+    end
+
     def send_record(topic, payload, key, partition, timestamp, headers, id)
+      headers = header_pairs(headers)
       key = key.to_s unless key.nil? || key.is_a?(String)
       payload = payload.to_s unless payload.nil? || payload.is_a?(String)
       nh = headers ? headers.size : 0

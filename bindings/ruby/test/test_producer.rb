@@ -101,29 +101,21 @@ class TestProducer < Minitest::Test
     keys = Array.new(60) { |i| "key-#{i}-#{'x' * (i % 5)}" }
     kcat_produce(T_KCAT_CONSISTENT, keys, "consistent_random")
     kcat_produce(T_KCAT_MURMUR, keys, "murmur2_random")
-    want_crc = placement(T_KCAT_CONSISTENT, keys.size)
-    want_murmur = placement(T_KCAT_MURMUR, keys.size)
+    want_crc, want_murmur = [T_KCAT_CONSISTENT, T_KCAT_MURMUR].map { |t| Thread.new { placement(t, keys.size) } }
+                                                             .map(&:value)
     refute_equal want_crc, want_murmur, "the two partitioners should differ on 60 keys"
 
     p = producer
-    crc = keys.to_h { |k| [k, p.produce(topic: T_KEYS, payload: "v", key: k).wait(max_wait_timeout: 30).partition] }
-    assert_equal want_crc, crc
+    assert_equal want_crc, placed(p, T_KEYS, keys) { |k| { payload: "v", key: k } }
     # partition_key picks the partition by the same hash, leaving the key alone
-    by_pk = keys.to_h do |k|
-      [k, p.produce(topic: T_KEYS, payload: "pk", key: "other", partition_key: k).wait(max_wait_timeout: 30).partition]
-    end
-    assert_equal want_crc, by_pk
+    assert_equal want_crc, placed(p, T_KEYS, keys) { |k| { payload: "pk", key: "other", partition_key: k } }
     assert_equal PARTS, p.partition_count(T_KEYS)
     assert_equal(-1, p.partition_count(topic_name("does-not-exist")))
     p.close
 
     m = producer(partitioner: "murmur2_random")
-    murmur = keys.to_h { |k| [k, m.produce(topic: T_MURMUR, payload: "v", key: k).wait(max_wait_timeout: 30).partition] }
-    assert_equal want_murmur, murmur
-    by_pk = keys.to_h do |k|
-      [k, m.produce(topic: T_MURMUR, payload: "pk", partition_key: k).wait(max_wait_timeout: 30).partition]
-    end
-    assert_equal want_murmur, by_pk
+    assert_equal want_murmur, placed(m, T_MURMUR, keys) { |k| { payload: "v", key: k } }
+    assert_equal want_murmur, placed(m, T_MURMUR, keys) { |k| { payload: "pk", partition_key: k } }
     m.close
     # and what the independent consumer sees agrees with the reports
     read = consume(T_KEYS, keys.size * 2).select { |r| r["value"] == "v" }
@@ -285,6 +277,12 @@ class TestProducer < Minitest::Test
     out, status = Open3.capture2e("kcat", "-P", "-b", BOOTSTRAP, "-t", topic, "-K", "\t",
                                   "-X", "partitioner=#{partitioner}", stdin_data: input)
     raise "kcat failed: #{out}" unless status.success?
+  end
+
+  # key -> partition its record went to, per the delivery reports
+  def placed(producer, topic, keys)
+    handles = keys.map { |k| producer.produce(topic: topic, **yield(k)) }
+    keys.zip(handles).to_h { |k, h| [k, h.wait(max_wait_timeout: 30).partition] }
   end
 
   def placement(topic, count)

@@ -456,7 +456,7 @@ module Kp
     end
 
     # Partition count of `topic` (cached 30 s, as rdkafka-ruby), or -1 when the
-    # topic does not exist.
+    # topic does not exist. Waits up to 2 s for metadata, as rdkafka-ruby does.
     def partition_count(topic)
       check(:partition_count)
       now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -465,7 +465,7 @@ module Kp
 
       out = FFI::MemoryPointer.new(:pointer)
       errstr = FFI::MemoryPointer.new(:char, ERRSTR)
-      rc = Native.kp_partitions_for(@state.ptr, topic, 5_000, out, errstr, ERRSTR)
+      rc = Native.kp_partitions_for(@state.ptr, topic, 2_000, out, errstr, ERRSTR)
       if rc != 0
         text = errstr.read_string
         err = RdkafkaError.new(rc, text, message_prefix: "partition_count(#{topic})")

@@ -15,5 +15,5 @@ Gem::Specification.new do |s|
   s.required_ruby_version = ">= 2.7"
   s.files = Dir["lib/**/*.rb"] + ["README.md"]
   s.require_paths = ["lib"]
-  s.add_dependency "ffi", ">= 1.15"
+  s.add_dependency "ffi", "~> 1.15"
 end

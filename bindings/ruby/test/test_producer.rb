@@ -262,7 +262,25 @@ class TestProducer < Minitest::Test
     assert_operator elapsed, :<, 5, "100 sleeps of 1 ms took #{elapsed.round(2)} s"
   end
 
+  # A producer nobody closed and nobody references any more is closed by its
+  # finalizer on its report thread: its queued records still go out.
+  def test_unreachable_producer_is_closed_and_delivers
+    handles = unreferenced_producer_handles
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 20
+    while handles.any?(&:pending?) && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+      GC.start
+      sleep 0.1
+    end
+    assert(handles.none?(&:pending?), "the producer was not collected and closed")
+    assert(handles.all? { |h| h.wait(max_wait_timeout: 0).error.nil? })
+  end
+
   private
+
+  def unreferenced_producer_handles
+    p = producer("linger.ms": 60_000)
+    Array.new(10) { |i| p.produce(topic: T_ERR, payload: "gc#{i}") }
+  end
 
   # A producer holding `n` records in its buffer (linger.ms 60 s), and a count
   # of callbacks per record label.

@@ -69,6 +69,7 @@ module Kp
     end
 
     REPORT_BATCH = 1024
+    RELEASE_TIMEOUT_MS = 5_000
     POLL_MS = 100
     ERRSTR = 512
     INT32_MAX = (2**31) - 1
@@ -206,7 +207,8 @@ module Kp
         drained?(5)
       end
 
-      # Finalizer of an unreachable producer: the report thread closes kp.
+      # Finalizer of an unreachable producer: the report thread closes kp as
+      # close(RELEASE_TIMEOUT_MS) would, so its queued records still go out.
       def release
         @release = true
       end
@@ -301,7 +303,7 @@ module Kp
         return if @forked || @closed
 
         @closed = true
-        close_native(0)
+        close_native(RELEASE_TIMEOUT_MS)
       end
     end
 

@@ -18,7 +18,7 @@ built=$(gem build kp.gemspec -o "$gems/kp.gem" 2>&1) || { echo "$built" >&2; exi
 export GEM_HOME=$gems/home GEM_PATH=$gems/home:$(gem env gempath)
 gem install -q --local --no-document "$gems/kp.gem" >/dev/null
 topic="kp-rb-example-$$-$RANDOM"
-python3 ../../tests/verify/create_topics.py "$KP_BOOTSTRAP" 1 "$topic:3"
+"${PYTHON:-python3}" ../../tests/verify/create_topics.py "$KP_BOOTSTRAP" 1 "$topic:3"
 here=$PWD
 out=$(cd / && ruby "$here/examples/produce.rb" "$topic")
 echo "$out"

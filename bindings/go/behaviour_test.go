@@ -18,6 +18,7 @@ import (
 // Records kp refuses get their promise at once with an *kp.Error that
 // errors.Is matches to the sentinel; nothing else is lost.
 func TestErrorsByClass(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 1)
 	p := newProducer(t, kp.Config{"max.request.size": "10000"})
 	defer p.Close(context.Background())
@@ -70,6 +71,7 @@ func TestErrorsByClass(t *testing.T) {
 // (retriable); closing with the rest queued gives every accepted record
 // exactly one result.
 func TestQueueFullAndCloseWithRecordsQueued(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 1)
 	p := newProducer(t, kp.Config{
 		"buffer.memory": "262144", "max.block.ms": "0", "linger.ms": "60000", "batch.size": "1000000",
@@ -130,6 +132,7 @@ func TestQueueFullAndCloseWithRecordsQueued(t *testing.T) {
 
 // Close with a live context delivers what is queued (linger ignored).
 func TestCloseDeliversQueued(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 1)
 	p := newProducer(t, kp.Config{"linger.ms": "60000", "batch.size": "1000000"})
 	pr := newPromises(t)
@@ -160,6 +163,7 @@ func TestCloseDeliversQueued(t *testing.T) {
 // Canceling Flush's context ends the wait, never a record: every record
 // still gets one result and the consumer reads them all.
 func TestFlushCancelLosesNothing(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 3)
 	p := newProducer(t, kp.Config{"linger.ms": "60000", "batch.size": "1000000"})
 	defer p.Close(context.Background())
@@ -197,6 +201,7 @@ func TestFlushCancelLosesNothing(t *testing.T) {
 // ProduceSync whose context ends before the reports returns at once with
 // ErrWaitCanceled; the records are still delivered.
 func TestProduceSyncCanceledWait(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 1)
 	p := newProducer(t, kp.Config{"linger.ms": "1000"})
 	recs := []*kp.Record{{Topic: topic, Value: []byte("a")}, {Topic: topic, Value: []byte("b")}}
@@ -218,6 +223,7 @@ func TestProduceSyncCanceledWait(t *testing.T) {
 
 // Many goroutines share one producer (Produce and ProduceSync mixed).
 func TestConcurrentGoroutines(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 4)
 	p := newProducer(t, nil)
 	defer p.Close(context.Background())
@@ -264,6 +270,7 @@ func TestConcurrentGoroutines(t *testing.T) {
 // Records sent with the "manual" partitioner go to Record.Partition; a
 // partition that does not exist is refused.
 func TestManualPartitionAndMetadata(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 3)
 	p := newProducer(t, kp.Config{"partitioner": "manual"})
 	defer p.Close(context.Background())
@@ -304,6 +311,7 @@ func TestManualPartitionAndMetadata(t *testing.T) {
 // Transactions: a committed transaction is visible to read_committed, an
 // aborted one is not; offsets sent to the transaction are committed with it.
 func TestTransactions(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 2)
 	p := newProducer(t, kp.Config{"transactional.id": "go-txn-" + runID})
 	defer p.Close(context.Background())

@@ -162,3 +162,10 @@ var (
 // records whose wait ProduceSync gave up because its context ended: those
 // records were accepted and may still be delivered.
 var ErrWaitCanceled = errors.New("kp: the wait for the delivery report was canceled")
+
+// waitCanceled is ErrWaitCanceled with the context's error as its cause.
+type waitCanceled struct{ cause error }
+
+func (w *waitCanceled) Error() string        { return ErrWaitCanceled.Error() + ": " + w.cause.Error() }
+func (w *waitCanceled) Unwrap() error        { return w.cause }
+func (w *waitCanceled) Is(target error) bool { return target == ErrWaitCanceled }

@@ -1,3 +1,3 @@
 module kp.dev/kp
 
-go 1.22
+go 1.19

@@ -336,7 +336,12 @@ func (p *Producer) flushKp(ctx context.Context) error {
 func sliceOf(ctx context.Context) C.int32_t {
 	ms := int64(sliceMs)
 	if d, ok := ctx.Deadline(); ok {
-		ms = min(ms, max(int64(time.Until(d)/time.Millisecond), 1))
+		if left := int64(time.Until(d) / time.Millisecond); left < ms {
+			ms = left
+		}
+		if ms < 1 {
+			ms = 1
+		}
 	}
 	return C.int32_t(ms)
 }
@@ -691,7 +696,7 @@ func (b *syncBatch) abandon(cause error) {
 	b.abandoned = true
 	for i, done := range b.reported {
 		if !done {
-			b.results[i].Err = fmt.Errorf("%w: %w", ErrWaitCanceled, cause)
+			b.results[i].Err = &waitCanceled{cause: cause}
 		}
 	}
 }

@@ -24,6 +24,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 // null value, binary data, empty key) and timestamp read back identical, at
 // the partition and offset its promise reported.
 func TestProduceAsyncReadBack(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 3)
 	p := newProducer(t, nil)
 	pr := newPromises(t)
@@ -119,6 +120,7 @@ func deref(s *string) string {
 // ProduceSync: one call for the batch, every result filled in, offsets
 // consecutive per partition, and the consumer reads the same values.
 func TestProduceSyncBatch(t *testing.T) {
+	t.Parallel()
 	topic := newTopic(t, 2)
 	p := newProducer(t, nil)
 	defer p.Close(context.Background())
@@ -161,6 +163,7 @@ func TestProduceSyncBatch(t *testing.T) {
 // default for keys) puts them: compared with librdkafka's murmur2_random,
 // which reproduces Java's placement, through confluent-kafka.
 func TestKeysLandWhereJavaPutsThem(t *testing.T) {
+	t.Parallel()
 	const parts, n = 7, 200
 	topic := newTopic(t, parts)
 	p := newProducer(t, nil)

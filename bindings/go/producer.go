@@ -449,18 +449,49 @@ func (p *Producer) handOver(infos *C.kp_report_info_t, n int) {
 	}
 	ds := make([]delivery, n)
 	p.table.mu.Lock()
-	for i, info := range unsafe.Slice(infos, n) {
+	// Read through reportInfo: a copy of kp_report_info_t on a Go stack
+	// would put the ctx integer in a pointer-typed slot.
+	for i, info := range unsafe.Slice((*reportInfo)(unsafe.Pointer(infos)), n) {
 		ds[i] = delivery{
-			pending:   p.table.takeLocked(uintptr(info.ctx)),
-			partition: int32(info.partition),
-			offset:    int64(info.offset),
-			timestamp: int64(info.timestamp),
-			code:      info.error,
-			class:     ErrorClass(info.error_class),
+			pending:   p.table.takeLocked(info.ctx),
+			partition: info.partition,
+			offset:    info.offset,
+			timestamp: info.timestamp,
+			code:      C.kp_err_t(info.err),
+			class:     ErrorClass(info.errorClass),
 		}
 	}
 	p.table.mu.Unlock()
 	p.queue.push(ds)
+}
+
+// reportInfo is kp_report_info_t with its pointers as integers: the
+// reports' ctx values are table indices, which Go must never see in a
+// pointer-typed variable. init checks that the layouts agree.
+type reportInfo struct {
+	structSize  uintptr
+	topic       uintptr
+	partition   int32
+	offset      int64
+	timestamp   int64
+	err         int32
+	errorClass  int32
+	persistence int32
+	ctx         uintptr
+}
+
+func init() {
+	var c C.kp_report_info_t
+	var g reportInfo
+	if unsafe.Sizeof(c) != unsafe.Sizeof(g) ||
+		unsafe.Offsetof(c.partition) != unsafe.Offsetof(g.partition) ||
+		unsafe.Offsetof(c.offset) != unsafe.Offsetof(g.offset) ||
+		unsafe.Offsetof(c.timestamp) != unsafe.Offsetof(g.timestamp) ||
+		unsafe.Offsetof(c.error) != unsafe.Offsetof(g.err) ||
+		unsafe.Offsetof(c.error_class) != unsafe.Offsetof(g.errorClass) ||
+		unsafe.Offsetof(c.ctx) != unsafe.Offsetof(g.ctx) {
+		panic("kp: kp_report_info_t layout differs from the binding's")
+	}
 }
 
 // dispatch is the goroutine that runs the promises.

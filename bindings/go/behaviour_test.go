@@ -137,9 +137,7 @@ func TestCloseDeliversQueued(t *testing.T) {
 	p := newProducer(t, kp.Config{"linger.ms": "60000", "batch.size": "1000000"})
 	pr := newPromises(t)
 	const n = 500
-	for i := 0; i < n; i++ {
-		p.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, pr.fn)
-	}
+	pr.produceN(p, topic, n)
 	start := time.Now()
 	if err := p.Close(ctxTimeout(t, 30*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -147,17 +145,7 @@ func TestCloseDeliversQueued(t *testing.T) {
 	if time.Since(start) > 20*time.Second {
 		t.Fatalf("Close waited %v: linger.ms was not ignored", time.Since(start))
 	}
-	if got := pr.calls.Load(); got != n {
-		t.Fatalf("%d results, want %d", got, n)
-	}
-	for _, err := range pr.results() {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := consume(t, topic, n, "read_uncommitted"); len(got) != n {
-		t.Fatalf("read %d, want %d", len(got), n)
-	}
+	pr.allDelivered(topic, n)
 }
 
 // Canceling Flush's context ends the wait, never a record: every record
@@ -169,9 +157,7 @@ func TestFlushCancelLosesNothing(t *testing.T) {
 	defer p.Close(context.Background())
 	pr := newPromises(t)
 	const n = 3000
-	for i := 0; i < n; i++ {
-		p.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, pr.fn)
-	}
+	pr.produceN(p, topic, n)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := p.Flush(ctx); !errors.Is(err, context.Canceled) {
@@ -185,17 +171,7 @@ func TestFlushCancelLosesNothing(t *testing.T) {
 	if err := p.Flush(ctxTimeout(t, 60*time.Second)); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	if got := pr.calls.Load(); got != n {
-		t.Fatalf("%d results, want %d", got, n)
-	}
-	for _, err := range pr.results() {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := consume(t, topic, n, "read_uncommitted"); len(got) != n {
-		t.Fatalf("read %d, want %d", len(got), n)
-	}
+	pr.allDelivered(topic, n)
 }
 
 // ProduceSync whose context ends before the reports returns at once with

@@ -2,6 +2,7 @@ package kp_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -140,4 +141,28 @@ func decodeB64(s *string) (string, error) {
 	}
 	b, err := base64.StdEncoding.DecodeString(*s)
 	return string(b), err
+}
+
+// produceN sends n records (values "0".."n-1") with Produce and this promise.
+func (p *promises) produceN(prod *kp.Producer, topic string, n int) {
+	for i := 0; i < n; i++ {
+		prod.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}, p.fn)
+	}
+}
+
+// allDelivered checks that n promises ran, all without error, and that the
+// independent consumer reads n records of topic.
+func (p *promises) allDelivered(topic string, n int) {
+	p.t.Helper()
+	if got := p.calls.Load(); got != int64(n) {
+		p.t.Fatalf("%d results, want %d", got, n)
+	}
+	for _, err := range p.results() {
+		if err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	if got := consume(p.t, topic, n, "read_uncommitted"); len(got) != n {
+		p.t.Fatalf("read %d, want %d", len(got), n)
+	}
 }

@@ -36,11 +36,10 @@ type Metrics struct {
 
 // Metrics reads the producer's counters (cheap: atomic loads, no I/O).
 func (p *Producer) Metrics() (Metrics, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
+	if !p.acquire() {
 		return Metrics{}, ErrClosed
 	}
+	defer p.mu.RUnlock()
 	var m C.kp_metrics_t
 	m.struct_size = C.sizeof_kp_metrics_t
 	if code := C.kp_producer_metrics(p.p, &m); code != C.KP_OK {
@@ -85,9 +84,7 @@ func (p *Producer) PartitionsFor(ctx context.Context, topic string) ([]Partition
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p.mu.RLock()
-		if p.p == nil {
-			p.mu.RUnlock()
+		if !p.acquire() {
 			return nil, ErrClosed
 		}
 		var info *C.kp_topic_info_t

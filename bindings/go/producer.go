@@ -267,6 +267,17 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	return results
 }
 
+// acquire read-locks the handle against Close; false (and unlocked) when
+// the producer is closed.
+func (p *Producer) acquire() bool {
+	p.mu.RLock()
+	if p.p == nil {
+		p.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
 // send hands the encoded records to kp in one call. Returns how many were
 // accepted; e.results says why the others were not.
 func (p *Producer) send(e *encoder) int {
@@ -275,11 +286,10 @@ func (p *Producer) send(e *encoder) int {
 	for range e.recs {
 		e.results = append(e.results, C.KP_ERR_CLOSED)
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
+	if !p.acquire() {
 		return 0
 	}
+	defer p.mu.RUnlock()
 	p.inflight.Add(int64(n))
 	var hdrs *C.kpgo_hdr
 	if len(e.hdrs) > 0 {
@@ -309,9 +319,7 @@ func (p *Producer) flushKp(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p.mu.RLock()
-		if p.p == nil {
-			p.mu.RUnlock()
+		if !p.acquire() {
 			return ErrClosed
 		}
 		var out *C.kp_report_info_t
@@ -393,11 +401,10 @@ func (p *Producer) Purge(inFlight bool) error {
 	if inFlight {
 		flags |= C.KP_PURGE_IN_FLIGHT
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
+	if !p.acquire() {
 		return ErrClosed
 	}
+	defer p.mu.RUnlock()
 	if code := C.kp_purge(p.p, flags); code != C.KP_OK {
 		return newError(code, "")
 	}
@@ -410,11 +417,10 @@ func (p *Producer) Outstanding() int { return int(p.inflight.Load()) }
 
 // FatalError returns the error that made the producer unusable, or nil.
 func (p *Producer) FatalError() error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
+	if !p.acquire() {
 		return nil
 	}
+	defer p.mu.RUnlock()
 	var errstr [errstrSize]C.char
 	if code := C.kp_producer_fatal_error(p.p, &errstr[0], errstrSize); code != C.KP_OK {
 		return newErrorClass(code, C.GoString(&errstr[0]), ClassFatal)

@@ -21,9 +21,7 @@ func (p *Producer) txnCall(ctx context.Context, call func(p *C.kp_producer_t, ms
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p.mu.RLock()
-		if p.p == nil {
-			p.mu.RUnlock()
+		if !p.acquire() {
 			return ErrClosed
 		}
 		err := fromKpError(call(p.p, sliceOf(ctx)))
@@ -55,11 +53,10 @@ func (p *Producer) InitTransactions(ctx context.Context) error {
 
 // BeginTransaction starts a transaction (local; no network).
 func (p *Producer) BeginTransaction() error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
+	if !p.acquire() {
 		return ErrClosed
 	}
+	defer p.mu.RUnlock()
 	return fromKpError(C.kp_begin_transaction(p.p))
 }
 
@@ -116,10 +113,9 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, groupID string,
 // TransactionProtocolVersion is the transaction protocol InitTransactions
 // negotiated: 2 (KIP-890, Kafka 4), 1 (classic) or 0 (not initialised).
 func (p *Producer) TransactionProtocolVersion() int {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
+	if !p.acquire() {
 		return 0
 	}
+	defer p.mu.RUnlock()
 	return int(C.kp_transaction_protocol_version(p.p))
 }

@@ -1,7 +1,7 @@
 // Command confluent-perf is the W1 shape of perf/ over confluent-kafka-go v2
 // (its bundled static librdkafka), for the Go binding's comparison in
-// BENCHMARKS.md: one goroutine calls Produce with a delivery channel-less
-// producer (events read from Events() by a second goroutine), then Flush.
+// BENCHMARKS.md: one goroutine calls Produce (delivery reports read from
+// Events() by a second goroutine), then Flush.
 // It prints throughput and the process's CPU per million records.
 package main
 

@@ -112,6 +112,7 @@ type Producer struct {
 
 const (
 	drainMax   = 1024
+	takeSlice  = 32
 	sliceMs    = 100 // longest C wait between looks at a context
 	errstrSize = 512
 )
@@ -454,10 +455,16 @@ func (p *Producer) handOver(infos *C.kp_report_info_t, n int) {
 		return
 	}
 	ds := make([]delivery, n)
-	p.table.mu.Lock()
 	// Read through reportInfo: a copy of kp_report_info_t on a Go stack
-	// would put the ctx integer in a pointer-typed slot.
+	// would put the ctx integer in a pointer-typed slot. The table lock is
+	// taken per slice of takeSlice entries so that Produce never waits long.
 	for i, info := range unsafe.Slice((*reportInfo)(unsafe.Pointer(infos)), n) {
+		if i%takeSlice == 0 {
+			if i > 0 {
+				p.table.mu.Unlock()
+			}
+			p.table.mu.Lock()
+		}
 		ds[i] = delivery{
 			pending:   p.table.takeLocked(info.ctx),
 			partition: info.partition,

@@ -15,6 +15,8 @@ REPO=$PWD
 command -v go >/dev/null || { echo "go is not installed (scripts/install-deps.sh installs it)" >&2; exit 1; }
 [ -f target/release/libkp.so ] || make -s lib
 export CGO_ENABLED=1
+# No VCS stamping: a checkout owned by another user makes `git status` fail.
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 go version
 
 cd bindings/go

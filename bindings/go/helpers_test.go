@@ -108,11 +108,12 @@ type promises struct {
 	t     *testing.T
 	mu    sync.Mutex
 	seen  map[*kp.Record]error
+	last  map[int32]int64
 	calls atomic.Int64
 }
 
 func newPromises(t *testing.T) *promises {
-	return &promises{t: t, seen: map[*kp.Record]error{}}
+	return &promises{t: t, seen: map[*kp.Record]error{}, last: map[int32]int64{}}
 }
 
 func (p *promises) fn(r *kp.Record, err error) {
@@ -123,6 +124,13 @@ func (p *promises) fn(r *kp.Record, err error) {
 		p.t.Errorf("second result for record %p (%v)", r, err)
 	}
 	p.seen[r] = err
+	if err == nil {
+		// Promises of one partition run in offset order.
+		if last, ok := p.last[r.Partition]; ok && r.Offset <= last {
+			p.t.Errorf("partition %d: promise for offset %d after %d", r.Partition, r.Offset, last)
+		}
+		p.last[r.Partition] = r.Offset
+	}
 }
 
 func (p *promises) results() map[*kp.Record]error {

@@ -12,6 +12,7 @@
 #   - openssl                  only if missing (testbed/kafka.sh makes per-run TLS certificates)
 #   - cmake, pkg-config        out-of-tree builds against an installed kp (tests/install)
 #   - clang                    the C++ API tests build with clang++ as well as g++ (tests/cpp)
+#   - golang-go                the Go binding's tests (bindings/go; needs Go 1.19 or later)
 #   - ruby, ruby-ffi, ruby-minitest  the Ruby binding and its tests (bindings/ruby; no gem server needed)
 # then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
 # Set PYTHON=/path/to/python to target another interpreter.
@@ -39,6 +40,7 @@ command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
 command -v clang++ >/dev/null || apt_pkgs+=(clang)
+command -v go >/dev/null || apt_pkgs+=(golang-go)
 # Ruby binding (bindings/ruby/run-tests.sh): Debian's ruby, ffi gem and minitest
 command -v ruby >/dev/null || apt_pkgs+=(ruby)
 if ! command -v ruby >/dev/null || ! ruby -e 'require "ffi"; require "minitest"' 2>/dev/null; then

@@ -50,3 +50,6 @@ bash tests/install/run.sh
 
 echo "== Python binding (pip install ./bindings/python into a venv; pytest against $KP_BOOTSTRAP)"
 bash bindings/python/run-tests.sh
+
+echo "== Java binding (JNI glue + Maven/JUnit 5 against $KP_BOOTSTRAP; quick tests also on the newest JDK)"
+bash bindings/java/run-tests.sh

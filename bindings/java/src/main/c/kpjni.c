@@ -223,7 +223,11 @@ JNIEXPORT jint JNICALL Java_dev_kp_Native_send(JNIEnv *env, jclass c, jlong p, j
         nh = (size_t)(*env)->GetArrayLength(env, headers) / 2;
         hdrs = nh <= 8 ? hdr_stack : calloc(nh, sizeof *hdrs);
         hdr_heap = calloc(nh * 2 + 1, sizeof *hdr_heap);
-        if (hdrs == NULL || hdr_heap == NULL) goto out;
+        if (hdrs == NULL || hdr_heap == NULL) {
+            set_err(KP_ERR_INTERNAL, "out of memory copying the headers");
+            goto out;
+        }
+        memset(hdrs, 0, nh * sizeof *hdrs); /* a null value stays NULL */
         for (size_t i = 0; i < nh; i++) {
             jbyteArray k = (*env)->GetObjectArrayElement(env, headers, (jsize)(2 * i));
             jbyteArray v = (*env)->GetObjectArrayElement(env, headers, (jsize)(2 * i + 1));

@@ -805,7 +805,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
         }
         String msg = o.message;
         int flags = o.flags;
-        RuntimeException e = KpErrors.of(o.rc, msg, transactional);
+        RuntimeException e = o.rc == KpErrors.FATAL ? reportException(o.rc) : KpErrors.of(o.rc, msg, transactional);
         if (e instanceof ProducerFencedException || e instanceof ApiException
                 || e instanceof IllegalStateException || (flags & Native.FLAG_ABORTABLE) == 0) {
             throw e;

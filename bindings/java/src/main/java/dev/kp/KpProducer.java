@@ -19,7 +19,6 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.ToIntFunction;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -91,8 +90,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
     private final Serializer<V> valueSerializer;
     private final List<ProducerInterceptor<K, V>> interceptors;
     private final Map<String, byte[]> topicBytes = new ConcurrentHashMap<>();
-    private final ConcurrentHashMap<Long, Pending> inflight = new ConcurrentHashMap<>();
-    private final AtomicLong nextId = new AtomicLong();
+    private final Inflight<Pending> inflight = new Inflight<>();
     private final Io io;
     private final Cleaner.Cleanable cleanable;
     private volatile boolean closed;
@@ -261,8 +259,8 @@ public class KpProducer<K, V> implements Producer<K, V> {
             this.valueSize = valueSize;
         }
 
-        void finish(int partition, long offset, long timestamp, int error) {
-            TopicPartition tp = new TopicPartition(topic, partition);
+        void finish(TopicPartition tp, int error, long offset, long timestamp) {
+            int partition = tp.partition();
             RecordMetadata md;
             Exception ex = null;
             if (error == 0) {
@@ -367,8 +365,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
             tp = new TopicPartition(topic, partition == null ? RecordMetadata.UNKNOWN_PARTITION : partition);
             Pending pd = new Pending(callback, topic, headers, key == null ? -1 : key.length,
                     value == null ? -1 : value.length);
-            long id = nextId.getAndIncrement();
-            inflight.put(id, pd);
+            long id = inflight.add(pd);
             Long ts = record.timestamp();
             int rc = Native.send(handle, topicBytes.computeIfAbsent(topic, KpProducer::nulTerminated),
                     partition == null ? -1 : partition, key, value, ts == null ? 0L : ts, headerArray(headers), id);
@@ -450,11 +447,34 @@ public class KpProducer<K, V> implements Producer<K, V> {
             setDaemon(true);
         }
 
+        /** TopicPartition objects handed out with RecordMetadata, reused (this thread only). */
+        private final Map<String, TopicPartition[]> partitions = new HashMap<>();
+
+        private TopicPartition topicPartition(String topic, int partition) {
+            if (partition < 0 || partition >= 1 << 16) {
+                return new TopicPartition(topic, partition);
+            }
+            TopicPartition[] tps = partitions.get(topic);
+            if (tps == null || tps.length <= partition) {
+                TopicPartition[] grown = new TopicPartition[Math.max(partition + 1, tps == null ? 8 : 2 * tps.length)];
+                if (tps != null) {
+                    System.arraycopy(tps, 0, grown, 0, tps.length);
+                }
+                partitions.put(topic, grown);
+                tps = grown;
+            }
+            TopicPartition tp = tps[partition];
+            if (tp == null) {
+                tp = tps[partition] = new TopicPartition(topic, partition);
+            }
+            return tp;
+        }
+
         @Override
         public void onReport(long ctx, int partition, long offset, long timestamp, int error) {
             Pending pd = inflight.remove(ctx);
             if (pd != null) {
-                pd.finish(partition, offset, timestamp, error);
+                pd.finish(topicPartition(pd.topic, partition), error, offset, timestamp);
             }
         }
 
@@ -573,7 +593,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
             throw new KafkaException("KafkaProducer.flush() invocation inside a callback is not permitted "
                     + "because it may lead to deadlock.");
         }
-        List<Pending> waitFor = new ArrayList<>(inflight.values());
+        List<Pending> waitFor = inflight.snapshot();
         if (waitFor.isEmpty()) {
             return;
         }

@@ -303,7 +303,8 @@ public class KpProducer<K, V> implements Producer<K, V> {
     }
 
     private void acknowledge(RecordMetadata md, Exception ex, Headers headers) {
-        for (ProducerInterceptor<K, V> i : interceptors) {
+        for (int n = 0; n < interceptors.size(); n++) {
+            ProducerInterceptor<K, V> i = interceptors.get(n);
             try {
                 i.onAcknowledgement(md, ex, headers);
             } catch (Throwable t) {
@@ -320,7 +321,8 @@ public class KpProducer<K, V> implements Producer<K, V> {
     @Override
     public Future<RecordMetadata> send(ProducerRecord<K, V> record, Callback callback) {
         ProducerRecord<K, V> r = record;
-        for (ProducerInterceptor<K, V> i : interceptors) {
+        for (int n = 0; n < interceptors.size(); n++) {
+            ProducerInterceptor<K, V> i = interceptors.get(n);
             try {
                 r = i.onSend(r);
             } catch (Throwable t) {
@@ -335,7 +337,6 @@ public class KpProducer<K, V> implements Producer<K, V> {
     }
 
     private Future<RecordMetadata> doSend(ProducerRecord<K, V> record, Callback callback) {
-        TopicPartition tp = null;
         try {
             if (closed) {
                 throw new IllegalStateException("Cannot perform operation after producer has been closed");
@@ -362,7 +363,6 @@ public class KpProducer<K, V> implements Producer<K, V> {
                 ((RecordHeaders) headers).setReadOnly();
             }
             Integer partition = record.partition();
-            tp = new TopicPartition(topic, partition == null ? RecordMetadata.UNKNOWN_PARTITION : partition);
             Pending pd = new Pending(callback, topic, headers, key == null ? -1 : key.length,
                     value == null ? -1 : value.length);
             long id = inflight.add(pd);
@@ -376,8 +376,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
             throw sendException(rc, Native.lastError());
         } catch (ApiException e) {
             // As the Java producer: API errors go to the callback and the future.
-            RecordMetadata md = new RecordMetadata(tp == null ? new TopicPartition(record.topic(), -1) : tp, -1, -1,
-                    RecordBatch.NO_TIMESTAMP, -1, -1);
+            RecordMetadata md = failedMetadata(record);
             acknowledge(md, e, record.headers());
             if (callback != null) {
                 try {
@@ -390,11 +389,15 @@ public class KpProducer<K, V> implements Producer<K, V> {
             failed.completeExceptionally(e);
             return failed;
         } catch (RuntimeException e) {
-            RecordMetadata md = new RecordMetadata(tp == null ? new TopicPartition(record.topic(), -1) : tp, -1, -1,
-                    RecordBatch.NO_TIMESTAMP, -1, -1);
-            acknowledge(md, e, record.headers());
+            acknowledge(failedMetadata(record), e, record.headers());
             throw e;
         }
+    }
+
+    private static RecordMetadata failedMetadata(ProducerRecord<?, ?> record) {
+        Integer p = record.partition();
+        TopicPartition tp = new TopicPartition(record.topic(), p == null ? RecordMetadata.UNKNOWN_PARTITION : p);
+        return new RecordMetadata(tp, -1, -1, RecordBatch.NO_TIMESTAMP, -1, -1);
     }
 
     private RuntimeException sendException(int rc, String msg) {

@@ -12,6 +12,7 @@
 #   - openssl                  only if missing (testbed/kafka.sh makes per-run TLS certificates)
 #   - cmake, pkg-config        out-of-tree builds against an installed kp (tests/install)
 #   - clang                    the C++ API tests build with clang++ as well as g++ (tests/cpp)
+#   - golang-go                the Go binding's tests (bindings/go; needs Go 1.19 or later)
 # then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
 # Set PYTHON=/path/to/python to target another interpreter.
 set -euo pipefail
@@ -39,6 +40,7 @@ command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
 command -v clang++ >/dev/null || apt_pkgs+=(clang)
+command -v go >/dev/null || apt_pkgs+=(golang-go)
 # Python binding tests (bindings/python/run-tests.sh): pytest, cffi, venv; pip below otherwise
 if [[ $(command -v "$PYTHON") == /usr/bin/python3 ]] && ! "$PYTHON" -c 'import pytest, cffi, ensurepip' 2>/dev/null; then
     apt_pkgs+=(python3-pytest python3-cffi python3-venv)

@@ -51,5 +51,8 @@ bash tests/install/run.sh
 echo "== Python binding (pip install ./bindings/python into a venv; pytest against $KP_BOOTSTRAP)"
 bash bindings/python/run-tests.sh
 
+echo "== Go binding (go vet, go test -race against $KP_BOOTSTRAP; examples via pkg-config, shared and static)"
+bash bindings/go/run-tests.sh
+
 echo "== Java binding (JNI glue + Maven/JUnit 5 against $KP_BOOTSTRAP; quick tests also on the newest JDK)"
 bash bindings/java/run-tests.sh

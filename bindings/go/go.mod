@@ -1,0 +1,3 @@
+module kp.dev/kp
+
+go 1.19

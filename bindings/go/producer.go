@@ -1,0 +1,828 @@
+// Package kp is a Kafka producer for Go on kp's engine (libkp, through cgo),
+// with franz-go's Produce/ProduceSync shape.
+//
+// Threads: kp runs in delivery.report.mode=poll. A goroutine of the
+// producer waits on kp's report fd and drains reports in batches
+// (kp_poll_reports); another runs the promises, in report order. kp never
+// calls into Go: reports that kp_flush()/kp_producer_close() serve on the
+// calling thread are collected by a C function and handed to the same
+// queue. Go memory reaches C only as pointer-free arrays during a call
+// (records are described by offsets into one byte blob), and a record's
+// report context is an index into a table of the producer, not a Go pointer.
+package kp
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Config holds producer properties by name: the Java producer's names (and
+// librdkafka's aliases), as kp's C API takes them. "bootstrap.servers" is
+// required. The binding always sets delivery.report.mode=poll. One property
+// is the binding's own: "partitioner"="manual" sends each record to its
+// Record.Partition instead of letting kp's partitioner choose.
+type Config map[string]string
+
+// RecordHeader is one record header; a nil Value is a null value.
+type RecordHeader struct {
+	Key   string
+	Value []byte
+}
+
+// Record is a record to produce. On successful delivery kp fills in
+// Partition, Offset and Timestamp (the broker's LogAppendTime when the topic
+// uses it). A nil Key is a null key, a nil Value a null value (tombstone).
+type Record struct {
+	Topic string
+	// Partition is where the record went (set on success). As input it is
+	// used only with the "manual" partitioner (see Config).
+	Partition int32
+	Key       []byte
+	Value     []byte
+	Headers   []RecordHeader
+	// Timestamp is the record's CreateTime; the zero time means now.
+	Timestamp time.Time
+	// Offset is the record's offset in its partition (set on success).
+	Offset int64
+}
+
+// ProduceResult is the outcome of one record of ProduceSync.
+type ProduceResult struct {
+	Record *Record
+	Err    error
+}
+
+// Results are ProduceSync's outcomes, in the order of its records.
+type Results []ProduceResult
+
+// FirstErr returns the first error of the results, or nil.
+func (rs Results) FirstErr() error {
+	for _, r := range rs {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+// First returns the first record and its error (for one-record calls).
+func (rs Results) First() (*Record, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return rs[0].Record, rs[0].Err
+}
+
+// Producer sends records to Kafka. All methods are safe for concurrent use.
+// Promises run on one goroutine of the producer, one at a time, in the order
+// kp reports (per partition, the order records were accepted); they must not
+// call Flush or Close (which wait for the promises) and should return soon.
+type Producer struct {
+	mu     sync.RWMutex // guards p against kp_producer_destroy
+	p      *C.kp_producer_t
+	manual bool
+
+	drainMu sync.Mutex // one drain of kp's report queue at a time, in order
+	table   table
+	queue   dqueue
+
+	inflight atomic.Int64 // records handed to kp whose promise has not yet run
+	waitMu   sync.Mutex
+	waiters  []chan struct{}
+
+	reports    *C.kp_report_info_t // the poller's drain buffer (C memory)
+	stopFd     C.int
+	pollerDone chan struct{}
+	dispatched chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const (
+	drainMax   = 1024
+	takeSlice  = 32
+	sliceMs    = 100 // longest C wait between looks at a context
+	errstrSize = 512
+)
+
+// NewProducer creates a producer. It connects in the background:
+// unreachable brokers show up as delivery errors, not here.
+func NewProducer(cfg Config) (*Producer, error) {
+	c := C.kp_config_new()
+	if c == nil {
+		return nil, newError(C.KP_ERR_INTERNAL, "kp_config_new failed")
+	}
+	prod := &Producer{}
+	var errstr [errstrSize]C.char
+	set := func(k, v string) error {
+		ck, cv := C.CString(k), C.CString(v)
+		defer C.free(unsafe.Pointer(ck))
+		defer C.free(unsafe.Pointer(cv))
+		if C.kp_config_set(c, ck, cv, &errstr[0], errstrSize) != C.KP_CONFIG_OK {
+			return newErrorClass(C.KP_ERR_INVALID_ARG, C.GoString(&errstr[0]), ClassInvalidConfiguration)
+		}
+		return nil
+	}
+	for k, v := range cfg {
+		var err error
+		switch {
+		case k == "partitioner" && v == "manual":
+			prod.manual = true
+		case k == "delivery.report.mode" && v != "poll":
+			err = newErrorClass(C.KP_ERR_INVALID_ARG,
+				"the Go binding runs kp with delivery.report.mode=poll", ClassInvalidConfiguration)
+		default:
+			err = set(k, v)
+		}
+		if err != nil {
+			C.kp_config_destroy(c)
+			return nil, err
+		}
+	}
+	if err := set("delivery.report.mode", "poll"); err != nil {
+		C.kp_config_destroy(c)
+		return nil, err
+	}
+	p := C.kp_producer_new(c, &errstr[0], errstrSize)
+	if p == nil {
+		C.kp_config_destroy(c)
+		return nil, newErrorClass(C.KP_ERR_INVALID_ARG, C.GoString(&errstr[0]), ClassInvalidConfiguration)
+	}
+	fd := C.kp_poll_fd(p)
+	stop := C.kpgo_eventfd()
+	if fd < 0 || stop < 0 {
+		C.kp_producer_destroy(p)
+		if stop >= 0 {
+			C.kpgo_close_fd(stop)
+		}
+		return nil, newError(C.KP_ERR_INTERNAL, "no file descriptor to wait for delivery reports")
+	}
+	prod.p = p
+	prod.stopFd = stop
+	prod.reports = (*C.kp_report_info_t)(C.calloc(drainMax, C.sizeof_kp_report_info_t))
+	prod.reports.struct_size = C.sizeof_kp_report_info_t
+	prod.queue.wake = make(chan struct{}, 1)
+	prod.pollerDone = make(chan struct{})
+	prod.dispatched = make(chan struct{})
+	go prod.poll(fd)
+	go prod.dispatch()
+	return prod, nil
+}
+
+// Produce sends a record asynchronously. The promise (which may be nil) is
+// called exactly once: with the record filled in on delivery, or with the
+// error. A record kp refuses (invalid topic, too large, buffer full past
+// max.block.ms, closed producer, ctx already done) has its promise called
+// before Produce returns. Once accepted, a record is never canceled by ctx.
+// Produce may block up to max.block.ms while the buffer is full.
+func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
+	if err := ctx.Err(); err != nil {
+		callPromise(promise, r, err)
+		return
+	}
+	e := getEncoder()
+	defer putEncoder(e)
+	if err := e.add(r, p.manual); err != nil {
+		callPromise(promise, r, err)
+		return
+	}
+	e.ctxs = append(e.ctxs, p.table.put(pending{rec: r, promise: promise}))
+	if p.send(e) == 0 {
+		p.table.take(uintptr(e.ctxs[0]))
+		callPromise(promise, r, e.err(0))
+	}
+}
+
+func callPromise(promise func(*Record, error), r *Record, err error) {
+	if promise != nil {
+		promise(r, err)
+	}
+}
+
+// ProduceSync sends the records in one call into kp and waits for their
+// results. When ctx ends first it returns at once: records not yet reported
+// then carry an error wrapping ErrWaitCanceled and ctx.Err() (they were
+// accepted and may still be delivered; they are not touched afterwards).
+func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
+	results := make(Results, len(rs))
+	for i, r := range rs {
+		results[i].Record = r
+	}
+	if len(rs) == 0 {
+		return results
+	}
+	if err := ctx.Err(); err != nil {
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
+	}
+	b := &syncBatch{results: results, reported: make([]bool, len(rs)), remaining: len(rs), done: make(chan struct{})}
+	e := getEncoder()
+	defer putEncoder(e)
+	var refused []int
+	for i, r := range rs {
+		if err := e.add(r, p.manual); err != nil {
+			refused = append(refused, i)
+			b.finish(i, nil, err)
+		}
+	}
+	if len(refused) > 0 {
+		b.index = make([]int, 0, len(rs)-len(refused))
+		for i, j := 0, 0; i < len(rs); i++ {
+			if j < len(refused) && refused[j] == i {
+				j++
+				continue
+			}
+			b.index = append(b.index, i)
+		}
+	}
+	if len(e.recs) > 0 {
+		p.table.putBatch(b, len(e.recs), &e.ctxs)
+		if p.send(e) < len(e.recs) {
+			for i, res := range e.results {
+				if res != C.KP_OK {
+					p.table.take(uintptr(e.ctxs[i]))
+					b.finish(b.at(i), nil, e.err(i))
+				}
+			}
+		}
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		b.abandon(ctx.Err())
+	}
+	return results
+}
+
+// acquire read-locks the handle against Close; false (and unlocked) when
+// the producer is closed.
+func (p *Producer) acquire() bool {
+	p.mu.RLock()
+	if p.p == nil {
+		p.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
+// send hands the encoded records to kp in one call. Returns how many were
+// accepted; e.results says why the others were not.
+func (p *Producer) send(e *encoder) int {
+	n := len(e.recs)
+	e.results = e.results[:0]
+	for range e.recs {
+		e.results = append(e.results, C.KP_ERR_CLOSED)
+	}
+	if !p.acquire() {
+		return 0
+	}
+	defer p.mu.RUnlock()
+	p.inflight.Add(int64(n))
+	var hdrs *C.kpgo_hdr
+	if len(e.hdrs) > 0 {
+		hdrs = &e.hdrs[0]
+	}
+	accepted := int(C.kpgo_send(p.p, (*C.uint8_t)(unsafe.Pointer(&e.blob[0])), &e.recs[0], C.size_t(n),
+		hdrs, &e.ctxs[0], (*C.int32_t)(unsafe.Pointer(&e.results[0]))))
+	if accepted < n {
+		p.recordsDone(int64(n - accepted))
+	}
+	return accepted
+}
+
+// Flush sends everything queued now (ignoring linger.ms) and waits until
+// every record handed to the producer has had its promise run, or ctx ends
+// (then it returns ctx.Err(); no record is canceled).
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.flushKp(ctx); err != nil {
+		return err
+	}
+	return p.waitIdle(ctx)
+}
+
+// flushKp runs kp_flush in slices until kp has reported every record.
+func (p *Producer) flushKp(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !p.acquire() {
+			return ErrClosed
+		}
+		var out *C.kp_report_info_t
+		var n C.size_t
+		p.drainMu.Lock()
+		code := C.kpgo_flush(p.p, sliceOf(ctx), &out, &n)
+		p.handOver(out, int(n))
+		C.free(unsafe.Pointer(out))
+		p.drainMu.Unlock()
+		p.mu.RUnlock()
+		switch code {
+		case C.KP_OK:
+			return nil
+		case C.KP_ERR_TIMED_OUT:
+		default:
+			return newError(code, "")
+		}
+	}
+}
+
+// sliceOf is the next C wait: at most sliceMs, and not past ctx's deadline.
+func sliceOf(ctx context.Context) C.int32_t {
+	ms := int64(sliceMs)
+	if d, ok := ctx.Deadline(); ok {
+		if left := int64(time.Until(d) / time.Millisecond); left < ms {
+			ms = left
+		}
+		if ms < 1 {
+			ms = 1
+		}
+	}
+	return C.int32_t(ms)
+}
+
+// Close sends what is queued and waits for it until ctx ends; records still
+// unreported then fail with ErrClosed. When Close returns, every record ever
+// accepted has had its promise run. Later calls return the first call's
+// result. Must not be called from a promise.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
+	return p.closeErr
+}
+
+func (p *Producer) close(ctx context.Context) error {
+	ferr := p.flushKp(ctx)
+	var out *C.kp_report_info_t
+	var n C.size_t
+	p.mu.RLock()
+	p.drainMu.Lock()
+	code := C.kpgo_close(p.p, 0, &out, &n)
+	p.handOver(out, int(n))
+	C.free(unsafe.Pointer(out))
+	p.drainMu.Unlock()
+	p.mu.RUnlock()
+	C.kpgo_signal(p.stopFd)
+	<-p.pollerDone
+	p.queue.close()
+	<-p.dispatched
+	p.mu.Lock()
+	C.kp_producer_destroy(p.p)
+	p.p = nil
+	p.mu.Unlock()
+	C.free(unsafe.Pointer(p.reports))
+	C.kpgo_close_fd(p.stopFd)
+	if ferr != nil {
+		return fmt.Errorf("kp: close: records not delivered in time failed with CLOSED: %w", ferr)
+	}
+	if code != C.KP_OK {
+		return newError(code, "")
+	}
+	return nil
+}
+
+// Purge drops records not yet sent (and with inFlight, gives up on records
+// whose request is in flight: they may still land in the log). Each purged
+// record's promise gets ErrPurgedQueued or ErrPurgedInFlight.
+func (p *Producer) Purge(inFlight bool) error {
+	flags := C.int32_t(C.KP_PURGE_QUEUED)
+	if inFlight {
+		flags |= C.KP_PURGE_IN_FLIGHT
+	}
+	if !p.acquire() {
+		return ErrClosed
+	}
+	defer p.mu.RUnlock()
+	if code := C.kp_purge(p.p, flags); code != C.KP_OK {
+		return newError(code, "")
+	}
+	return nil
+}
+
+// Outstanding returns the number of records handed to the producer whose
+// promise has not run yet.
+func (p *Producer) Outstanding() int { return int(p.inflight.Load()) }
+
+// FatalError returns the error that made the producer unusable, or nil.
+func (p *Producer) FatalError() error {
+	if !p.acquire() {
+		return nil
+	}
+	defer p.mu.RUnlock()
+	var errstr [errstrSize]C.char
+	if code := C.kp_producer_fatal_error(p.p, &errstr[0], errstrSize); code != C.KP_OK {
+		return newErrorClass(code, C.GoString(&errstr[0]), ClassFatal)
+	}
+	return nil
+}
+
+// poll is the poller goroutine: waits for kp's report fd, drains reports in
+// batches and queues them for the promises, until Close signals stopFd.
+func (p *Producer) poll(fd C.int) {
+	defer close(p.pollerDone)
+	for {
+		switch C.kpgo_wait(fd, p.stopFd, 1000) {
+		case 2:
+			return
+		case 1:
+			p.drainMu.Lock()
+			n := C.kp_poll_reports(p.p, p.reports, drainMax, 0)
+			if n > 0 {
+				p.handOver(p.reports, int(n))
+			}
+			p.drainMu.Unlock()
+		}
+	}
+}
+
+// handOver turns n reports into deliveries for the dispatcher (drainMu held,
+// so that the queue keeps kp's order).
+func (p *Producer) handOver(infos *C.kp_report_info_t, n int) {
+	if n == 0 {
+		return
+	}
+	ds := make([]delivery, n)
+	// Read through reportInfo: a copy of kp_report_info_t on a Go stack
+	// would put the ctx integer in a pointer-typed slot. The table lock is
+	// taken per slice of takeSlice entries so that Produce never waits long.
+	for i, info := range unsafe.Slice((*reportInfo)(unsafe.Pointer(infos)), n) {
+		if i%takeSlice == 0 {
+			if i > 0 {
+				p.table.mu.Unlock()
+			}
+			p.table.mu.Lock()
+		}
+		ds[i] = delivery{
+			pending:   p.table.takeLocked(info.ctx),
+			partition: info.partition,
+			offset:    info.offset,
+			timestamp: info.timestamp,
+			code:      C.kp_err_t(info.err),
+			class:     ErrorClass(info.errorClass),
+		}
+	}
+	p.table.mu.Unlock()
+	p.queue.push(ds)
+}
+
+// reportInfo is kp_report_info_t with its pointers as integers: the
+// reports' ctx values are table indices, which Go must never see in a
+// pointer-typed variable. init checks that the layouts agree.
+type reportInfo struct {
+	structSize  uintptr
+	topic       uintptr
+	partition   int32
+	offset      int64
+	timestamp   int64
+	err         int32
+	errorClass  int32
+	persistence int32
+	ctx         uintptr
+}
+
+func init() {
+	var c C.kp_report_info_t
+	var g reportInfo
+	if unsafe.Sizeof(c) != unsafe.Sizeof(g) ||
+		unsafe.Offsetof(c.partition) != unsafe.Offsetof(g.partition) ||
+		unsafe.Offsetof(c.offset) != unsafe.Offsetof(g.offset) ||
+		unsafe.Offsetof(c.timestamp) != unsafe.Offsetof(g.timestamp) ||
+		unsafe.Offsetof(c.error) != unsafe.Offsetof(g.err) ||
+		unsafe.Offsetof(c.error_class) != unsafe.Offsetof(g.errorClass) ||
+		unsafe.Offsetof(c.ctx) != unsafe.Offsetof(g.ctx) {
+		panic("kp: kp_report_info_t layout differs from the binding's")
+	}
+}
+
+// dispatch is the goroutine that runs the promises.
+func (p *Producer) dispatch() {
+	defer close(p.dispatched)
+	var batch []delivery
+	for {
+		var ok bool
+		batch, ok = p.queue.pop(batch[:0])
+		if !ok {
+			return
+		}
+		for i := range batch {
+			batch[i].run()
+			batch[i] = delivery{}
+		}
+		p.recordsDone(int64(len(batch)))
+	}
+}
+
+// recordsDone counts records whose outcome was handled, waking Flush
+// waiters when none is left.
+func (p *Producer) recordsDone(n int64) {
+	if p.inflight.Add(-n) != 0 {
+		return
+	}
+	p.waitMu.Lock()
+	if p.inflight.Load() == 0 {
+		for _, ch := range p.waiters {
+			close(ch)
+		}
+		p.waiters = nil
+	}
+	p.waitMu.Unlock()
+}
+
+// waitIdle waits until no record is outstanding or ctx ends.
+func (p *Producer) waitIdle(ctx context.Context) error {
+	p.waitMu.Lock()
+	if p.inflight.Load() == 0 {
+		p.waitMu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	p.waiters = append(p.waiters, ch)
+	p.waitMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pending is what the producer keeps per record until its report.
+type pending struct {
+	rec     *Record
+	promise func(*Record, error)
+	batch   *syncBatch
+	idx     int
+}
+
+// delivery is a report matched with its record, for the dispatcher.
+type delivery struct {
+	pending
+	partition int32
+	offset    int64
+	timestamp int64
+	code      C.kp_err_t
+	class     ErrorClass
+}
+
+func (d *delivery) run() {
+	var err error
+	if d.code != C.KP_OK {
+		err = newErrorClass(d.code, "", d.class)
+	}
+	if d.batch != nil {
+		d.batch.finish(d.idx, d, err)
+		return
+	}
+	if err == nil {
+		d.fill(d.rec)
+	}
+	callPromise(d.promise, d.rec, err)
+}
+
+func (d *delivery) fill(r *Record) {
+	r.Partition = d.partition
+	r.Offset = d.offset
+	if d.timestamp >= 0 {
+		r.Timestamp = time.UnixMilli(d.timestamp)
+	}
+}
+
+// table maps the integer contexts that travel through kp to pending records
+// (no Go pointer is ever given to C). Index 0 is never used.
+type table struct {
+	mu      sync.Mutex
+	entries []pending
+	free    []uintptr
+}
+
+func (t *table) putLocked(e pending) uintptr {
+	if n := len(t.free); n > 0 {
+		i := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.entries[i] = e
+		return i
+	}
+	if len(t.entries) == 0 {
+		t.entries = append(t.entries, pending{})
+	}
+	t.entries = append(t.entries, e)
+	return uintptr(len(t.entries) - 1)
+}
+
+func (t *table) put(e pending) C.uintptr_t {
+	t.mu.Lock()
+	i := t.putLocked(e)
+	t.mu.Unlock()
+	return C.uintptr_t(i)
+}
+
+// putBatch adds n entries of a ProduceSync batch (record positions from
+// b.at) and appends their contexts to ctxs.
+func (t *table) putBatch(b *syncBatch, n int, ctxs *[]C.uintptr_t) {
+	t.mu.Lock()
+	for k := 0; k < n; k++ {
+		i := b.at(k)
+		*ctxs = append(*ctxs, C.uintptr_t(t.putLocked(pending{rec: b.results[i].Record, batch: b, idx: i})))
+	}
+	t.mu.Unlock()
+}
+
+func (t *table) takeLocked(i uintptr) pending {
+	e := t.entries[i]
+	t.entries[i] = pending{}
+	t.free = append(t.free, i)
+	return e
+}
+
+func (t *table) take(i uintptr) pending {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.takeLocked(i)
+}
+
+// dqueue is the unbounded FIFO from the drains to the dispatcher.
+type dqueue struct {
+	mu     sync.Mutex
+	items  []delivery
+	closed bool
+	wake   chan struct{}
+}
+
+func (q *dqueue) push(ds []delivery) {
+	q.mu.Lock()
+	q.items = append(q.items, ds...)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *dqueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop swaps the queued deliveries into spare; false once closed and empty.
+func (q *dqueue) pop(spare []delivery) ([]delivery, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			items := q.items
+			q.items = spare
+			q.mu.Unlock()
+			return items, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
+	}
+}
+
+// syncBatch collects the results of one ProduceSync call.
+type syncBatch struct {
+	mu        sync.Mutex
+	results   Results
+	reported  []bool
+	remaining int
+	abandoned bool
+	done      chan struct{}
+	index     []int // encoded position -> record position (nil: identity)
+}
+
+func (b *syncBatch) at(k int) int {
+	if b.index == nil {
+		return k
+	}
+	return b.index[k]
+}
+
+func (b *syncBatch) finish(i int, d *delivery, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.abandoned {
+		if err == nil && d != nil {
+			d.fill(b.results[i].Record)
+		}
+		b.results[i].Err = err
+	}
+	b.reported[i] = true
+	b.remaining--
+	if b.remaining == 0 {
+		close(b.done)
+	}
+}
+
+func (b *syncBatch) abandon(cause error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.abandoned = true
+	for i, done := range b.reported {
+		if !done {
+			b.results[i].Err = &waitCanceled{cause: cause}
+		}
+	}
+}
+
+// encoder lays records out for kpgo_send: bytes in one blob, records and
+// headers as offsets into it (pointer-free, as cgo requires).
+type encoder struct {
+	blob     []byte
+	recs     []C.kpgo_rec
+	hdrs     []C.kpgo_hdr
+	ctxs     []C.uintptr_t
+	results  []C.int32_t
+	topic    string
+	topicOff uint64
+}
+
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
+
+func getEncoder() *encoder { return encoders.Get().(*encoder) }
+
+func putEncoder(e *encoder) {
+	if cap(e.blob) > 4<<20 || cap(e.recs) > 1<<16 {
+		return
+	}
+	e.blob, e.recs, e.hdrs, e.ctxs, e.results = e.blob[:0], e.recs[:0], e.hdrs[:0], e.ctxs[:0], e.results[:0]
+	e.topic = ""
+	encoders.Put(e)
+}
+
+func (e *encoder) bytes(b []byte) (off, n uint64) {
+	off = uint64(len(e.blob))
+	e.blob = append(e.blob, b...)
+	return off, uint64(len(b))
+}
+
+// add encodes a record; an error means kp would refuse it anyway.
+func (e *encoder) add(r *Record, manual bool) error {
+	if strings.IndexByte(r.Topic, 0) >= 0 || r.Topic == "" {
+		return newError(C.KP_ERR_INVALID_TOPIC, fmt.Sprintf("invalid topic name %q", r.Topic))
+	}
+	if len(e.blob) == 0 || r.Topic != e.topic {
+		e.topicOff = uint64(len(e.blob))
+		e.blob = append(e.blob, r.Topic...)
+		e.blob = append(e.blob, 0)
+		e.topic = r.Topic
+	}
+	g := C.kpgo_rec{
+		topic_off: C.uint64_t(e.topicOff),
+		hdr_first: C.uint64_t(len(e.hdrs)),
+		hdr_count: C.uint64_t(len(r.Headers)),
+		partition: C.KP_PARTITION_ANY,
+	}
+	if manual {
+		g.partition = C.int32_t(r.Partition)
+	}
+	if !r.Timestamp.IsZero() {
+		g.timestamp_ms = C.int64_t(r.Timestamp.UnixMilli())
+	}
+	if r.Key != nil {
+		off, n := e.bytes(r.Key)
+		g.key_off, g.key_len, g.flags = C.uint64_t(off), C.uint64_t(n), g.flags|C.KPGO_KEY
+	}
+	if r.Value != nil {
+		off, n := e.bytes(r.Value)
+		g.value_off, g.value_len, g.flags = C.uint64_t(off), C.uint64_t(n), g.flags|C.KPGO_VALUE
+	}
+	for _, h := range r.Headers {
+		var ch C.kpgo_hdr
+		ko := uint64(len(e.blob))
+		e.blob = append(e.blob, h.Key...)
+		ch.key_off, ch.key_len = C.uint64_t(ko), C.uint64_t(len(h.Key))
+		if h.Value != nil {
+			off, n := e.bytes(h.Value)
+			ch.value_off, ch.value_len, ch.has_value = C.uint64_t(off), C.uint64_t(n), 1
+		}
+		e.hdrs = append(e.hdrs, ch)
+	}
+	e.recs = append(e.recs, g)
+	return nil
+}
+
+// err is why encoded record i was not accepted.
+func (e *encoder) err(i int) error {
+	return newError(C.kp_err_t(e.results[i]), "")
+}

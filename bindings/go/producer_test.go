@@ -1,0 +1,233 @@
+package kp_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kp.dev/kp"
+)
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Produce with promises: every record's bytes (key, value, headers with a
+// null value, binary data, empty key) and timestamp read back identical, at
+// the partition and offset its promise reported.
+func TestProduceAsyncReadBack(t *testing.T) {
+	t.Parallel()
+	topic := newTopic(t, 3)
+	p := newProducer(t, nil)
+	pr := newPromises(t)
+	const n = 300
+	base := time.UnixMilli(1700000000123)
+	recs := make([]*kp.Record, n)
+	for i := range recs {
+		r := &kp.Record{
+			Topic:     topic,
+			Key:       []byte(fmt.Sprintf("key-%d", i%17)),
+			Value:     append([]byte{0, 0xff, byte(i)}, bytes.Repeat([]byte("v"), i%50)...),
+			Timestamp: base.Add(time.Duration(i) * time.Millisecond),
+			Headers: []kp.RecordHeader{
+				{Key: "h1", Value: []byte{1, 2, 0, 3}},
+				{Key: "null", Value: nil},
+				{Key: "empty", Value: []byte{}},
+			},
+		}
+		switch i % 10 {
+		case 3:
+			r.Key = nil // null key
+		case 4:
+			r.Key = []byte{} // empty key
+		case 5:
+			r.Value = nil // tombstone
+		case 6:
+			r.Headers = nil
+		}
+		recs[i] = r
+		p.Produce(context.Background(), r, pr.fn)
+	}
+	if err := p.Flush(ctxTimeout(t, 60*time.Second)); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if got := pr.calls.Load(); got != n {
+		t.Fatalf("%d promise calls after Flush, want %d", got, n)
+	}
+	if p.Outstanding() != 0 {
+		t.Fatalf("Outstanding %d after Flush", p.Outstanding())
+	}
+	for r, err := range pr.results() {
+		if err != nil {
+			t.Fatalf("record %p: %v", r, err)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := consume(t, topic, n, "read_uncommitted")
+	if len(got) != n {
+		t.Fatalf("consumer read %d records, want %d", len(got), n)
+	}
+	at := map[[2]int64]consumed{}
+	for _, c := range got {
+		at[[2]int64{int64(c.Partition), c.Offset}] = c
+	}
+	for i, r := range recs {
+		c, ok := at[[2]int64{int64(r.Partition), r.Offset}]
+		if !ok {
+			t.Fatalf("record %d reported at %d/%d, not read there", i, r.Partition, r.Offset)
+		}
+		if !eqPtr(c.Key, b64(r.Key)) || !eqPtr(c.Value, b64(r.Value)) {
+			t.Fatalf("record %d: key/value differ: read %v/%v", i, deref(c.Key), deref(c.Value))
+		}
+		if c.Timestamp != r.Timestamp.UnixMilli() || !r.Timestamp.Equal(base.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("record %d: timestamp read %d, record says %v", i, c.Timestamp, r.Timestamp)
+		}
+		if len(c.Headers) != len(r.Headers) {
+			t.Fatalf("record %d: %d headers read, want %d", i, len(c.Headers), len(r.Headers))
+		}
+		for j, h := range r.Headers {
+			if deref(c.Headers[j][0]) != h.Key || !eqPtr(c.Headers[j][1], b64(h.Value)) {
+				t.Fatalf("record %d header %d differs: %v", i, j, c.Headers[j])
+			}
+		}
+	}
+}
+
+func eqPtr(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<null>"
+	}
+	return *s
+}
+
+// ProduceSync: one call for the batch, every result filled in, offsets
+// consecutive per partition, and the consumer reads the same values.
+func TestProduceSyncBatch(t *testing.T) {
+	t.Parallel()
+	topic := newTopic(t, 2)
+	p := newProducer(t, nil)
+	defer p.Close(context.Background())
+	const n = 2000
+	recs := make([]*kp.Record, n)
+	for i := range recs {
+		recs[i] = &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}
+	}
+	res := p.ProduceSync(ctxTimeout(t, 60*time.Second), recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatalf("ProduceSync: %v", err)
+	}
+	seen := map[[2]int64]bool{}
+	for i, r := range res {
+		if r.Record != recs[i] || r.Record.Offset < 0 || r.Record.Partition < 0 || r.Record.Partition > 1 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		k := [2]int64{int64(r.Record.Partition), r.Record.Offset}
+		if seen[k] {
+			t.Fatalf("offset %v twice", k)
+		}
+		seen[k] = true
+	}
+	got := consume(t, topic, n, "read_uncommitted")
+	if len(got) != n {
+		t.Fatalf("read %d, want %d", len(got), n)
+	}
+	values := map[string]bool{}
+	for _, c := range got {
+		values[deref(c.Value)] = true
+	}
+	for i := range recs {
+		if !values[*b64([]byte(strconv.Itoa(i)))] {
+			t.Fatalf("value %d not read back", i)
+		}
+	}
+}
+
+// Keyed records land where the Java producer's partitioner (murmur2, kp's
+// default for keys) puts them: compared with librdkafka's murmur2_random,
+// which reproduces Java's placement, through confluent-kafka.
+func TestKeysLandWhereJavaPutsThem(t *testing.T) {
+	t.Parallel()
+	const parts, n = 7, 200
+	topic := newTopic(t, parts)
+	p := newProducer(t, nil)
+	defer p.Close(context.Background())
+	recs := make([]*kp.Record, n)
+	keys := make([]string, n)
+	for i := range recs {
+		keys[i] = fmt.Sprintf("user-%d-%x", i, i*7919)
+		recs[i] = &kp.Record{Topic: topic, Key: []byte(keys[i]), Value: []byte("x")}
+	}
+	if err := p.ProduceSync(ctxTimeout(t, 60*time.Second), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	other := topic + "-librdkafka"
+	cmd := exec.Command("python3", filepath.Join(repoRoot(), "tests/verify/create_topics.py"),
+		bootstrap(t), "1", fmt.Sprintf("%s:%d", other, parts))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("create topic: %v\n%s", err, out)
+	}
+	script := `
+import sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "partitioner": "murmur2_random"})
+out = {}
+def cb(err, msg):
+    assert err is None, err
+    out[msg.key().decode()] = msg.partition()
+for k in sys.stdin.read().split():
+    p.produce(sys.argv[2], key=k.encode(), value=b"x", on_delivery=cb)
+p.flush(60)
+for k, v in out.items():
+    print(k, v)
+`
+	py := exec.Command("python3", "-c", script, bootstrap(t), other)
+	py.Stdin = strings.NewReader(strings.Join(keys, "\n"))
+	out, err := py.Output()
+	if err != nil {
+		t.Fatalf("confluent-kafka producer: %v", err)
+	}
+	want := map[string]int32{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		v, _ := strconv.Atoi(f[1])
+		want[f[0]] = int32(v)
+	}
+	used := map[int32]bool{}
+	for i, r := range recs {
+		w, ok := want[keys[i]]
+		if !ok {
+			t.Fatalf("no placement for key %s from confluent-kafka", keys[i])
+		}
+		if r.Partition != w {
+			t.Fatalf("key %s: kp put it in partition %d, the Java partitioner in %d", keys[i], r.Partition, w)
+		}
+		used[w] = true
+	}
+	if len(used) != parts {
+		t.Fatalf("keys spread over %d partitions, want %d", len(used), parts)
+	}
+	// And the consumer sees each record where its promise said.
+	for _, c := range consume(t, topic, n, "read_uncommitted") {
+		key, _ := decodeB64(c.Key)
+		if want[key] != c.Partition {
+			t.Fatalf("key %s read from partition %d, want %d", key, c.Partition, want[key])
+		}
+	}
+}

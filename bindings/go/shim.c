@@ -1,0 +1,153 @@
+/* C side of the Go binding (see shim.h). Nothing here calls into Go. */
+#include "shim.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Reports served by kp_flush()/kp_producer_close() on this thread, collected
+ * by kpgo_collect() while a kpgo_flush()/kpgo_close() call runs. */
+static __thread kp_report_info_t *tl_reports;
+static __thread size_t tl_len, tl_cap;
+
+/* The delivery callback of every record the binding sends. In poll mode kp
+ * calls it only inside kp_flush()/kp_producer_close()/kp_poll() on the
+ * calling thread (the binding's poller drains with kp_poll_reports(), which
+ * calls no callback), so it only ever runs inside kpgo_flush/kpgo_close. */
+static void kpgo_collect(const kp_report_t *r, void *ctx) {
+    if (tl_len == tl_cap) {
+        size_t cap = tl_cap ? tl_cap * 2 : 256;
+        kp_report_info_t *grown = realloc(tl_reports, cap * sizeof *grown);
+        if (grown == NULL) {
+            /* A report must never be lost; without memory there is no way on. */
+            abort();
+        }
+        tl_reports = grown;
+        tl_cap = cap;
+    }
+    kp_report_info_t *i = &tl_reports[tl_len++];
+    memset(i, 0, sizeof *i);
+    i->struct_size = sizeof *i;
+    i->topic = NULL; /* valid only during the callback; Go keeps the record's */
+    i->partition = kp_report_partition(r);
+    i->offset = kp_report_offset(r);
+    i->timestamp = kp_report_timestamp(r);
+    i->error = kp_report_error(r);
+    i->error_class = kp_report_error_class(r);
+    i->persistence = kp_report_persistence(r);
+    i->ctx = ctx;
+}
+
+#define CHUNK 64
+#define CHUNK_HDRS 256
+
+size_t kpgo_send(kp_producer_t *p, const uint8_t *blob, const kpgo_rec *recs, size_t n,
+                 const kpgo_hdr *hdrs, const uintptr_t *ctxs, int32_t *results) {
+    kp_record_t c[CHUNK];
+    void *cctx[CHUNK];
+    kp_header_t ch[CHUNK_HDRS];
+    size_t accepted = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 0, h = 0;
+        kp_header_t *big = NULL; /* headers of a record with more than CHUNK_HDRS */
+        while (i + k < n && k < CHUNK) {
+            const kpgo_rec *g = &recs[i + k];
+            kp_header_t *dst;
+            if (g->hdr_count > CHUNK_HDRS) {
+                if (k > 0) {
+                    break; /* send what is gathered, then this record alone */
+                }
+                big = malloc(g->hdr_count * sizeof *big);
+                if (big == NULL) {
+                    results[i] = KP_ERR_INTERNAL;
+                    i++;
+                    continue;
+                }
+                dst = big;
+            } else if (h + g->hdr_count > CHUNK_HDRS) {
+                break;
+            } else {
+                dst = &ch[h];
+            }
+            for (uint64_t j = 0; j < g->hdr_count; j++) {
+                const kpgo_hdr *s = &hdrs[g->hdr_first + j];
+                dst[j].key = (const char *)blob + s->key_off;
+                dst[j].key_len = s->key_len;
+                dst[j].value = s->has_value ? blob + s->value_off : NULL;
+                dst[j].value_len = s->value_len;
+            }
+            kp_record_t r = KP_RECORD_INIT;
+            r.topic = (const char *)blob + g->topic_off;
+            r.partition = g->partition;
+            if (g->flags & KPGO_KEY) {
+                r.key = blob + g->key_off;
+                r.key_len = g->key_len;
+            }
+            if (g->flags & KPGO_VALUE) {
+                r.value = blob + g->value_off;
+                r.value_len = g->value_len;
+            }
+            r.headers = g->hdr_count ? dst : NULL;
+            r.header_count = g->hdr_count;
+            r.timestamp_ms = g->timestamp_ms;
+            c[k] = r;
+            cctx[k] = (void *)ctxs[i + k];
+            k++;
+            if (big != NULL) {
+                break;
+            }
+            h += g->hdr_count;
+        }
+        if (k > 0) {
+            accepted += kp_send_batch(p, c, k, kpgo_collect, cctx, results + i);
+        }
+        free(big);
+        i += k;
+    }
+    return accepted;
+}
+
+static void take_collected(kp_report_info_t **out, size_t *n) {
+    *out = tl_reports;
+    *n = tl_len;
+    tl_reports = NULL;
+    tl_len = tl_cap = 0;
+}
+
+kp_err_t kpgo_flush(kp_producer_t *p, int32_t timeout_ms, kp_report_info_t **out, size_t *n) {
+    kp_err_t e = kp_flush(p, timeout_ms);
+    take_collected(out, n);
+    return e;
+}
+
+kp_err_t kpgo_close(kp_producer_t *p, int32_t timeout_ms, kp_report_info_t **out, size_t *n) {
+    kp_err_t e = kp_producer_close(p, timeout_ms);
+    take_collected(out, n);
+    return e;
+}
+
+int kpgo_wait(int fd, int stop_fd, int32_t timeout_ms) {
+    struct pollfd f[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+    int r = poll(f, 2, timeout_ms);
+    if (r <= 0) {
+        return 0;
+    }
+    if (f[1].revents) {
+        return 2;
+    }
+    return f[0].revents ? 1 : 0;
+}
+
+int kpgo_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+void kpgo_signal(int fd) {
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+void kpgo_close_fd(int fd) { close(fd); }

@@ -35,6 +35,7 @@ command -v kcat >/dev/null || apt_pkgs+=(kcat)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
 command -v java >/dev/null || apt_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_pkgs+=(maven)
+command -v javac >/dev/null || apt_pkgs+=(openjdk-17-jdk-headless) # bindings/java builds with it
 # testbed/kafka.sh makes the secured listeners' certificates with the openssl CLI
 command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v cmake >/dev/null || apt_pkgs+=(cmake)

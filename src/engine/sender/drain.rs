@@ -85,6 +85,17 @@ impl<'a> Drain<'a> {
             && broker.throttle_remaining().is_none()
     }
 
+    /// Whether the broker checks this partition's batches against our
+    /// sequence state: it acknowledged one under the current producer id.
+    /// Before that it takes any sequence as the first, so a batch must not
+    /// be sent while an earlier one might still come back unwritten.
+    fn broker_has_sequences(&self, st: &PartitionState) -> bool {
+        match self.gate {
+            Gate::Sequenced(pid) => st.acked_pid == pid.id,
+            Gate::Plain | Gate::Closed => true,
+        }
+    }
+
     /// Takes what waited too long (never what is in flight).
     fn take_expired(&self, st: &mut PartitionState) -> Vec<Batch> {
         let mut expired = Vec::new();
@@ -149,6 +160,9 @@ impl<'a> Drain<'a> {
             // A retry with its sequence goes alone, after every earlier
             // request of the partition is back.
             && (front.base_seq.is_none() || st.in_flight == 0)
+            // Until the broker holds our sequence state for the partition,
+            // one batch at a time.
+            && (st.in_flight == 0 || self.broker_has_sequences(st))
             && self.inner.txn.as_ref().is_none_or(|t| t.partition_ready(&pq.topic.name, pq.partition));
         if !may_send {
             return;

@@ -266,13 +266,14 @@ fn a_producer_byte_rate_quota_throttles_and_every_record_is_delivered_once() {
 /// max.block.ms=0. kp_send fails with QUEUE_FULL at the bound (and the
 /// record is sent again), buffer use sampled through kp_producer_metrics
 /// while sending never exceeds buffer.memory, and an independent consumer
-/// reads every record exactly once, each key's records in send order.
+/// reads every record exactly once, each key's records in send order (a
+/// new topic's partitions answer NOT_LEADER_OR_FOLLOWER for a while: the
+/// first batches of a fresh producer id must not be overtaken then).
 #[test]
-#[ignore = "OPEN BUG (session 3): on a loaded machine the per-key order check fails (\"record 20681 came after record 681\", thousands of retries under request timeouts), also on main before the scale work; the buffer bound part passes. Run with --ignored; see docs/SESSION-NOTES.md"]
 fn many_partitions_stay_within_buffer_memory_and_deliver_each_record_once() {
     const PARTITIONS: u32 = 2000;
-    const KEYS: usize = 20_000;
-    let n = 100_000usize;
+    const KEYS: usize = 8_000;
+    let n = 40_000usize;
     let limit = 1u64 << 20;
     let topic = unique_topic("many-partitions");
     create_topic(&topic, PARTITIONS, 1, &[]);

@@ -434,6 +434,12 @@ pub struct PartitionState {
     /// Idempotence: the sequence the broker expects next (end of the last
     /// acknowledged batch).
     pub acked_next: i32,
+    /// Idempotence: the producer id under which the broker acknowledged a
+    /// batch of this partition (-1: none yet). Until then the broker has no
+    /// sequence state for it and accepts any first sequence, so only one
+    /// batch may be in flight: a later one must not be written first when
+    /// an earlier one comes back unwritten (e.g. NOT_LEADER_OR_FOLLOWER).
+    pub acked_pid: i64,
     /// Sticky partitioning: bytes appended since the topic stuck to this
     /// partition (counted under this lock, not on a shared counter).
     pub sticky_bytes: usize,
@@ -481,6 +487,7 @@ impl PartitionQueue {
                 in_flight: 0,
                 next_seq: 0,
                 acked_next: 0,
+                acked_pid: -1,
                 sticky_bytes: 0,
                 queued: false,
             }),

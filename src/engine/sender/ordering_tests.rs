@@ -6,10 +6,17 @@
 //! OUT_OF_ORDER_SEQUENCE_NUMBER until delivery.timeout.ms (the post-purge
 //! stall), and the partition's records are written out of order.
 //!
+//! The same rule bites when a partition's first batch under a producer id is
+//! answered with an error that leaves it unwritten (NOT_LEADER_OR_FOLLOWER
+//! while a new topic's leaders settle) and a later batch, already in flight
+//! behind it, is accepted as the first: so until the broker has acknowledged
+//! one batch of the partition under the current id, only one may be in
+//! flight.
+//!
 //! The mock broker below answers ApiVersions, Metadata, InitProducerId and
 //! Produce, with Kafka's sequence rules (ProducerAppendInfo.checkSequence).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,6 +94,10 @@ struct Mock {
     partitions: i32,
     log: Mutex<Log>,
     next_pid: AtomicI64,
+    /// Partitions whose leadership is not ready yet: their first produce is
+    /// answered NOT_LEADER_OR_FOLLOWER (unwritten), after a pause in which
+    /// later requests pile up behind it on the connection.
+    unready: Mutex<HashSet<i32>>,
 }
 
 async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
@@ -189,19 +200,26 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                 let (_, req) =
                     api::decode_request::<ProduceRequest>(&frame).expect("produce request");
                 let mut responses = Vec::new();
+                let mut pause = false;
                 for t in req.topic_data {
                     let mut parts = Vec::new();
                     for p in t.partition_data {
                         let batches = decode_batches(&p.records).expect("record batch");
                         assert_eq!(batches.len(), 1, "one batch per partition");
                         let b = &batches[0];
-                        let (code, base) = mock.log.lock().unwrap().append(
-                            p.index,
-                            b.producer_id,
-                            b.producer_epoch,
-                            b.base_sequence,
-                            b.record_count,
-                        );
+                        let unready = mock.unready.lock().unwrap().remove(&p.index);
+                        pause |= unready;
+                        let (code, base) = if unready {
+                            (error::NOT_LEADER_OR_FOLLOWER as i16, -1)
+                        } else {
+                            mock.log.lock().unwrap().append(
+                                p.index,
+                                b.producer_id,
+                                b.producer_epoch,
+                                b.base_sequence,
+                                b.record_count,
+                            )
+                        };
                         parts.push(PartitionProduceResponse {
                             index: p.index,
                             error_code: code,
@@ -215,6 +233,9 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                     }
                     responses
                         .push(TopicProduceResponse { name: t.name, partition_responses: parts });
+                }
+                if pause {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 let resp =
                     ProduceResponse { responses, throttle_time_ms: 0, node_endpoints: vec![] };
@@ -238,6 +259,7 @@ fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
         partitions,
         log: Mutex::new(Log::default()),
         next_pid: AtomicI64::new(1000),
+        unready: Mutex::new(HashSet::new()),
     });
     let m = mock.clone();
     rt.spawn(async move {
@@ -284,73 +306,97 @@ unsafe extern "C" fn no_callback(
 fn produce_requests_reach_the_broker_in_sequence_order() {
     let partitions = 2;
     let (mock, _rt) = start_mock(partitions);
-    let value = [b'v'; 100];
     for round in 0..8 {
-        let reports: Reports = Arc::default();
-        let p = producer(mock.port, reports.clone());
-        // Each partition gets ~10 records per batch; sends keep arriving
-        // while the sender drains, as in kp_send loops.
-        let n = 3000;
-        for i in 0..n {
-            let rec = Record {
-                topic: "t",
-                partition: (i % partitions as usize) as i32,
-                key: None,
-                value: Some(&value),
-                headers: &[],
-                timestamp_ms: 0,
-            };
-            p.send(&rec, Token::Callback { cb: no_callback, ctx: i }).unwrap();
+        send_and_check(&mock, partitions, round);
+    }
+}
+
+/// A partition's first batch under a producer id is refused unwritten
+/// (NOT_LEADER_OR_FOLLOWER, as while a new topic's leaders settle) while
+/// later batches of it are queued behind on the connection: none of them
+/// may be accepted before it (the broker would take it as the first
+/// sequence), so the log keeps the send order.
+#[test]
+fn a_later_batch_is_not_written_first_when_the_first_is_refused() {
+    let partitions = 2;
+    let (mock, _rt) = start_mock(partitions);
+    for round in 0..4 {
+        // Each round is a new producer, so a new producer id.
+        mock.unready.lock().unwrap().extend(0..partitions);
+        send_and_check(&mock, partitions, round);
+    }
+}
+
+/// Sends 3,000 records over `partitions` with a fresh producer and checks
+/// what reached the mock's log: in sequence order, no OUT_OF_ORDER answer,
+/// every record delivered once, each partition's offsets in send order.
+fn send_and_check(mock: &Mock, partitions: i32, round: usize) {
+    let value = [b'v'; 100];
+    let reports: Reports = Arc::default();
+    let p = producer(mock.port, reports.clone());
+    // Each partition gets ~10 records per batch; sends keep arriving
+    // while the sender drains, as in kp_send loops.
+    let n = 3000;
+    for i in 0..n {
+        let rec = Record {
+            topic: "t",
+            partition: (i % partitions as usize) as i32,
+            key: None,
+            value: Some(&value),
+            headers: &[],
+            timestamp_ms: 0,
+        };
+        p.send(&rec, Token::Callback { cb: no_callback, ctx: i }).unwrap();
+    }
+    let t0 = Instant::now();
+    let flushed = p.flush(Duration::from_secs(10)).is_ok();
+    let _ = p.close(Duration::from_secs(1));
+    let reports = reports.lock().unwrap().clone();
+    let mut log = mock.log.lock().unwrap();
+    // Out-of-order arrivals at the broker, per (partition, producer id).
+    let mut overtaken = Vec::new();
+    for ((part, pid), seqs) in &log.arrivals {
+        if let Some(w) = seqs.windows(2).find(|w| w[1] < w[0]) {
+            overtaken.push(format!(
+                "partition {part} producer {pid}: {} after {} (arrivals {:?}...)",
+                w[1],
+                w[0],
+                &seqs[..seqs.len().min(12)]
+            ));
         }
-        let t0 = Instant::now();
-        let flushed = p.flush(Duration::from_secs(10)).is_ok();
-        let _ = p.close(Duration::from_secs(1));
-        let reports = reports.lock().unwrap().clone();
-        let log = mock.log.lock().unwrap();
-        // Out-of-order arrivals at the broker, per (partition, producer id).
-        let mut overtaken = Vec::new();
-        for ((part, pid), seqs) in &log.arrivals {
-            if let Some(w) = seqs.windows(2).find(|w| w[1] < w[0]) {
-                overtaken.push(format!(
-                    "partition {part} producer {pid}: {} after {} (arrivals {:?}...)",
-                    w[1],
-                    w[0],
-                    &seqs[..seqs.len().min(12)]
-                ));
-            }
+    }
+    assert!(
+        overtaken.is_empty(),
+        "round {round}: produce requests overtook each other: {overtaken:?}"
+    );
+    assert_eq!(
+        log.out_of_order_answers, 0,
+        "round {round}: the broker answered OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    log.arrivals.clear();
+    drop(log);
+    assert!(flushed, "round {round}: flush timed out after {:?}", t0.elapsed());
+    assert_eq!(reports.len(), n, "round {round}: one report per record");
+    let failed: Vec<_> = reports.iter().filter(|r| r.2 != 0).collect();
+    assert!(
+        failed.is_empty(),
+        "round {round}: {} record(s) failed, first {:?}",
+        failed.len(),
+        failed[0]
+    );
+    // Within a partition, the log order is the send order.
+    let mut by_tag: Vec<_> = reports.clone();
+    by_tag.sort_by_key(|r| r.0);
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for r in &by_tag {
+        if let Some(prev) = last.insert(r.1, r.3) {
+            assert!(
+                r.3 > prev,
+                "round {round}: record {} of partition {} at offset {} after offset {prev}",
+                r.0,
+                r.1,
+                r.3
+            );
         }
-        assert!(
-            overtaken.is_empty(),
-            "round {round}: produce requests overtook each other: {overtaken:?}"
-        );
-        assert_eq!(
-            log.out_of_order_answers, 0,
-            "round {round}: the broker answered OUT_OF_ORDER_SEQUENCE_NUMBER"
-        );
-        assert!(flushed, "round {round}: flush timed out after {:?}", t0.elapsed());
-        assert_eq!(reports.len(), n, "round {round}: one report per record");
-        let failed: Vec<_> = reports.iter().filter(|r| r.2 != 0).collect();
-        assert!(
-            failed.is_empty(),
-            "round {round}: {} record(s) failed, first {:?}",
-            failed.len(),
-            failed[0]
-        );
-        // Within a partition, the log order is the send order.
-        let mut by_tag: Vec<_> = reports.clone();
-        by_tag.sort_by_key(|r| r.0);
-        let mut last: HashMap<i32, i64> = HashMap::new();
-        for r in &by_tag {
-            if let Some(prev) = last.insert(r.1, r.3) {
-                assert!(
-                    r.3 > prev,
-                    "round {round}: record {} of partition {} at offset {} after offset {prev}",
-                    r.0,
-                    r.1,
-                    r.3
-                );
-            }
-        }
-        drop(log);
     }
 }

@@ -229,6 +229,7 @@ fn handle_partition_response(
             st.in_flight -= 1;
             if let Some(seq) = f.batch.base_seq {
                 st.acked_next = next_sequence(seq, f.batch.record_count());
+                st.acked_pid = f.batch.stamp.producer_id;
             }
         }
         f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);

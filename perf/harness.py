@@ -20,7 +20,8 @@ Environment
   BENCH_QUICK=1        smoke run: 1 repetition, 1/10 of the records (~2-3 min)
   BENCH_REPS=N         repetitions (default 3; quick 1)
   BENCH_SCALE=F        multiply every record count by F (default 1; quick 0.1)
-  BENCH_CLIENTS=a,b    subset of kp,librdkafka,franz-go,java
+  BENCH_CLIENTS=a,b    subset of kp,librdkafka,franz-go,java (default), or kp-java: kp's Java
+                       binding through JavaPerf (bindings/java/perf.sh)
   BENCH_WORKLOADS=a,b  subset of workload ids (see WORKLOADS), e.g. W1-sink,W4-real1
   BENCH_KP_IDEMPOTENCE=0  run kp without idempotence in W2 (default 1: idempotent,
                        like the other clients; kp has it since commit 0f3b175)
@@ -79,6 +80,7 @@ CLIENTS = {
     "librdkafka": [os.path.join(BUILD, "rdkafka-perf")],
     "franz-go": [os.path.join(BUILD, "franz-perf")],
     "java": [os.path.join(BENCH, "java-perf.sh")],
+    "kp-java": [os.path.join(REPO, "bindings", "java", "perf.sh")],  # kp's Java binding (run only when named)
 }
 
 # id, target, description, flags (records scaled by BENCH_SCALE)
@@ -464,7 +466,7 @@ def report_from_csv(path):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--report":
         return report_from_csv(sys.argv[2])
-    clients = [c for c in os.environ.get("BENCH_CLIENTS", ",".join(CLIENTS)).split(",") if c]
+    clients = [c for c in os.environ.get("BENCH_CLIENTS", ",".join(c for c in CLIENTS if c != "kp-java")).split(",") if c]
     wanted = [w for w in os.environ.get("BENCH_WORKLOADS", "").split(",") if w]
     wls = [w for w in WORKLOADS if (w[0] in wanted if wanted else not w[0].startswith("W6-"))]
     for c in clients:

@@ -53,16 +53,19 @@ done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if ((keys > 0 || threads > 1)); then
+# BENCH_JAVA_PRODUCER=<Producer class> (on BENCH_JAVA_CLASSPATH, JVM flags in BENCH_JAVA_EXTRA_OPTS):
+# JavaPerf over that class instead of KafkaProducer (bindings/java/perf.sh: kp's Java binding).
+if ((keys > 0 || threads > 1)) || [[ -n ${BENCH_JAVA_PRODUCER:-} ]]; then
     [[ -z $txn ]] || { echo "java-perf.sh: --transactional-id only with ProducerPerformance (no --keys/--threads)" >&2; exit 2; }
     tool=JavaPerf
     args=(--bootstrap "$bootstrap" --topic "$topic" --num-records "$num" --record-size "$size"
           --throughput "$tput" --keys "$keys" --threads "$threads")
     for p in "${props[@]}"; do args+=(--producer-property "$p"); done
     # shellcheck disable=SC2086
-    cmd=(java $JAVA_OPTS -Djava.awt.headless=true
+    cmd=(java $JAVA_OPTS ${BENCH_JAVA_EXTRA_OPTS:-} -Djava.awt.headless=true
+         ${BENCH_JAVA_PRODUCER:+-Dperf.producer.class=$BENCH_JAVA_PRODUCER}
          -Dlog4j2.configurationFile="$REPO/testbed/log4j2-tools.properties"
-         -cp "$BUILD/java:$JARS/*" JavaPerf "${args[@]}")
+         -cp "$BUILD/java:${BENCH_JAVA_CLASSPATH:+$BENCH_JAVA_CLASSPATH:}$JARS/*" JavaPerf "${args[@]}")
 else
     tool=ProducerPerformance
     args=(--topic "$topic" --num-records "$num" --record-size "$size" --throughput "$tput"
@@ -72,7 +75,7 @@ else
     cmd=(env KP_TOOLS_FAST=0 "KP_TOOLS_JAVA_OPTS=$JAVA_OPTS" KP_TESTBED_JARS="$JARS"
          "$REPO/testbed/kafka.sh" java org.apache.kafka.tools.ProducerPerformance "${args[@]}")
 fi
-echo "java-perf.sh: Java client via $tool" >&2
+echo "java-perf.sh: Java client via $tool${BENCH_JAVA_PRODUCER:+ over $BENCH_JAVA_PRODUCER}" >&2
 rc=0
 /usr/bin/time -f '%U %S %M' -o "$tmp/time" "${cmd[@]}" | tee "$tmp/out" || rc=$?
 read -r user sys rss_kb <"$tmp/time" || { echo "java-perf.sh: no /usr/bin/time output" >&2; exit 1; }

@@ -13,6 +13,7 @@
 #   - cmake, pkg-config        out-of-tree builds against an installed kp (tests/install)
 #   - clang                    the C++ API tests build with clang++ as well as g++ (tests/cpp)
 #   - golang-go                the Go binding's tests (bindings/go; needs Go 1.19 or later)
+#   - ruby, ruby-ffi, ruby-minitest  the Ruby binding and its tests (bindings/ruby; no gem server needed)
 # then fetches the Kafka jars: testbed/kafka.sh fetch (cached in .testbed/jars).
 # Set PYTHON=/path/to/python to target another interpreter.
 set -euo pipefail
@@ -34,12 +35,18 @@ command -v kcat >/dev/null || apt_pkgs+=(kcat)
 command -v valgrind >/dev/null || apt_pkgs+=(valgrind)
 command -v java >/dev/null || apt_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_pkgs+=(maven)
+command -v javac >/dev/null || apt_pkgs+=(openjdk-17-jdk-headless) # bindings/java builds with it
 # testbed/kafka.sh makes the secured listeners' certificates with the openssl CLI
 command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v pkg-config >/dev/null || apt_pkgs+=(pkg-config)
 command -v clang++ >/dev/null || apt_pkgs+=(clang)
 command -v go >/dev/null || apt_pkgs+=(golang-go)
+# Ruby binding (bindings/ruby/run-tests.sh): Debian's ruby, ffi gem and minitest
+command -v ruby >/dev/null || apt_pkgs+=(ruby)
+if ! command -v ruby >/dev/null || ! ruby -e 'require "ffi"; require "minitest"' 2>/dev/null; then
+    apt_pkgs+=(ruby-ffi ruby-minitest)
+fi
 # Python binding tests (bindings/python/run-tests.sh): pytest, cffi, venv; pip below otherwise
 if [[ $(command -v "$PYTHON") == /usr/bin/python3 ]] && ! "$PYTHON" -c 'import pytest, cffi, ensurepip' 2>/dev/null; then
     apt_pkgs+=(python3-pytest python3-cffi python3-venv)

@@ -53,3 +53,9 @@ bash bindings/python/run-tests.sh
 
 echo "== Go binding (go vet, go test -race against $KP_BOOTSTRAP; examples via pkg-config, shared and static)"
 bash bindings/go/run-tests.sh
+
+echo "== Java binding (JNI glue + Maven/JUnit 5 against $KP_BOOTSTRAP; quick tests also on the newest JDK)"
+bash bindings/java/run-tests.sh
+
+echo "== Ruby binding (Debian ruby + ruby-ffi; minitest against $KP_BOOTSTRAP)"
+bash bindings/ruby/run-tests.sh

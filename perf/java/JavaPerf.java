@@ -9,9 +9,11 @@ import java.util.Properties;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.Serializer;
 
 public final class JavaPerf {
     static final int SUB_BITS = 7, SUB_COUNT = 1 << SUB_BITS, NBUCKETS = (64 - SUB_BITS + 1) * SUB_COUNT;
@@ -106,8 +108,13 @@ public final class JavaPerf {
         byte[][] keyTab = new byte[(int) keys][];
         for (int k = 0; k < keys; k++) keyTab[k] = ("key-" + k).getBytes();
 
-        KafkaProducer<byte[], byte[]> producer =
-                new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer());
+        // -Dperf.producer.class=dev.kp.KpProducer runs the same loop over kp's Java binding
+        // (bindings/java/perf.sh); any Producer with a (Properties, Serializer, Serializer) constructor
+        @SuppressWarnings("unchecked")
+        Producer<byte[], byte[]> producer = (Producer<byte[], byte[]>) Class
+                .forName(System.getProperty("perf.producer.class", KafkaProducer.class.getName()))
+                .getConstructor(Properties.class, Serializer.class, Serializer.class)
+                .newInstance(props, new ByteArraySerializer(), new ByteArraySerializer());
         final String t = topic;
         final long fkeys = keys;
         final double interval = throughput > 0 ? 1e9 * threads / throughput : 0;

@@ -15,8 +15,9 @@ import (
 	"kp.dev/kp"
 )
 
-// Records kp refuses get their promise at once with an *kp.Error that
-// errors.Is matches to the sentinel; nothing else is lost.
+// Records kp refuses get one promise with an *kp.Error that errors.Is
+// matches to the sentinel (before Flush returns: Produce buffers records);
+// nothing else is lost.
 func TestErrorsByClass(t *testing.T) {
 	t.Parallel()
 	topic := newTopic(t, 1)
@@ -27,9 +28,15 @@ func TestErrorsByClass(t *testing.T) {
 		t.Helper()
 		called := 0
 		var got error
-		p.Produce(context.Background(), r, func(_ *kp.Record, err error) { called++; got = err })
+		var mu sync.Mutex
+		p.Produce(context.Background(), r, func(_ *kp.Record, err error) { mu.Lock(); called++; got = err; mu.Unlock() })
+		if err := p.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
 		if called != 1 {
-			t.Fatalf("promise called %d times before Produce returned, want 1", called)
+			t.Fatalf("promise called %d times before Flush returned, want 1", called)
 		}
 		var ke *kp.Error
 		if !errors.Is(got, sentinel) || !errors.As(got, &ke) {
@@ -69,12 +76,14 @@ func TestErrorsByClass(t *testing.T) {
 
 // A full buffer with max.block.ms=0 refuses records with ErrQueueFull
 // (retriable); closing with the rest queued gives every accepted record
-// exactly one result.
+// exactly one result. go.produce.batch.records=1: each Produce crosses into
+// kp at once, so refusals come before it returns.
 func TestQueueFullAndCloseWithRecordsQueued(t *testing.T) {
 	t.Parallel()
 	topic := newTopic(t, 1)
 	p := newProducer(t, kp.Config{
 		"buffer.memory": "262144", "max.block.ms": "0", "linger.ms": "60000", "batch.size": "1000000",
+		"go.produce.batch.records": "1",
 	})
 	pr := newPromises(t)
 	const n = 400
@@ -127,6 +136,49 @@ func TestQueueFullAndCloseWithRecordsQueued(t *testing.T) {
 	}
 	if err := p.Flush(context.Background()); !errors.Is(err, kp.ErrClosed) {
 		t.Fatalf("Flush after Close: %v", err)
+	}
+}
+
+// Produce's buffered records that kp refuses when they cross (a full
+// buffer, max.block.ms=0) get ErrQueueFull on the promise goroutine; the
+// others are delivered, each record exactly once, in order per partition.
+func TestQueueFullBuffered(t *testing.T) {
+	t.Parallel()
+	topic := newTopic(t, 1)
+	p := newProducer(t, kp.Config{
+		"buffer.memory": "262144", "max.block.ms": "0", "linger.ms": "60000", "batch.size": "1000000",
+	})
+	defer p.Close(context.Background())
+	pr := newPromises(t)
+	const n = 400
+	for i := 0; i < n; i++ {
+		p.Produce(context.Background(), &kp.Record{Topic: topic, Value: bytes.Repeat([]byte{byte(i)}, 4096)}, pr.fn)
+	}
+	if err := p.Flush(ctxTimeout(t, 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := pr.calls.Load(); got != n {
+		t.Fatalf("%d results after Flush, want %d", got, n)
+	}
+	refused, delivered := 0, 0
+	for _, err := range pr.results() {
+		switch {
+		case err == nil:
+			delivered++
+		case errors.Is(err, kp.ErrQueueFull):
+			refused++
+		default:
+			t.Fatalf("unexpected result %v", err)
+		}
+	}
+	if refused == 0 || delivered == 0 {
+		t.Fatalf("%d refused, %d delivered: want both", refused, delivered)
+	}
+	// A bad value of the binding's property is a configuration error.
+	_, err := kp.NewProducer(kp.Config{"bootstrap.servers": bootstrap(t), "go.produce.batch.records": "0"})
+	var ke *kp.Error
+	if !errors.As(err, &ke) || ke.Class != kp.ClassInvalidConfiguration {
+		t.Fatalf("go.produce.batch.records=0: %v", err)
 	}
 }
 

@@ -34,11 +34,14 @@ func bootstrap(t *testing.T) string {
 
 func repoRoot() string { return filepath.Join("..", "..") }
 
+// topicSeq makes topic names unique also across -count repetitions.
+var topicSeq atomic.Int64
+
 // newTopic creates a topic unique to this run with the verifier's admin
 // client and returns its name.
 func newTopic(t *testing.T, partitions int) string {
 	t.Helper()
-	name := fmt.Sprintf("go-%s-%s", t.Name(), runID)
+	name := fmt.Sprintf("go-%s-%s-%d", t.Name(), runID, topicSeq.Add(1))
 	cmd := exec.Command("python3", filepath.Join(repoRoot(), "tests/verify/create_topics.py"),
 		bootstrap(t), "1", fmt.Sprintf("%s:%d", name, partitions))
 	if out, err := cmd.CombinedOutput(); err != nil {

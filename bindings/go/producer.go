@@ -20,6 +20,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +30,12 @@ import (
 
 // Config holds producer properties by name: the Java producer's names (and
 // librdkafka's aliases), as kp's C API takes them. "bootstrap.servers" is
-// required. The binding always sets delivery.report.mode=poll. One property
-// is the binding's own: "partitioner"="manual" sends each record to its
-// Record.Partition instead of letting kp's partitioner choose.
+// required. The binding always sets delivery.report.mode=poll. Two
+// properties are the binding's own: "partitioner"="manual" sends each record
+// to its Record.Partition instead of letting kp's partitioner choose, and
+// "go.produce.batch.records" (default 256) is how many Produce calls are
+// gathered into one crossing into kp (see Produce; "1": each call crosses
+// alone).
 type Config map[string]string
 
 // RecordHeader is one record header; a nil Value is a null value.
@@ -93,6 +97,18 @@ type Producer struct {
 	p      *C.kp_producer_t
 	manual bool
 
+	// Produce's records wait in pend until batchMax records (or
+	// batchBytes) are gathered, window passes, or Flush, Close, Purge,
+	// ProduceSync or a transaction call sends them: one kp_send_batch.
+	batchMax int
+	window   time.Duration
+	pendMu   sync.Mutex
+	pend     *encoder // nil while empty
+	armed    bool     // the window timer is running
+	closing  bool     // Close has begun: Produce refuses with ErrClosed
+	timer    *time.Timer
+	sendMu   sync.Mutex // taken before pendMu is released: crossings keep pend's order
+
 	drainMu sync.Mutex // one drain of kp's report queue at a time, in order
 	table   table
 	queue   dqueue
@@ -111,10 +127,13 @@ type Producer struct {
 }
 
 const (
-	drainMax   = 1024
-	takeSlice  = 32
-	sliceMs    = 100 // longest C wait between looks at a context
-	errstrSize = 512
+	batchDefault = 256
+	batchBytes   = 256 << 10
+	windowMax    = time.Millisecond // longest wait of a record in pend (at most linger.ms)
+	drainMax     = 1024
+	takeSlice    = 32
+	sliceMs      = 100 // longest C wait between looks at a context
+	errstrSize   = 512
 )
 
 // NewProducer creates a producer. It connects in the background:
@@ -135,11 +154,19 @@ func NewProducer(cfg Config) (*Producer, error) {
 		}
 		return nil
 	}
+	prod.batchMax = batchDefault
 	for k, v := range cfg {
 		var err error
 		switch {
 		case k == "partitioner" && v == "manual":
 			prod.manual = true
+		case k == "go.produce.batch.records":
+			n, perr := strconv.Atoi(v)
+			if perr != nil || n < 1 || n > 1<<16 {
+				err = newErrorClass(C.KP_ERR_INVALID_ARG,
+					fmt.Sprintf("go.produce.batch.records: %q is not a count of 1..65536", v), ClassInvalidConfiguration)
+			}
+			prod.batchMax = n
 		case k == "delivery.report.mode" && v != "poll":
 			err = newErrorClass(C.KP_ERR_INVALID_ARG,
 				"the Go binding runs kp with delivery.report.mode=poll", ClassInvalidConfiguration)
@@ -154,6 +181,13 @@ func NewProducer(cfg Config) (*Producer, error) {
 	if err := set("delivery.report.mode", "poll"); err != nil {
 		C.kp_config_destroy(c)
 		return nil, err
+	}
+	prod.window = windowMax
+	if linger := configInt(c, "linger.ms"); linger >= 0 && time.Duration(linger)*time.Millisecond < prod.window {
+		prod.window = time.Duration(linger) * time.Millisecond
+	}
+	if prod.window == 0 {
+		prod.batchMax = 1
 	}
 	p := C.kp_producer_new(c, &errstr[0], errstrSize)
 	if p == nil {
@@ -176,20 +210,54 @@ func NewProducer(cfg Config) (*Producer, error) {
 	prod.queue.wake = make(chan struct{}, 1)
 	prod.pollerDone = make(chan struct{})
 	prod.dispatched = make(chan struct{})
+	prod.timer = time.AfterFunc(time.Hour, prod.windowEnded)
+	prod.timer.Stop()
 	go prod.poll(fd)
 	go prod.dispatch()
 	return prod, nil
 }
 
+// configInt reads an integer property of cfg (its value or kp's default);
+// -1 when it cannot.
+func configInt(cfg *C.kp_config_t, name string) int64 {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var buf [32]C.char
+	size := C.size_t(len(buf))
+	if C.kp_config_get(cfg, cname, &buf[0], &size) != C.KP_OK {
+		return -1
+	}
+	n, err := strconv.ParseInt(C.GoString(&buf[0]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
 // Produce sends a record asynchronously. The promise (which may be nil) is
 // called exactly once: with the record filled in on delivery, or with the
-// error. A record kp refuses (invalid topic, too large, buffer full past
-// max.block.ms, closed producer, ctx already done) has its promise called
-// before Produce returns. Once accepted, a record is never canceled by ctx.
-// Produce may block up to max.block.ms while the buffer is full.
+// error. Once accepted, a record is never canceled by ctx.
+//
+// Produce copies the record's bytes into a buffer of the producer; the
+// buffer crosses into kp in one call when it holds go.produce.batch.records
+// records (or 256 KiB), after at most 1 ms (never longer than linger.ms;
+// linger.ms=0 sends each record at once), or when Flush, Close, Purge,
+// ProduceSync or a transaction call comes. That call may block up to
+// max.block.ms while kp's buffer is full. Records of one goroutine reach kp
+// in the order of its Produce calls. A record refused before it is
+// buffered (empty topic, ctx already done, closed producer) has its promise
+// called before Produce returns; a record kp refuses when the buffer
+// crosses (invalid topic, too large, buffer full past max.block.ms) gets
+// its promise on the promise goroutine, like a delivery error. With
+// go.produce.batch.records=1 every Produce crosses at once and all
+// refusals come before it returns.
 func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
 	if err := ctx.Err(); err != nil {
 		callPromise(promise, r, err)
+		return
+	}
+	if p.batchMax > 1 {
+		p.produceBuffered(r, promise)
 		return
 	}
 	e := getEncoder()
@@ -199,10 +267,81 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 		return
 	}
 	e.ctxs = append(e.ctxs, p.table.put(pending{rec: r, promise: promise}))
-	if p.send(e) == 0 {
+	if p.send(e, true) == 0 {
 		p.table.take(uintptr(e.ctxs[0]))
 		callPromise(promise, r, e.err(0))
 	}
+}
+
+// produceBuffered adds a record to pend, sending pend when it is full.
+func (p *Producer) produceBuffered(r *Record, promise func(*Record, error)) {
+	p.pendMu.Lock()
+	if p.closing {
+		p.pendMu.Unlock()
+		callPromise(promise, r, ErrClosed)
+		return
+	}
+	if p.pend == nil {
+		p.pend = getEncoder()
+	}
+	e := p.pend
+	if err := e.add(r, p.manual); err != nil {
+		p.pendMu.Unlock()
+		callPromise(promise, r, err)
+		return
+	}
+	e.pend = append(e.pend, pending{rec: r, promise: promise})
+	p.inflight.Add(1)
+	if len(e.pend) >= p.batchMax || len(e.blob) >= batchBytes {
+		p.sendPendLocked()
+		return
+	}
+	if !p.armed {
+		p.armed = true
+		p.timer.Reset(p.window)
+	}
+	p.pendMu.Unlock()
+}
+
+// windowEnded sends pend when the window timer fires.
+func (p *Producer) windowEnded() {
+	p.pendMu.Lock()
+	p.armed = false
+	p.sendPendLocked()
+}
+
+// sendPending sends pend now (before any later crossing).
+func (p *Producer) sendPending() {
+	p.pendMu.Lock()
+	p.sendPendLocked()
+}
+
+// sendPendLocked hands pend to kp in one crossing; pendMu is held on entry
+// and released. Records kp refuses go to the promise goroutine.
+func (p *Producer) sendPendLocked() {
+	e := p.pend
+	if e == nil || len(e.pend) == 0 {
+		p.pendMu.Unlock()
+		return
+	}
+	p.pend = nil
+	p.sendMu.Lock()
+	p.pendMu.Unlock()
+	defer p.sendMu.Unlock()
+	defer putEncoder(e)
+	n := len(e.pend)
+	p.table.putPending(e.pend, &e.ctxs)
+	if p.send(e, false) == n {
+		return
+	}
+	var refused []delivery
+	for i, res := range e.results {
+		if res != C.KP_OK {
+			d := delivery{pending: p.table.take(uintptr(e.ctxs[i])), err: e.err(i)}
+			refused = append(refused, d)
+		}
+	}
+	p.queue.push(refused)
 }
 
 func callPromise(promise func(*Record, error), r *Record, err error) {
@@ -229,6 +368,7 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 		}
 		return results
 	}
+	p.sendPending()
 	b := &syncBatch{results: results, reported: make([]bool, len(rs)), remaining: len(rs), done: make(chan struct{})}
 	e := getEncoder()
 	defer putEncoder(e)
@@ -251,7 +391,7 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	}
 	if len(e.recs) > 0 {
 		p.table.putBatch(b, len(e.recs), &e.ctxs)
-		if p.send(e) < len(e.recs) {
+		if p.send(e, true) < len(e.recs) {
 			for i, res := range e.results {
 				if res != C.KP_OK {
 					p.table.take(uintptr(e.ctxs[i]))
@@ -280,8 +420,9 @@ func (p *Producer) acquire() bool {
 }
 
 // send hands the encoded records to kp in one call. Returns how many were
-// accepted; e.results says why the others were not.
-func (p *Producer) send(e *encoder) int {
+// accepted; e.results says why the others were not. count: add the records
+// to inflight (Produce's buffered records are counted when buffered).
+func (p *Producer) send(e *encoder, count bool) int {
 	n := len(e.recs)
 	e.results = e.results[:0]
 	for range e.recs {
@@ -291,14 +432,16 @@ func (p *Producer) send(e *encoder) int {
 		return 0
 	}
 	defer p.mu.RUnlock()
-	p.inflight.Add(int64(n))
+	if count {
+		p.inflight.Add(int64(n))
+	}
 	var hdrs *C.kpgo_hdr
 	if len(e.hdrs) > 0 {
 		hdrs = &e.hdrs[0]
 	}
 	accepted := int(C.kpgo_send(p.p, (*C.uint8_t)(unsafe.Pointer(&e.blob[0])), &e.recs[0], C.size_t(n),
 		hdrs, &e.ctxs[0], (*C.int32_t)(unsafe.Pointer(&e.results[0]))))
-	if accepted < n {
+	if accepted < n && count {
 		p.recordsDone(int64(n - accepted))
 	}
 	return accepted
@@ -308,6 +451,7 @@ func (p *Producer) send(e *encoder) int {
 // every record handed to the producer has had its promise run, or ctx ends
 // (then it returns ctx.Err(); no record is canceled).
 func (p *Producer) Flush(ctx context.Context) error {
+	p.sendPending()
 	if err := p.flushKp(ctx); err != nil {
 		return err
 	}
@@ -365,6 +509,10 @@ func (p *Producer) Close(ctx context.Context) error {
 }
 
 func (p *Producer) close(ctx context.Context) error {
+	p.pendMu.Lock()
+	p.closing = true
+	p.timer.Stop()
+	p.sendPendLocked()
 	ferr := p.flushKp(ctx)
 	var out *C.kp_report_info_t
 	var n C.size_t
@@ -402,6 +550,7 @@ func (p *Producer) Purge(inFlight bool) error {
 	if inFlight {
 		flags |= C.KP_PURGE_IN_FLIGHT
 	}
+	p.sendPending()
 	if !p.acquire() {
 		return ErrClosed
 	}
@@ -454,10 +603,16 @@ func (p *Producer) handOver(infos *C.kp_report_info_t, n int) {
 	if n == 0 {
 		return
 	}
-	ds := make([]delivery, n)
-	// Read through reportInfo: a copy of kp_report_info_t on a Go stack
-	// would put the ctx integer in a pointer-typed slot. The table lock is
-	// taken per slice of takeSlice entries so that Produce never waits long.
+	// Filled in place at the end of the queue (no allocation once the
+	// queue's two slices have grown). Read through reportInfo: a copy of
+	// kp_report_info_t on a Go stack would put the ctx integer in a
+	// pointer-typed slot. The table lock is taken per slice of takeSlice
+	// entries so that Produce never waits long.
+	q := &p.queue
+	q.mu.Lock()
+	base := len(q.items)
+	q.items = growDeliveries(q.items, n)
+	ds := q.items[base:]
 	for i, info := range unsafe.Slice((*reportInfo)(unsafe.Pointer(infos)), n) {
 		if i%takeSlice == 0 {
 			if i > 0 {
@@ -475,7 +630,18 @@ func (p *Producer) handOver(infos *C.kp_report_info_t, n int) {
 		}
 	}
 	p.table.mu.Unlock()
-	p.queue.push(ds)
+	q.mu.Unlock()
+	q.signal()
+}
+
+// growDeliveries extends ds by n zero entries.
+func growDeliveries(ds []delivery, n int) []delivery {
+	if len(ds)+n <= cap(ds) {
+		return ds[:len(ds)+n]
+	}
+	grown := make([]delivery, len(ds)+n, 2*(len(ds)+n))
+	copy(grown, ds)
+	return grown
 }
 
 // reportInfo is kp_report_info_t with its pointers as integers: the
@@ -567,7 +733,8 @@ type pending struct {
 	idx     int
 }
 
-// delivery is a report matched with its record, for the dispatcher.
+// delivery is a report matched with its record, for the dispatcher (err
+// set: a refusal of kp_send_batch).
 type delivery struct {
 	pending
 	partition int32
@@ -575,11 +742,12 @@ type delivery struct {
 	timestamp int64
 	code      C.kp_err_t
 	class     ErrorClass
+	err       error
 }
 
 func (d *delivery) run() {
-	var err error
-	if d.code != C.KP_OK {
+	err := d.err
+	if err == nil && d.code != C.KP_OK {
 		err = newErrorClass(d.code, "", d.class)
 	}
 	if d.batch != nil {
@@ -640,6 +808,16 @@ func (t *table) putBatch(b *syncBatch, n int, ctxs *[]C.uintptr_t) {
 	t.mu.Unlock()
 }
 
+// putPending adds Produce's buffered records and appends their contexts to
+// ctxs (one lock for the batch).
+func (t *table) putPending(ps []pending, ctxs *[]C.uintptr_t) {
+	t.mu.Lock()
+	for _, e := range ps {
+		*ctxs = append(*ctxs, C.uintptr_t(t.putLocked(e)))
+	}
+	t.mu.Unlock()
+}
+
 func (t *table) takeLocked(i uintptr) pending {
 	e := t.entries[i]
 	t.entries[i] = pending{}
@@ -665,6 +843,10 @@ func (q *dqueue) push(ds []delivery) {
 	q.mu.Lock()
 	q.items = append(q.items, ds...)
 	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *dqueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -753,6 +935,7 @@ type encoder struct {
 	hdrs     []C.kpgo_hdr
 	ctxs     []C.uintptr_t
 	results  []C.int32_t
+	pend     []pending // Produce's buffered records (in Producer.pend)
 	topic    string
 	topicOff uint64
 }
@@ -765,7 +948,10 @@ func putEncoder(e *encoder) {
 	if cap(e.blob) > 4<<20 || cap(e.recs) > 1<<16 {
 		return
 	}
-	e.blob, e.recs, e.hdrs, e.ctxs, e.results = e.blob[:0], e.recs[:0], e.hdrs[:0], e.ctxs[:0], e.results[:0]
+	for i := range e.pend {
+		e.pend[i] = pending{}
+	}
+	e.blob, e.recs, e.hdrs, e.ctxs, e.results, e.pend = e.blob[:0], e.recs[:0], e.hdrs[:0], e.ctxs[:0], e.results[:0], e.pend[:0]
 	e.topic = ""
 	encoders.Put(e)
 }

@@ -65,6 +65,7 @@ func (p *Producer) BeginTransaction() error {
 // again; Fatal() -> close the producer. The records' promises run as their
 // reports come (Flush waits for them).
 func (p *Producer) CommitTransaction(ctx context.Context) error {
+	p.sendPending()
 	return p.txnCall(ctx, func(h *C.kp_producer_t, ms C.int32_t) *C.kp_error_t {
 		return C.kp_commit_transaction(h, ms)
 	})
@@ -73,6 +74,7 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 // AbortTransaction aborts the transaction: unsent records fail with
 // ErrPurgedQueued, and read_committed consumers never see its records.
 func (p *Producer) AbortTransaction(ctx context.Context) error {
+	p.sendPending()
 	return p.txnCall(ctx, func(h *C.kp_producer_t, ms C.int32_t) *C.kp_error_t {
 		return C.kp_abort_transaction(h, ms)
 	})

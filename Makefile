@@ -11,7 +11,7 @@ SONAME  := $(if $(filter 0,$(MAJOR)),libkp.so.0.$(MINOR),libkp.so.$(MAJOR))
 CWARN   := -Wall -Wextra -Werror -pedantic
 LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
-CTESTS   := fork
+CTESTS   := fork log
 
 .PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall
 

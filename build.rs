@@ -46,6 +46,15 @@ const SECTIONS: &[Section] = &[
         files: &["src/ffi/config.rs"],
     },
     Section {
+        title: "Logging",
+        intro: "kp never prints. Register a log callback on the config to learn what the\n\
+                producer does (connections, metadata changes, retries, fatal and internal\n\
+                errors); log_level (syslog 0-7, default 6) and debug (contexts broker,\n\
+                protocol, metadata, producer, txn, security, all) choose the lines, as in\n\
+                librdkafka. Lines are delivered where reports are (never on the I/O thread).",
+        files: &["src/ffi/log.rs"],
+    },
+    Section {
         title: "Producer",
         intro: "A kp_producer_t sends records to a Kafka cluster from any number of threads.\n\
                 Create it from a config, close it (delivering what is queued), destroy it.",

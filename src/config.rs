@@ -104,6 +104,10 @@ pub static REGISTRY: &[Def] = &[
         "How long the broker lets a transaction stay open before aborting it."),
     def!("delivery.report.mode", [], Kind::Enum(&["thread", "poll"]), "thread",
         "thread: callbacks run on a kp-owned thread; poll: callbacks run inside kp_poll/kp_flush on the caller's thread."),
+    def!("log_level", [], Kind::Int { min: 0, max: 7 }, "6",
+        "Most verbose syslog level passed to the log callback (kp_config_set_log_callback): 0 emerg .. 3 error, 4 warning, 5 notice, 6 info, 7 debug."),
+    def!("debug", [], Kind::Text, "",
+        "Comma-separated debug contexts logged at level 7: broker, protocol, metadata, producer, txn, security, all (setting it raises log_level to 7, as in librdkafka)."),
     def!("security.protocol", [], Kind::Enum(&["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]), "plaintext",
         "How to reach brokers: plaintext, ssl (TLS), sasl_plaintext (SASL without TLS) or sasl_ssl (SASL over TLS)."),
     def!("ssl.ca.location", ["ssl.truststore.location"], Kind::Text, "",
@@ -213,6 +217,9 @@ impl ConfigMap {
         if def.name == "bootstrap.servers" {
             parse_bootstrap(&canonical).map_err(SetError::Invalid)?;
         }
+        if def.name == "debug" {
+            crate::log::parse_debug(&canonical).map_err(SetError::Invalid)?;
+        }
         self.values.insert(def.name, canonical);
         Ok(())
     }
@@ -319,6 +326,10 @@ pub struct ProducerConfig {
     pub delivery_mode: DeliveryMode,
     pub transactional_id: Option<String>,
     pub transaction_timeout_ms: i32,
+    /// `log_level` and `debug`.
+    pub log_filter: crate::log::Filter,
+    /// The logger (logs nothing unless the FFI layer gives it a callback).
+    pub log: crate::log::Log,
     /// TLS and SASL settings (files already loaded).
     pub security: crate::engine::security::Security,
 }
@@ -394,6 +405,11 @@ impl ProducerConfig {
             transactional_id,
             transaction_timeout_ms: m.int("transaction.timeout.ms") as i32,
             security,
+            log_filter: crate::log::Filter {
+                level: m.int("log_level") as i32,
+                debug: crate::log::parse_debug(&m.get("debug").unwrap_or_default())?,
+            },
+            log: Default::default(),
             delivery_mode: if m.get("delivery.report.mode").as_deref() == Some("poll") {
                 DeliveryMode::Poll
             } else {

@@ -7,13 +7,14 @@
 //! - `engine`: the producer API, topics and partitioner, accumulator,
 //!   sender, metadata, idempotence, transactions, delivery reports.
 //! - `ffi`: the thin `extern "C"` layer (include/kp.h is generated from it).
-//! - `config` and `error`: the configuration table and the error codes,
-//!   shared by every layer.
+//! - `config`, `error` and `log`: the configuration table, the error codes
+//!   and the logger, shared by every layer.
 
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ffi;
+pub mod log;
 pub mod protocol;
 
 /// (major << 16) | (minor << 8) | patch, from Cargo.toml.

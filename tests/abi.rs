@@ -432,3 +432,212 @@ fn waiting_calls_from_a_delivery_callback_fail_at_once_with_state() {
         assert_eq!(p.reports()[0].error, KP_OK);
     }
 }
+
+/// What a log callback saw: (level, facility, message, thread name).
+type Line = (i32, String, String, String);
+
+#[derive(Default)]
+struct Logged(Mutex<Vec<Line>>);
+
+impl Logged {
+    fn lines(&self) -> Vec<Line> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for a line `pred` accepts (thread mode:
+    /// lines come from the delivery thread on their own).
+    fn wait_for(&self, timeout: Duration, pred: impl Fn(&Line) -> bool) -> Option<Line> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
+                return Some(l);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+unsafe extern "C" fn log_cb(
+    level: i32,
+    facility: *const std::ffi::c_char,
+    message: *const std::ffi::c_char,
+    ctx: *mut c_void,
+) {
+    let logged = unsafe { &*(ctx as *const Logged) };
+    let text = |p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    let thread = std::thread::current().name().unwrap_or("").to_string();
+    logged.0.lock().unwrap().push((level, text(facility), text(message), thread));
+}
+
+/// A producer whose log lines go to `logged` (which outlives it).
+fn logged_producer(settings: &[(&str, &str)], logged: &Logged) -> TestProducer {
+    let cfg = config(settings);
+    let ctx = logged as *const Logged as *mut c_void;
+    assert_eq!(unsafe { kp_config_set_log_callback(cfg, Some(log_cb), ctx) }, KP_OK);
+    TestProducer::with_config(cfg)
+}
+
+#[test]
+fn the_log_callback_hears_connections_and_metadata_on_the_delivery_thread() {
+    let topic = unique_topic("log-thread");
+    create_topic(&topic, 3, rf(), &[]);
+    let bs = bootstrap();
+    let logged = Logged::default();
+    let p = logged_producer(&[("bootstrap.servers", &bs), ("debug", "metadata")], &logged);
+    let (rc, msg) = p.send(&Rec::new(&topic, b"v"), 0);
+    assert_eq!(rc, KP_OK, "{msg}");
+    assert_eq!(p.flush(30_000), KP_OK);
+    let first = bs.split(',').next().unwrap().to_string();
+    let connected = logged
+        .wait_for(Duration::from_secs(10), |l| l.2.contains("connected to broker"))
+        .expect("a connection line");
+    assert_eq!((connected.0, connected.1.as_str()), (KP_LOG_INFO, "broker"));
+    assert!(
+        logged
+            .lines()
+            .iter()
+            .any(|l| l.2.starts_with("connected to broker -1 (") && l.2.contains(&first)),
+        "the bootstrap connection names its address {first}: {:?}",
+        logged.lines()
+    );
+    let partitions = format!("{topic}: 3 partition(s)");
+    let meta = logged
+        .wait_for(Duration::from_secs(10), |l| l.2 == partitions)
+        .unwrap_or_else(|| panic!("a metadata line for the topic: {:?}", logged.lines()));
+    assert_eq!((meta.0, meta.1.as_str()), (KP_LOG_DEBUG, "metadata"));
+    assert!(logged.lines().iter().any(|l| l.1 == "metadata" && l.2.starts_with("broker ")));
+    drop(p);
+    let lines = logged.lines();
+    assert!(lines.iter().all(|l| l.3 == "kp-delivery"), "only on kp's delivery thread: {lines:?}");
+    assert!(
+        lines.iter().all(|l| l.0 < KP_LOG_DEBUG || l.1 == "metadata"),
+        "debug lines only for the enabled context: {lines:?}"
+    );
+}
+
+#[test]
+fn in_poll_mode_log_lines_wait_for_the_callers_thread_and_make_the_fd_readable() {
+    let bs = bootstrap();
+    let logged = Logged::default();
+    let p =
+        logged_producer(&[("bootstrap.servers", &bs), ("delivery.report.mode", "poll")], &logged);
+    // The producer connects on its own (bootstrap metadata): that is logged.
+    let fd = unsafe { kp_poll_fd(p.p) };
+    assert!(fd >= 0);
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    assert_eq!(ready, 1, "the fd turns readable when log lines wait");
+    assert!(logged.lines().is_empty(), "nothing is called before kp_poll");
+    assert_eq!(unsafe { kp_poll(p.p, 0) }, 0, "log lines are not reports");
+    let lines = logged.lines();
+    assert!(lines.iter().any(|l| l.2.contains("connected to broker")), "{lines:?}");
+    let me = std::thread::current().name().unwrap_or("").to_string();
+    assert!(lines.iter().all(|l| l.3 == me), "on the polling thread: {lines:?}");
+    // kp_poll_reports serves them too.
+    let mut buf: [kp_report_info_t; 4] = unsafe { std::mem::zeroed() };
+    buf[0].struct_size = std::mem::size_of::<kp_report_info_t>();
+    let before = logged.lines().len();
+    let topic = unique_topic("log-poll");
+    create_topic(&topic, 1, rf(), &[]);
+    let (rc, msg) = p.send(&Rec::new(&topic, b"v"), 0);
+    assert_eq!(rc, KP_OK, "{msg}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = 0;
+    while got == 0 && Instant::now() < deadline {
+        got = unsafe { kp_poll_reports(p.p, buf.as_mut_ptr(), 4, 100) };
+    }
+    assert_eq!(got, 1);
+    let lines = logged.lines();
+    assert!(lines[before..].iter().all(|l| l.3 == me), "kp_poll_reports serves on this thread too");
+    assert!(lines.iter().all(|l| l.0 <= KP_LOG_INFO), "no debug line without `debug`: {lines:?}");
+}
+
+#[test]
+fn an_unreachable_broker_is_logged_once_with_its_address_not_every_backoff() {
+    let logged = Logged::default();
+    let p = logged_producer(
+        &[
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("reconnect.backoff.ms", "10"),
+            ("reconnect.backoff.max.ms", "20"),
+            ("retry.backoff.ms", "10"),
+            ("delivery.timeout.ms", "1500"),
+            ("request.timeout.ms", "1000"),
+            ("linger.ms", "0"),
+        ],
+        &logged,
+    );
+    let (rc, msg) = p.send(&Rec::new("nowhere", b"v"), 0);
+    assert_eq!(rc, KP_OK, "{msg}");
+    assert_eq!(p.flush(10_000), KP_OK);
+    let reports = p.reports();
+    assert_eq!(reports.len(), 1);
+    assert_ne!(reports[0].error, KP_OK);
+    let failed = logged
+        .wait_for(Duration::from_secs(5), |l| l.1 == "broker" && l.2.contains("127.0.0.1:1"))
+        .expect("a connection failure line");
+    assert_eq!(failed.0, KP_LOG_WARNING);
+    assert!(failed.2.contains("refused"), "says why: {}", failed.2);
+    assert!(logged
+        .wait_for(Duration::from_secs(5), |l| l.1 == "metadata" && l.0 == KP_LOG_WARNING)
+        .is_some());
+    drop(p);
+    let lines = logged.lines();
+    let same = lines.iter().filter(|l| l.2 == failed.2).count();
+    assert_eq!(same, 1, "1.5 s of 10-20 ms backoffs, one line (rate-limited): {lines:?}");
+}
+
+#[test]
+fn transaction_states_are_logged_at_debug_and_a_fenced_producer_logs_its_fatal_error() {
+    let topic = unique_topic("log-txn");
+    create_topic(&topic, 1, rf(), &[]);
+    let bs = bootstrap();
+    let tid = unique_topic("log-txn-id");
+    let logged = Logged::default();
+    let s = [("bootstrap.servers", bs.as_str()), ("transactional.id", &tid), ("debug", "txn")];
+    let p = logged_producer(&s, &logged);
+    assert!(unsafe { kp_init_transactions(p.p, 30_000) }.is_null());
+    assert!(unsafe { kp_begin_transaction(p.p) }.is_null());
+    assert_eq!(p.send(&Rec::new(&topic, b"v"), 0).0, KP_OK);
+    assert!(unsafe { kp_commit_transaction(p.p, 30_000) }.is_null());
+    assert!(unsafe { kp_begin_transaction(p.p) }.is_null());
+    // A second producer with the same id fences the first.
+    let other = TestProducer::new(&[("transactional.id", &tid)]);
+    assert!(unsafe { kp_init_transactions(other.p, 30_000) }.is_null());
+    assert_eq!(p.send(&Rec::new(&topic, b"w"), 1).0, KP_OK);
+    let e = unsafe { kp_commit_transaction(p.p, 30_000) };
+    assert!(!e.is_null(), "the fenced producer cannot commit");
+    unsafe { kp_error_destroy(e) };
+    let e = unsafe { kp_abort_transaction(p.p, 30_000) };
+    assert!(!e.is_null(), "nor abort");
+    assert!(unsafe { kp_error_is_fatal(e) }, "fenced: fatal");
+    unsafe { kp_error_destroy(e) };
+    let fatal = logged
+        .wait_for(Duration::from_secs(10), |l| l.0 == KP_LOG_ERR)
+        .unwrap_or_else(|| panic!("a fatal error line: {:?}", logged.lines()));
+    assert_eq!(fatal.1, "producer");
+    assert!(fatal.2.starts_with("fatal error: ") && fatal.2.contains("fenced"), "{}", fatal.2);
+    // The second begin_transaction line equals the first: logged once
+    // (repeats within 30 s are counted, not logged).
+    let txn: Vec<String> =
+        logged.lines().into_iter().filter(|l| l.1 == "txn").map(|l| l.2).collect();
+    assert_eq!(
+        txn[..3],
+        [
+            "init_transactions: state Ready",
+            "begin_transaction: state InTransaction",
+            "commit_transaction: state Ready"
+        ],
+        "{txn:?}"
+    );
+    assert!(
+        txn[3].starts_with("commit_transaction: state Abortable(")
+            && txn[3].contains("after an error: "),
+        "{txn:?}"
+    );
+    assert!(txn[4].starts_with("abort_transaction: state Fatal("), "{txn:?}");
+    assert!(logged.lines().iter().filter(|l| l.1 == "txn").all(|l| l.0 == KP_LOG_DEBUG));
+}

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{self, Error};
+use crate::log::kp_log;
 use crate::protocol::api::{self, Request};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
@@ -38,6 +39,14 @@ pub struct ConnSettings {
     pub metrics: Arc<Metrics>,
     /// TLS and SASL (security.protocol).
     pub security: super::security::Security,
+    pub log: crate::log::Log,
+}
+
+/// Where a connection logs (its producer's log) and how it names its peer.
+#[derive(Default)]
+pub struct ConnLog {
+    pub log: crate::log::Log,
+    pub peer: String,
 }
 
 /// API version ranges the broker announced, plus finalized features.
@@ -217,6 +226,23 @@ impl Broker {
         }
         match tokio::time::timeout(self.settings.setup_timeout, self.connect()).await {
             Ok(Ok(s)) => {
+                kp_log!(
+                    self.settings.log,
+                    INFO,
+                    BROKER,
+                    "connected to broker {} ({})",
+                    self.node_id,
+                    self.addr()
+                );
+                kp_log!(
+                    self.settings.log,
+                    DEBUG,
+                    PROTOCOL,
+                    "broker {}: {} APIs, features {:?}",
+                    self.node_id,
+                    s.apis.ranges.len(),
+                    s.apis.features
+                );
                 self.settings.metrics.connection_opened();
                 *self.failures.lock() = ConnectFailures::default();
                 let s = Arc::new(s);
@@ -240,7 +266,12 @@ impl Broker {
             Backoff::new(self.settings.reconnect_backoff, self.settings.reconnect_backoff_max);
         f.retry_after = Some(Instant::now() + backoff.delay(f.count));
         f.why = why.clone();
-        Error::new(error::TRANSPORT, format!("broker {} ({}): {}", self.node_id, self.addr(), why))
+        let e = Error::new(
+            error::TRANSPORT,
+            format!("broker {} ({}): {why}", self.node_id, self.addr()),
+        );
+        kp_log!(self.settings.log, WARNING, BROKER, "{}", e.message);
+        e
     }
 
     /// Drops the current session (e.g. after a request timeout); in-flight
@@ -270,7 +301,11 @@ impl Broker {
             .security
             .establish(stream, &self.host, &addr, &self.settings.client_id)
             .await?;
-        start_session(stream, &self.settings.client_id, self.settings.metrics.clone()).await
+        let peer = ConnLog {
+            log: self.settings.log.clone(),
+            peer: format!("broker {} ({addr})", self.node_id),
+        };
+        start_session(stream, &self.settings.client_id, self.settings.metrics.clone(), peer).await
     }
 
     /// Takes the next place in this broker's produce request order (the
@@ -467,6 +502,7 @@ pub async fn start_session<S>(
     mut stream: S,
     client_id: &str,
     metrics: Arc<Metrics>,
+    peer: ConnLog,
 ) -> Result<Session, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -516,7 +552,7 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let alive = Arc::new(AtomicBool::new(true));
     let killed = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone(), metrics));
+    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone(), metrics, peer));
     Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
 }
 
@@ -621,6 +657,7 @@ async fn io_task<S>(
     alive: Arc<AtomicBool>,
     killed: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
+    peer: ConnLog,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -654,6 +691,7 @@ async fn io_task<S>(
     alive.store(false, Ordering::Release);
     if why != NO_LONGER_USED {
         metrics.connection_closed();
+        kp_log!(peer.log, NOTICE, BROKER, "connection to {} closed: {why}", peer.peer);
     }
     reader.abort();
     let _ = wr.shutdown().await;

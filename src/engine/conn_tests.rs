@@ -25,6 +25,7 @@ fn settings(request_timeout: Duration) -> ConnSettings {
         receive_buffer_bytes: 0,
         metrics: Arc::new(Metrics::default()),
         security: Default::default(),
+        log: Default::default(),
     }
 }
 
@@ -89,7 +90,8 @@ async fn connected(settings: ConnSettings) -> (Arc<Broker>, FakeBroker) {
         api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
         fake.stream.write_all(&out).await.expect("write ApiVersions response");
     };
-    let (session, ()) = tokio::join!(start_session(client, "conn-test", metrics), handshake);
+    let (session, ()) =
+        tokio::join!(start_session(client, "conn-test", metrics, ConnLog::default()), handshake);
     let session = session.expect("handshake");
     assert!(session.apis.version_for::<InitProducerIdRequest>().is_some());
     assert!(session.apis.version_for::<ProduceRequest>().is_none(), "not announced");

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::error::{self, Error};
+use crate::log::kp_log;
 use crate::protocol::messages::InitProducerIdRequest;
 
 use super::backoff::Backoff;
@@ -37,6 +38,7 @@ impl PidPhase {
 pub(crate) fn request_bump(inner: &Inner) {
     let mut ph = inner.pid.lock();
     if let PidPhase::Ready(pid) = *ph {
+        kp_log!(inner.cfg.log, NOTICE, PRODUCER, "producer id {}: epoch bump wanted", pid.id);
         *ph = PidPhase::BumpWanted(pid);
     }
 }
@@ -53,10 +55,19 @@ pub(crate) async fn init_producer_id(inner: Arc<Inner>, current: Option<Producer
         }
         match try_init(&inner, current).await {
             Ok(pid) => {
+                kp_log!(
+                    inner.cfg.log,
+                    INFO,
+                    PRODUCER,
+                    "producer id {} epoch {}",
+                    pid.id,
+                    pid.epoch
+                );
                 inner.set_producer_id(pid);
                 return;
             }
             Err(e) if e.retriable() || e.code == error::ALL_BROKERS_DOWN => {
+                kp_log!(inner.cfg.log, WARNING, PRODUCER, "no producer id yet, retrying: {e}");
                 inner.metadata.set_cluster_error(Some(e));
                 retries.sleep().await;
             }

@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
 use crate::error::{self, Error};
+use crate::log::kp_log;
 use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 
 use super::accumulator::{PartitionQueue, TopicHandle};
@@ -123,6 +124,7 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
             }
             Err(e) => {
                 failures += 1;
+                kp_log!(inner.cfg.log, WARNING, METADATA, "metadata refresh failed: {}", e.message);
                 state.set_cluster_error(Some(e));
                 state.needed.store(true, Ordering::Release);
             }
@@ -222,6 +224,7 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
                 code,
                 format!("metadata for topic \"{name}\": {}", error::description(code)),
             );
+            kp_log!(inner.cfg.log, WARNING, METADATA, "{}", err.message);
             handle.meta.write().last_error = Some(err.clone());
             if error::is_retriable(code) {
                 again = true;
@@ -258,6 +261,7 @@ fn update_brokers(inner: &Inner, resp: &MetadataResponse) {
             None => true,
         };
         if replace {
+            kp_log!(inner.cfg.log, DEBUG, METADATA, "broker {} at {}:{port}", b.node_id, b.host);
             brokers.insert(
                 b.node_id,
                 Broker::new(b.node_id, b.host.clone(), port, inner.conn_settings.clone()),
@@ -297,7 +301,18 @@ fn update_partitions(
         }
         let idx = p.partition as usize;
         if idx < have {
-            meta.partitions[idx].leader.store(p.leader, Ordering::Release);
+            let old = meta.partitions[idx].leader.swap(p.leader, Ordering::AcqRel);
+            if old != p.leader {
+                kp_log!(
+                    inner.cfg.log,
+                    INFO,
+                    METADATA,
+                    "{} [{}]: leader {old} -> {}",
+                    handle.name.name,
+                    p.partition,
+                    p.leader
+                );
+            }
         } else if idx == meta.partitions.len() {
             let pq = PartitionQueue::new(handle.name.clone(), p.partition, p.leader);
             meta.partitions.push(pq.clone());
@@ -305,6 +320,14 @@ fn update_partitions(
         }
     }
     if !added.is_empty() {
+        kp_log!(
+            inner.cfg.log,
+            DEBUG,
+            METADATA,
+            "{}: {} partition(s)",
+            handle.name.name,
+            meta.partitions.len()
+        );
         inner.all_partitions.write().extend(added);
     }
     // `known` is set only after the pending records are in their

@@ -362,6 +362,7 @@ impl Inner {
             *f = Some(err.clone());
         }
         self.is_fatal.store(true, Ordering::Release);
+        crate::log::kp_log!(self.cfg.log, ERR, PRODUCER, "fatal error: {err}");
         self.purge_queued(err.code, &format!("the producer hit a fatal error: {}", err.message));
         self.sender_wake.notify_one();
     }

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::config::{DeliveryMode, ProducerConfig};
 use crate::error::{self, Error};
+use crate::log::kp_log;
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
 use super::accumulator::{Core, MemoryPool, RECORD_META_BYTES};
@@ -70,6 +71,7 @@ impl Inner {
             receive_buffer_bytes: cfg.receive_buffer_bytes,
             metrics: metrics.clone(),
             security: cfg.security.for_producer(),
+            log: cfg.log.clone(),
         };
         let bootstrap = cfg
             .bootstrap
@@ -81,11 +83,15 @@ impl Inner {
             .transactional_id
             .clone()
             .map(|id| Arc::new(txn::TxnManager::new(id, cfg.transaction_timeout_ms)));
+        let core = Arc::new(Core::new(
+            report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll)
+                .with_log(cfg.log.clone()),
+            MemoryPool::new(cfg.buffer_memory),
+        ));
+        let weak = Arc::downgrade(&core);
+        cfg.log.set_waker(move || weak.upgrade().map_or((), |c| c.reports.wake()));
         Inner {
-            core: Arc::new(Core::new(
-                report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll),
-                MemoryPool::new(cfg.buffer_memory),
-            )),
+            core,
             placement: Placement {
                 strategy: cfg.partitioner,
                 ignore_keys: cfg.partitioner_ignore_keys,
@@ -173,9 +179,11 @@ impl Producer {
         dispatch: Arc<Dispatch>,
         partitioner_fn: Option<Arc<PartitionerFn>>,
     ) -> Result<Producer, Error> {
+        let log = cfg.log.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("kp-io")
+            .on_thread_start(move || log.enter_kp_thread())
             .enable_all()
             .build()
             .map_err(|e| {
@@ -187,6 +195,7 @@ impl Producer {
         let weak = Arc::downgrade(&inner);
         inner.conn_settings.security.on_auth_failure(move |e| {
             if let Some(inner) = weak.upgrade() {
+                kp_log!(inner.cfg.log, ERR, SECURITY, "authentication failed: {}", e.message);
                 inner.enter_fatal(e);
             }
         });
@@ -205,7 +214,10 @@ impl Producer {
             let d = p.dispatch.clone();
             let h = std::thread::Builder::new()
                 .name("kp-delivery".into())
-                .spawn(move || inner.core.reports.run_delivery_thread(&*d))
+                .spawn(move || {
+                    inner.cfg.log.enter_kp_thread();
+                    inner.core.reports.run_delivery_thread(&*d)
+                })
                 .map_err(|e| {
                     Error::new(error::INTERNAL, format!("cannot start the delivery thread: {e}"))
                 })?;
@@ -217,6 +229,11 @@ impl Producer {
 
     pub fn config(&self) -> &ProducerConfig {
         &self.inner.cfg
+    }
+
+    /// Runs a task on the producer's I/O runtime.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(task);
     }
 
     /// Accepts a record. On Ok the record will get exactly one report.
@@ -306,7 +323,16 @@ impl Producer {
     /// (fencing older producers with the same transactional.id).
     pub fn init_transactions(&self, timeout: Duration) -> Result<(), txn::TxnError> {
         let t = self.txn()?.clone();
-        self.block_on(t.init(&self.inner, timeout))
+        let r = self.block_on(t.init(&self.inner, timeout));
+        self.log_txn_call("init_transactions", &t, &r);
+        r
+    }
+
+    /// Logs (debug, txn) a transactional call's outcome and the state after it.
+    fn log_txn_call(&self, call: &str, t: &txn::TxnManager, r: &Result<(), txn::TxnError>) {
+        let outcome = r.as_ref().err().map(|e| format!(" after an error: {}", e.error));
+        let (s, o) = (t.state(), outcome.unwrap_or_default());
+        kp_log!(self.inner.cfg.log, DEBUG, TXN, "{call}: state {s:?}{o}");
     }
 
     /// 2 (KIP-890), 1 (classic) or 0 (not initialised / not transactional).
@@ -315,12 +341,21 @@ impl Producer {
     }
 
     pub fn begin_transaction(&self) -> Result<(), txn::TxnError> {
-        self.txn()?.begin()
+        let t = self.txn()?;
+        let r = t.begin();
+        self.log_txn_call("begin_transaction", t, &r);
+        r
     }
 
     /// Flushes the transaction's records, then commits it.
     pub fn commit_transaction(&self, timeout: Duration) -> Result<(), txn::TxnError> {
         let t = self.txn()?.clone();
+        let r = self.commit(&t, timeout);
+        self.log_txn_call("commit_transaction", &t, &r);
+        r
+    }
+
+    fn commit(&self, t: &Arc<txn::TxnManager>, timeout: Duration) -> Result<(), txn::TxnError> {
         let deadline = Instant::now() + timeout;
         t.start_commit()?;
         self.flush(deadline.saturating_duration_since(Instant::now()))
@@ -333,6 +368,12 @@ impl Producer {
     /// PURGED_QUEUED), waits for those in flight, then aborts it.
     pub fn abort_transaction(&self, timeout: Duration) -> Result<(), txn::TxnError> {
         let t = self.txn()?.clone();
+        let r = self.abort(&t, timeout);
+        self.log_txn_call("abort_transaction", &t, &r);
+        r
+    }
+
+    fn abort(&self, t: &Arc<txn::TxnManager>, timeout: Duration) -> Result<(), txn::TxnError> {
         let deadline = Instant::now() + timeout;
         t.start_abort()?;
         self.inner.purge_queued(

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{self, Code, Error};
+use crate::log::Log;
 
 /// Whether the record may be in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +152,8 @@ pub struct ReportQueue {
     done_cv: Condvar,
     eventfd: i32,
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Log lines are delivered where reports are served (see crate::log).
+    log: Log,
 }
 
 impl ReportQueue {
@@ -174,6 +177,48 @@ impl ReportQueue {
             done_cv: Condvar::new(),
             eventfd: fd,
             shutting_down: Default::default(),
+            log: Log::default(),
+        }
+    }
+
+    /// Serves `log`'s lines with the reports (a producer's queue).
+    pub fn with_log(mut self, log: Log) -> ReportQueue {
+        self.log = log;
+        self
+    }
+
+    /// Wakes whoever serves the queue (log lines wait) and makes the poll
+    /// fd readable.
+    pub fn wake(&self) {
+        drop(self.queue.lock());
+        self.cv.notify_all();
+        self.signal_eventfd();
+    }
+
+    fn signal_eventfd(&self) {
+        if self.eventfd >= 0 {
+            let one: u64 = 1;
+            // SAFETY: eventfd is open for the queue's lifetime; 8-byte write.
+            unsafe { libc::write(self.eventfd, &one as *const u64 as *const libc::c_void, 8) };
+        }
+    }
+
+    /// Waits until reports are queued (true) or `deadline` (false; at
+    /// once for a zero timeout), delivering log lines meanwhile.
+    fn wait_for_reports(
+        &self,
+        q: &mut MutexGuard<'_, VecDeque<Outcome>>,
+        timeout: Duration,
+        deadline: Instant,
+    ) {
+        while q.is_empty() {
+            if self.log.waiting() {
+                MutexGuard::unlocked(q, || self.log.deliver());
+                continue;
+            }
+            if timeout.is_zero() || self.cv.wait_until(q, deadline).timed_out() {
+                break;
+            }
         }
     }
 
@@ -243,10 +288,8 @@ impl ReportQueue {
             q.push_back(o);
         }
         self.cv.notify_one();
-        if was_empty && self.eventfd >= 0 {
-            let one: u64 = 1;
-            // SAFETY: eventfd is open for the queue's lifetime; 8-byte write.
-            unsafe { libc::write(self.eventfd, &one as *const u64 as *const libc::c_void, 8) };
+        if was_empty {
+            self.signal_eventfd();
         }
     }
 
@@ -286,15 +329,12 @@ impl ReportQueue {
         let deadline = Instant::now() + timeout;
         let batch: Vec<Outcome> = {
             let mut q = self.queue.lock();
-            while q.is_empty() {
-                if timeout.is_zero() || self.cv.wait_until(&mut q, deadline).timed_out() {
-                    break;
-                }
-            }
+            self.wait_for_reports(&mut q, timeout, deadline);
             let v = q.drain(..).collect();
             self.clear_eventfd();
             v
         };
+        self.log.deliver();
         let mut served = 0;
         for o in batch {
             served += self.dispatch_outcome(&mut |v, t| dispatch(v, t), o);
@@ -319,11 +359,7 @@ impl ReportQueue {
         let mut batch = Vec::new();
         {
             let mut q = self.queue.lock();
-            while q.is_empty() {
-                if timeout.is_zero() || self.cv.wait_until(&mut q, deadline).timed_out() {
-                    break;
-                }
-            }
+            self.wait_for_reports(&mut q, timeout, deadline);
             let mut budget = max;
             while budget > 0 {
                 let Some(mut o) = q.pop_front() else { break };
@@ -346,6 +382,7 @@ impl ReportQueue {
                 self.clear_eventfd();
             }
         }
+        self.log.deliver();
         batch.into_iter().map(|o| self.dispatch_outcome(f, o)).sum()
     }
 
@@ -417,6 +454,7 @@ impl ReportQueue {
             if self.shutting_down.load(Ordering::Acquire) {
                 let empty = self.queue.lock().is_empty();
                 if empty {
+                    self.log.deliver();
                     return;
                 }
             }

@@ -16,11 +16,15 @@
 //! justified by the `# Safety` contract of the `unsafe extern "C"` function
 //! they expand in: each pointer argument is NULL or valid as kp.h documents.
 
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 use std::time::Duration;
 
 use super::errors::{kp_err_t, KP_ERR_INTERNAL};
+use super::report::in_delivery_callback;
+use crate::log::{kp_thread_log, Log};
 
 /// The value a C function returns when a panic was caught inside it, chosen
 /// by its return type: NULL for pointers, `false`, 0 for sizes and
@@ -65,15 +69,81 @@ impl OnPanic for kp_err_t {
 }
 
 /// Runs `f`; a panic inside it becomes the return type's [`OnPanic`] value,
-/// never an unwind across the C boundary.
+/// never an unwind across the C boundary (and is logged, never printed:
+/// see [`install_panic_hook`]).
 pub(crate) fn guard<T: OnPanic>(f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| T::on_panic())
+    let outer = enter_call();
+    let r = catch_unwind(AssertUnwindSafe(f));
+    CALL.with(|c| c.set(outer));
+    r.unwrap_or_else(|_| T::on_panic())
 }
 
 /// [`guard`] with an explicit panic value, for results that are not error
 /// codes (partition -1, count 0, ...).
 pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
+    let outer = enter_call();
+    let r = catch_unwind(AssertUnwindSafe(f));
+    CALL.with(|c| c.set(outer));
+    r.unwrap_or(on_panic)
+}
+
+/// The kp calls running on this thread: how deep, and the log of the
+/// producer the innermost one works on (NULL until it looked at one).
+#[derive(Clone, Copy)]
+struct Call {
+    depth: u32,
+    log: *const Log,
+}
+
+thread_local! {
+    static CALL: Cell<Call> = const { Cell::new(Call { depth: 0, log: std::ptr::null() }) };
+}
+
+/// Marks the thread as inside a kp call; returns the state to restore.
+fn enter_call() -> Call {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(install_panic_hook);
+    CALL.with(|c| {
+        let outer = c.get();
+        c.set(Call { depth: outer.depth + 1, log: outer.log });
+        outer
+    })
+}
+
+/// Names the producer the running call works on: a panic caught in the
+/// call is logged to its log. `log` lives as long as the producer, which
+/// outlives the call (the caller's contract).
+pub(crate) fn calling_producer(log: &Log) {
+    CALL.with(|c| c.set(Call { depth: c.get().depth, log }));
+}
+
+/// Installs (once) a panic hook in front of the process's: a panic inside
+/// kp (in a kp call on the application's thread, or on kp's own I/O and
+/// delivery threads) is logged to its producer's log callback (level
+/// KP_LOG_CRIT, with where it happened) and not printed; every other panic,
+/// including one in the application's callbacks, goes to the previous hook
+/// as before. A hook the application sets later replaces this one.
+pub(super) fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let call = CALL.try_with(Cell::get).unwrap_or(Call { depth: 0, log: std::ptr::null() });
+        let thread_log = kp_thread_log();
+        if in_delivery_callback() || (call.depth == 0 && thread_log.is_none()) {
+            return previous(info);
+        }
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+        let what = info.payload_as_str().unwrap_or("(no message)");
+        let message = format!("internal error: kp panicked{}: {what}", at.unwrap_or_default());
+        if call.depth > 0 {
+            // SAFETY: set by calling_producer() in a call still running on
+            // this thread, whose producer outlives it.
+            if let Some(log) = unsafe { call.log.as_ref() } {
+                log.write_from_panic(format!("{message}; the call failed (KP_ERR_INTERNAL)"));
+            }
+        } else if let Some(log) = thread_log {
+            log.write_from_panic(message);
+        }
+    }));
 }
 
 /// Ownership marker: kp allocated the object with `Box` and frees it.

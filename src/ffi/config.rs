@@ -8,6 +8,7 @@ use super::boundary::{
 };
 use super::errors::{kp_err_t, KP_ERR_INVALID_ARG, KP_OK};
 use super::interceptors::Interceptors;
+use super::log::LogCallback;
 use crate::config::{ConfigMap, SetError};
 
 /// Configuration object (opaque). Created by kp_config_new(), freed by
@@ -17,6 +18,7 @@ pub struct kp_config_t {
     pub(crate) map: ConfigMap,
     pub(crate) interceptors: Option<Interceptors>,
     pub(crate) partitioner: Option<Partitioner>,
+    pub(crate) log: Option<LogCallback>,
 }
 
 impl Handle for kp_config_t {
@@ -69,6 +71,7 @@ pub extern "C" fn kp_config_new() -> *mut kp_config_t {
             map: ConfigMap::default(),
             interceptors: None,
             partitioner: None,
+            log: None,
         })
     })
 }
@@ -85,6 +88,7 @@ pub unsafe extern "C" fn kp_config_dup(cfg: *const kp_config_t) -> *mut kp_confi
             map: c.map.clone(),
             interceptors: c.interceptors,
             partitioner: c.partitioner,
+            log: c.log,
         }),
     })
 }

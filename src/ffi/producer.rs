@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::boundary::{
-    guard, handle, into_handle, set_errstr, take_handle, timeout, Handle, Owned,
+    calling_producer, guard, handle, into_handle, set_errstr, take_handle, timeout, Handle, Owned,
 };
 use super::config::{kp_config_t, Partitioner};
 use super::errors::{kp_err_t, KP_ERR_INVALID_ARG, KP_OK};
@@ -32,6 +32,17 @@ pub struct kp_producer_t {
     fork_generation: u32,
     /// Topic names handed out by kp_poll_reports(), valid until destroy.
     topic_names: Mutex<HashMap<Arc<str>, CString>>,
+    /// Test hook: kp_flush() panics (KP_TEST_FORCE_PANIC=flush).
+    panic_in_flush: bool,
+}
+
+/// Test hook, for tests only: the environment variable
+/// KP_TEST_FORCE_PANIC, read when a producer is created, makes kp panic on
+/// purpose: "flush" inside every kp_flush() of that producer (the caller's
+/// thread), "io" once on its I/O thread. Tests check that such a panic is
+/// logged and not printed.
+fn forced_panic() -> Option<String> {
+    std::env::var("KP_TEST_FORCE_PANIC").ok()
 }
 
 /// Incremented in every child process right after fork(): a producer made
@@ -84,7 +95,10 @@ pub(crate) fn usable(p: Option<&kp_producer_t>) -> Result<&kp_producer_t, Error>
     match p {
         None => Err(Error::new(error::INVALID_ARG, "producer is NULL")),
         Some(p) if p.forked() => Err(p.forked_error()),
-        Some(p) => Ok(p),
+        Some(p) => {
+            calling_producer(&p.producer.config().log);
+            Ok(p)
+        }
     }
 }
 
@@ -142,19 +156,26 @@ pub unsafe extern "C" fn kp_producer_new(
             set_errstr!(errstr, errstr_size, "cfg is NULL");
             return std::ptr::null_mut();
         };
-        let pcfg = match ProducerConfig::from_map(&c.map) {
+        let mut pcfg = match ProducerConfig::from_map(&c.map) {
             Ok(p) => p,
             Err(m) => {
                 set_errstr!(errstr, errstr_size, &m);
                 return std::ptr::null_mut();
             }
         };
+        if let Some(cb) = c.log {
+            pcfg.log = cb.logger(pcfg.log_filter);
+        }
         let part_fn = c.partitioner.map(partitioner_fn);
         let transactional = pcfg.transactional_id.is_some();
         watch_forks();
         let fork_generation = FORK_GENERATION.load(Ordering::Relaxed);
         match Producer::new(pcfg, dispatch(c.interceptors, transactional), part_fn) {
             Ok(producer) => {
+                let forced = forced_panic();
+                if forced.as_deref() == Some("io") {
+                    producer.spawn(async { panic!("forced by KP_TEST_FORCE_PANIC=io") });
+                }
                 let on_send = c.interceptors;
                 // SAFETY: `cfg` came from kp_config_new/dup (this function's
                 // contract) and is consumed on success, as kp.h documents;
@@ -167,6 +188,7 @@ pub unsafe extern "C" fn kp_producer_new(
                     pid: std::process::id(),
                     fork_generation,
                     topic_names: Mutex::default(),
+                    panic_in_flush: forced.as_deref() == Some("flush"),
                 })
             }
             Err(e) => {
@@ -190,6 +212,9 @@ pub unsafe extern "C" fn kp_flush(p: *mut kp_producer_t, timeout_ms: i32) -> kp_
     guard(|| {
         let r = usable(handle!(p)).and_then(|p| {
             not_in_callback("kp_flush")?;
+            if p.panic_in_flush {
+                panic!("forced by KP_TEST_FORCE_PANIC=flush");
+            }
             p.producer.flush(timeout(timeout_ms))
         });
         r.err().map_or(KP_OK, |e| e.code)

@@ -63,14 +63,14 @@ thread_local! {
 /// Whether the calling thread is running a delivery callback (where
 /// waiting for reports would wait for itself).
 pub(crate) fn in_delivery_callback() -> bool {
-    IN_CALLBACK.with(Cell::get)
+    IN_CALLBACK.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Marks the thread as inside a callback until dropped (also on unwind).
-struct CallbackScope;
+pub(crate) struct CallbackScope;
 
 impl CallbackScope {
-    fn enter() -> CallbackScope {
+    pub(crate) fn enter() -> CallbackScope {
         IN_CALLBACK.with(|c| c.set(true));
         CallbackScope
     }

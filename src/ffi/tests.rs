@@ -269,3 +269,56 @@ fn error_class_constants_are_the_table_classes() {
     assert_eq!(error::report_class(KP_ERR_TIMED_OUT, false), crate::error::ErrorClass::Retriable);
     assert_eq!(error::report_class(KP_ERR_RECORD_TOO_LARGE, true), ApplicationRecoverable);
 }
+
+#[test]
+fn the_panic_hook_keeps_kp_panics_quiet_and_logs_them_and_passes_the_hosts_on() {
+    use std::sync::{Arc, Mutex};
+    use std::thread::ThreadId;
+
+    use super::boundary::{calling_producer, guard, install_panic_hook};
+    use crate::log::{Filter, Log};
+
+    // The hook the host had: records which threads it saw panic (other
+    // tests run in parallel and may panic too).
+    static HOST_SAW: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
+    let saw =
+        || HOST_SAW.lock().unwrap().iter().filter(|t| **t == std::thread::current().id()).count();
+    let before = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| HOST_SAW.lock().unwrap().push(std::thread::current().id())));
+    install_panic_hook();
+
+    let lines: Arc<Mutex<Vec<(i32, String)>>> = Arc::default();
+    let l = lines.clone();
+    let log = Log::new(
+        Filter::default(),
+        Box::new(move |level, _, m| l.lock().unwrap().push((level, m.to_string_lossy().into()))),
+    );
+    // Inside a kp call: caught, logged, not passed on.
+    let rc: kp_err_t = guard(|| {
+        calling_producer(&log);
+        panic!("inside a call")
+    });
+    assert_eq!(rc, KP_ERR_INTERNAL);
+    assert_eq!(saw(), 0, "a kp panic does not reach the host's hook");
+    // On a kp thread: logged to that thread's producer log.
+    let l2 = log.clone();
+    let t = std::thread::spawn(move || {
+        l2.enter_kp_thread();
+        let _ = std::panic::catch_unwind(|| panic!("on a kp thread"));
+        HOST_SAW.lock().unwrap().iter().filter(|t| **t == std::thread::current().id()).count()
+    });
+    assert_eq!(t.join().unwrap(), 0);
+    // The host's own panic goes to its hook as before.
+    let _ = std::panic::catch_unwind(|| panic!("the host's own"));
+    assert_eq!(saw(), 1, "the host's panic reaches its hook");
+
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(before);
+    log.deliver();
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|(level, _)| *level == crate::log::CRIT));
+    assert!(lines[0].1.contains("inside a call") && lines[0].1.contains("src/ffi/tests.rs"));
+    assert!(lines[0].1.ends_with("the call failed (KP_ERR_INTERNAL)"));
+    assert!(lines[1].1.contains("on a kp thread"));
+}

@@ -25,6 +25,21 @@ for variant in build/ctests build/ctests/asan; do
         || bad "$variant/fork parent: $(tail -1 <<<"$out")"
     n=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$topic" 300 --timeout 60 2>/dev/null | wc -l)
     [ "$n" = 300 ] && ok "$variant/fork: independent consumer reads 300 records" || bad "$variant/fork: consumer read $n of 300"
+    # kp never prints: log.c prints nothing itself when it passes, so any
+    # byte on stdout or stderr came from kp (or says what failed).
+    topic="ctest-log-${variant//\//-}-$$"
+    bash testbed/kafka.sh create-topic "$topic" 3 "$RF" >/dev/null 2>&1
+    for mode in quiet panic-flush panic-silent panic-io; do
+        out=$("$variant/log" "$KP_BOOTSTRAP" "$topic" "$mode" 2>&1)
+        rc=$?
+        if [ "$rc" = 0 ] && [ -z "$out" ]; then
+            ok "$variant/log $mode: nothing printed on stdout/stderr"
+        else
+            bad "$variant/log $mode (exit $rc): ${out:0:2000}"
+        fi
+    done
+    n=$(python3 tests/verify/consume.py "$KP_BOOTSTRAP" "$topic" 130 --timeout 60 2>/dev/null | wc -l)
+    [ "$n" = 130 ] && ok "$variant/log: independent consumer reads the 130 records" || bad "$variant/log: consumer read $n of 130"
 done
 echo "C tests: $passed passed, $failed failed"
 [ "$failed" = 0 ]

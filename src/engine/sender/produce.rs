@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
+use crate::log::kp_log;
 use crate::protocol::messages::{
     PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
     TopicProduceData,
@@ -321,6 +322,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
         && !inner.lifecycle.is_shut_down()
     {
         batch.attempts += 1;
+        kp_log!(inner.cfg.log, INFO, PRODUCER, "retrying produce requests after {err}");
         inner.metrics.batch_retried();
         batch.last_error = Some(err);
         let backoff =

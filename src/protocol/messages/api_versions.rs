@@ -5,6 +5,8 @@ use crate::protocol::errors::UNSUPPORTED_VERSION;
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
 
+use super::schema::{message, request_ids, Field};
+
 /// ApiVersions request, v0..=4 (v3+ flexible; v3 and v4 have the same body).
 ///
 /// Brokers reject (INVALID_REQUEST) software names/versions that do not match
@@ -18,10 +20,7 @@ pub struct ApiVersionsRequest {
 }
 
 impl Request for ApiVersionsRequest {
-    const API_KEY: i16 = API_API_VERSIONS;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
-    type Response = ApiVersionsResponse;
+    request_ids!(API_API_VERSIONS, 0..=4, ApiVersionsResponse);
 
     fn encode_body(&self, version: i16, out: &mut BytesMut) {
         if version >= 3 {
@@ -32,25 +31,21 @@ impl Request for ApiVersionsRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ApiVersionRange {
-    pub api_key: i16,
-    pub min_version: i16,
-    pub max_version: i16,
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ApiVersionRange { api_key: i16, min_version: i16, max_version: i16 }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SupportedFeature {
-    pub name: String,
-    pub min_version: i16,
-    pub max_version: i16,
+message! {
+    /// In a tagged field: always in the flexible encoding.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct SupportedFeature { name: String, min_version: i16, max_version: i16 }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FinalizedFeature {
-    pub name: String,
-    pub max_version_level: i16,
-    pub min_version_level: i16,
+message! {
+    /// In a tagged field: always in the flexible encoding.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct FinalizedFeature { name: String, max_version_level: i16, min_version_level: i16 }
 }
 
 /// ApiVersions response. When the broker rejects our request version it
@@ -111,44 +106,16 @@ impl ApiVersionsResponse {
         let flex = version >= 3;
         let mut resp = ApiVersionsResponse { decoded_version: version, ..Default::default() };
         resp.error_code = r.get_i16()?;
-        resp.api_keys = r.array(flex, 6, |r| {
-            let k = ApiVersionRange {
-                api_key: r.get_i16()?,
-                min_version: r.get_i16()?,
-                max_version: r.get_i16()?,
-            };
-            r.tagged_fields_if(flex)?;
-            Ok(k)
-        })?;
+        resp.api_keys = Field::get(r, version, flex)?;
         if version >= 1 {
             resp.throttle_time_ms = r.get_i32()?;
         }
         if flex {
             r.read_tagged_fields(|tag, f| {
                 match tag {
-                    0 => {
-                        resp.supported_features = f.array(true, 6, |r| {
-                            let s = SupportedFeature {
-                                name: r.get_compact_string()?,
-                                min_version: r.get_i16()?,
-                                max_version: r.get_i16()?,
-                            };
-                            r.skip_tagged_fields()?;
-                            Ok(s)
-                        })?
-                    }
+                    0 => resp.supported_features = Field::get(f, version, true)?,
                     1 => resp.finalized_features_epoch = f.get_i64()?,
-                    2 => {
-                        resp.finalized_features = f.array(true, 6, |r| {
-                            let s = FinalizedFeature {
-                                name: r.get_compact_string()?,
-                                max_version_level: r.get_i16()?,
-                                min_version_level: r.get_i16()?,
-                            };
-                            r.skip_tagged_fields()?;
-                            Ok(s)
-                        })?
-                    }
+                    2 => resp.finalized_features = Field::get(f, version, true)?,
                     3 => resp.zk_migration_ready = f.get_bool()?,
                     _ => {}
                 }
@@ -210,13 +177,7 @@ impl EncodeResponse for ApiVersionsResponse {
     fn encode_body(&self, version: i16, out: &mut BytesMut) {
         let flex = version >= 3;
         out.put_i16(self.error_code);
-        put_arr_len(out, self.api_keys.len(), flex);
-        for k in &self.api_keys {
-            out.put_i16(k.api_key);
-            out.put_i16(k.min_version);
-            out.put_i16(k.max_version);
-            put_tagged_fields_if(out, flex);
-        }
+        self.api_keys.put(out, version, flex);
         if version >= 1 {
             out.put_i32(self.throttle_time_ms);
         }
@@ -224,13 +185,7 @@ impl EncodeResponse for ApiVersionsResponse {
             let mut fields: Vec<(u32, BytesMut)> = Vec::new();
             if !self.supported_features.is_empty() {
                 let mut b = BytesMut::new();
-                put_compact_array_len(&mut b, self.supported_features.len());
-                for f in &self.supported_features {
-                    put_compact_string(&mut b, &f.name);
-                    b.put_i16(f.min_version);
-                    b.put_i16(f.max_version);
-                    put_empty_tagged_fields(&mut b);
-                }
+                self.supported_features.put(&mut b, version, true);
                 fields.push((0, b));
             }
             if self.finalized_features_epoch != -1 {
@@ -240,13 +195,7 @@ impl EncodeResponse for ApiVersionsResponse {
             }
             if !self.finalized_features.is_empty() {
                 let mut b = BytesMut::new();
-                put_compact_array_len(&mut b, self.finalized_features.len());
-                for f in &self.finalized_features {
-                    put_compact_string(&mut b, &f.name);
-                    b.put_i16(f.max_version_level);
-                    b.put_i16(f.min_version_level);
-                    put_empty_tagged_fields(&mut b);
-                }
+                self.finalized_features.put(&mut b, version, true);
                 fields.push((2, b));
             }
             if self.zk_migration_ready {

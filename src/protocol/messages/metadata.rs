@@ -4,6 +4,8 @@ use crate::protocol::api::{DecodeRequest, EncodeResponse, Request, Response, API
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
 
+use super::schema::{message, request_ids, Field};
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MetadataRequestTopic {
     /// v10+ (all zeros = unknown)
@@ -60,10 +62,7 @@ impl MetadataRequest {
 }
 
 impl Request for MetadataRequest {
-    const API_KEY: i16 = API_METADATA;
-    const MIN_VERSION: i16 = 4;
-    const MAX_VERSION: i16 = 12;
-    type Response = MetadataResponse;
+    request_ids!(API_METADATA, 4..=12, MetadataResponse);
 
     fn encode_body(&self, version: i16, out: &mut BytesMut) {
         let flex = version >= 9;
@@ -96,17 +95,19 @@ pub struct MetadataBroker {
     pub rack: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetadataPartition {
-    pub error_code: i16,
-    pub partition_index: i32,
-    pub leader_id: i32,
-    /// v7+ (default -1)
-    pub leader_epoch: i32,
-    pub replica_nodes: Vec<i32>,
-    pub isr_nodes: Vec<i32>,
-    /// v5+
-    pub offline_replicas: Vec<i32>,
+message! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MetadataPartition {
+        error_code: i16,
+        partition_index: i32,
+        leader_id: i32,
+        /// v7+ (default -1)
+        leader_epoch: i32 = -1, since 7,
+        replica_nodes: Vec<i32>,
+        isr_nodes: Vec<i32>,
+        /// v5+
+        offline_replicas: Vec<i32> = Vec::new(), since 5,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,25 +156,7 @@ impl Response for MetadataResponse {
             let name = r.nullable_string(flex)?;
             let topic_id = if version >= 10 { r.get_uuid()? } else { [0; 16] };
             let is_internal = r.get_bool()?;
-            let partitions = r.array(flex, 12, |r| {
-                let error_code = r.get_i16()?;
-                let partition_index = r.get_i32()?;
-                let leader_id = r.get_i32()?;
-                let leader_epoch = if version >= 7 { r.get_i32()? } else { -1 };
-                let replica_nodes = r.i32_array(flex)?;
-                let isr_nodes = r.i32_array(flex)?;
-                let offline_replicas = if version >= 5 { r.i32_array(flex)? } else { Vec::new() };
-                r.tagged_fields_if(flex)?;
-                Ok(MetadataPartition {
-                    error_code,
-                    partition_index,
-                    leader_id,
-                    leader_epoch,
-                    replica_nodes,
-                    isr_nodes,
-                    offline_replicas,
-                })
-            })?;
+            let partitions: Vec<MetadataPartition> = Field::get(r, version, flex)?;
             let topic_authorized_operations = if version >= 8 { r.get_i32()? } else { i32::MIN };
             r.tagged_fields_if(flex)?;
             Ok(MetadataTopic {
@@ -254,21 +237,7 @@ impl EncodeResponse for MetadataResponse {
                 put_uuid(out, &t.topic_id);
             }
             put_bool(out, t.is_internal);
-            put_arr_len(out, t.partitions.len(), flex);
-            for p in &t.partitions {
-                out.put_i16(p.error_code);
-                out.put_i32(p.partition_index);
-                out.put_i32(p.leader_id);
-                if version >= 7 {
-                    out.put_i32(p.leader_epoch);
-                }
-                put_i32_array(out, &p.replica_nodes, flex);
-                put_i32_array(out, &p.isr_nodes, flex);
-                if version >= 5 {
-                    put_i32_array(out, &p.offline_replicas, flex);
-                }
-                put_tagged_fields_if(out, flex);
-            }
+            t.partitions.put(out, version, flex);
             if version >= 8 {
                 out.put_i32(t.topic_authorized_operations);
             }

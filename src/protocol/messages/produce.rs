@@ -6,6 +6,8 @@ use crate::protocol::api::{
 use crate::protocol::wire::*;
 use crate::protocol::DecodeError;
 
+use super::schema::{message, request_ids, Field};
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartitionProduceData {
     pub index: i32,
@@ -96,10 +98,7 @@ impl ProduceRequest {
 }
 
 impl Request for ProduceRequest {
-    const API_KEY: i16 = API_PRODUCE;
-    const MIN_VERSION: i16 = 3;
-    const MAX_VERSION: i16 = 12;
-    type Response = ProduceResponse;
+    request_ids!(API_PRODUCE, 3..=12, ProduceResponse);
 
     fn encode_body(&self, version: i16, out: &mut BytesMut) {
         out.reserve(self.body_size(version));
@@ -146,12 +145,10 @@ pub struct TopicProduceResponse {
     pub partition_responses: Vec<PartitionProduceResponse>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeEndpoint {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-    pub rack: Option<String>,
+message! {
+    /// In a tagged field: always in the flexible encoding.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct NodeEndpoint { node_id: i32, host: String, port: i32, rack: Option<String> }
 }
 
 /// Produce response, v3..=12.
@@ -216,16 +213,7 @@ impl Response for ProduceResponse {
         if flex {
             r.read_tagged_fields(|tag, f| {
                 if tag == 0 && version >= 10 {
-                    node_endpoints = f.array(true, 10, |r| {
-                        let e = NodeEndpoint {
-                            node_id: r.get_i32()?,
-                            host: r.get_compact_string()?,
-                            port: r.get_i32()?,
-                            rack: r.get_compact_nullable_string()?,
-                        };
-                        r.skip_tagged_fields()?;
-                        Ok(e)
-                    })?;
+                    node_endpoints = Field::get(f, version, true)?;
                 }
                 Ok(())
             })?;
@@ -301,14 +289,7 @@ impl EncodeResponse for ProduceResponse {
         if flex {
             if version >= 10 && !self.node_endpoints.is_empty() {
                 let mut b = BytesMut::new();
-                put_compact_array_len(&mut b, self.node_endpoints.len());
-                for n in &self.node_endpoints {
-                    b.put_i32(n.node_id);
-                    put_compact_string(&mut b, &n.host);
-                    b.put_i32(n.port);
-                    put_compact_nullable_string(&mut b, n.rack.as_deref());
-                    put_empty_tagged_fields(&mut b);
-                }
+                self.node_endpoints.put(&mut b, version, true);
                 put_uvarint(out, 1);
                 put_tagged_field(out, 0, &b);
             } else {

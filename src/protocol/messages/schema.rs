@@ -164,6 +164,17 @@ macro_rules! message {
     (@default $default:expr) => { $default };
 }
 
+/// The associated items of a `Request` impl: API key, the versions kp
+/// speaks and the response type (for requests encoded by hand).
+macro_rules! request_ids {
+    ($key:expr, $min:literal..=$max:literal, $resp:ty) => {
+        const API_KEY: i16 = $key;
+        const MIN_VERSION: i16 = $min;
+        const MAX_VERSION: i16 = $max;
+        type Response = $resp;
+    };
+}
+
 /// Declares one API: its key, the versions kp speaks and the first
 /// flexible version, then its request and response structs (as in
 /// [`message!`]). Implements the client side (encode the request, decode
@@ -179,10 +190,7 @@ macro_rules! api {
         message! { $(#[$rqmeta])* pub struct $req $rqbody }
         message! { $(#[$rsmeta])* pub struct $resp $rsbody }
         impl $crate::protocol::api::Request for $req {
-            const API_KEY: i16 = $key;
-            const MIN_VERSION: i16 = $min;
-            const MAX_VERSION: i16 = $max;
-            type Response = $resp;
+            $crate::protocol::messages::schema::request_ids!($key, $min..=$max, $resp);
             fn encode_body(&self, v: i16, out: &mut BytesMut) {
                 encode(self, v, $flex, out)
             }
@@ -215,7 +223,7 @@ pub fn decode<T: Field>(r: &mut Reader<'_>, version: i16, flex_from: i16) -> Dec
     T::get(r, version, version >= flex_from)
 }
 
-pub(crate) use {api, message};
+pub(crate) use {api, message, request_ids};
 
 /// What a decoder returns.
 pub type Decoded<T> = Result<T, DecodeError>;

@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::schema::{api, decode, encode, message, Decoded};
+use super::schema::{api, decode, encode, message, request_ids, Decoded};
 use crate::protocol::api::{
     DecodeRequest, EncodeResponse, Request, Response, API_ADD_OFFSETS_TO_TXN,
     API_ADD_PARTITIONS_TO_TXN, API_END_TXN, API_FIND_COORDINATOR, API_INIT_PRODUCER_ID,
@@ -79,10 +79,7 @@ impl FindCoordinatorRequest {
 }
 
 impl Request for FindCoordinatorRequest {
-    const API_KEY: i16 = API_FIND_COORDINATOR;
-    const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 6;
-    type Response = FindCoordinatorResponse;
+    request_ids!(API_FIND_COORDINATOR, 0..=6, FindCoordinatorResponse);
 
     fn encode_body(&self, version: i16, out: &mut BytesMut) {
         let flex = version >= 3;

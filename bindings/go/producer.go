@@ -110,6 +110,9 @@ type Producer struct {
 	sendMu   sync.Mutex // taken before pendMu is released: crossings keep pend's order
 
 	drainMu sync.Mutex // one drain of kp's report queue at a time, in order
+	logq    *C.kpgo_logq
+	logFn   func(LogLevel, string, string)
+	logMu   sync.Mutex // log lines reach logFn in kp's order
 	table   table
 	queue   dqueue
 
@@ -137,13 +140,17 @@ const (
 )
 
 // NewProducer creates a producer. It connects in the background:
-// unreachable brokers show up as delivery errors, not here.
-func NewProducer(cfg Config) (*Producer, error) {
+// unreachable brokers show up as delivery errors (and log lines), not here.
+func NewProducer(cfg Config, opts ...ProducerOption) (*Producer, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	c := C.kp_config_new()
 	if c == nil {
 		return nil, newError(C.KP_ERR_INTERNAL, "kp_config_new failed")
 	}
-	prod := &Producer{}
+	prod := &Producer{logFn: o.logFn}
 	var errstr [errstrSize]C.char
 	set := func(k, v string) error {
 		ck, cv := C.CString(k), C.CString(v)
@@ -189,8 +196,15 @@ func NewProducer(cfg Config) (*Producer, error) {
 	if prod.window == 0 {
 		prod.batchMax = 1
 	}
+	if prod.logFn != nil {
+		if prod.logq = C.kpgo_logq_new(c); prod.logq == nil {
+			C.kp_config_destroy(c)
+			return nil, newError(C.KP_ERR_INTERNAL, "no memory for the log queue")
+		}
+	}
 	p := C.kp_producer_new(c, &errstr[0], errstrSize)
 	if p == nil {
+		C.kpgo_logq_free(prod.logq)
 		C.kp_config_destroy(c)
 		return nil, newErrorClass(C.KP_ERR_INVALID_ARG, C.GoString(&errstr[0]), ClassInvalidConfiguration)
 	}
@@ -198,6 +212,7 @@ func NewProducer(cfg Config) (*Producer, error) {
 	stop := C.kpgo_eventfd()
 	if fd < 0 || stop < 0 {
 		C.kp_producer_destroy(p)
+		C.kpgo_logq_free(prod.logq)
 		if stop >= 0 {
 			C.kpgo_close_fd(stop)
 		}
@@ -473,7 +488,7 @@ func (p *Producer) flushKp(ctx context.Context) error {
 		code := C.kpgo_flush(p.p, sliceOf(ctx), &out, &n)
 		p.handOver(out, int(n))
 		C.free(unsafe.Pointer(out))
-		p.drainMu.Unlock()
+		p.unlockDrain()
 		p.mu.RUnlock()
 		switch code {
 		case C.KP_OK:
@@ -521,7 +536,7 @@ func (p *Producer) close(ctx context.Context) error {
 	code := C.kpgo_close(p.p, 0, &out, &n)
 	p.handOver(out, int(n))
 	C.free(unsafe.Pointer(out))
-	p.drainMu.Unlock()
+	p.unlockDrain()
 	p.mu.RUnlock()
 	C.kpgo_signal(p.stopFd)
 	<-p.pollerDone
@@ -531,6 +546,7 @@ func (p *Producer) close(ctx context.Context) error {
 	C.kp_producer_destroy(p.p)
 	p.p = nil
 	p.mu.Unlock()
+	C.kpgo_logq_free(p.logq)
 	C.free(unsafe.Pointer(p.reports))
 	C.kpgo_close_fd(p.stopFd)
 	if ferr != nil {
@@ -592,9 +608,22 @@ func (p *Producer) poll(fd C.int) {
 			if n > 0 {
 				p.handOver(p.reports, int(n))
 			}
-			p.drainMu.Unlock()
+			p.unlockDrain()
 		}
 	}
+}
+
+// unlockDrain releases drainMu, then passes the lines kp logged during the
+// drain to the log function.
+func (p *Producer) unlockDrain() {
+	if p.logq == nil {
+		p.drainMu.Unlock()
+		return
+	}
+	lines := p.takeLogs()
+	p.logMu.Lock()
+	p.drainMu.Unlock()
+	p.emitLogs(lines)
 }
 
 // handOver turns n reports into deliveries for the dispatcher (drainMu held,

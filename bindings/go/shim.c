@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -128,6 +129,88 @@ kp_err_t kpgo_close(kp_producer_t *p, int32_t timeout_ms, kp_report_info_t **out
     kp_err_t e = kp_producer_close(p, timeout_ms);
     take_collected(out, n);
     return e;
+}
+
+#define LOG_MAX 10000 /* lines kept between two takes */
+
+struct kpgo_logq {
+    pthread_mutex_t mu;
+    kpgo_log *items;
+    size_t len, cap;
+    uint64_t dropped;
+};
+
+static void kpgo_log_collect(int32_t level, const char *facility, const char *message, void *ctx) {
+    kpgo_logq *q = ctx;
+    pthread_mutex_lock(&q->mu);
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        kpgo_log *grown = q->len < LOG_MAX ? realloc(q->items, cap * sizeof *grown) : NULL;
+        if (grown == NULL) {
+            q->dropped++;
+            pthread_mutex_unlock(&q->mu);
+            return;
+        }
+        q->items = grown;
+        q->cap = cap;
+    }
+    kpgo_log *l = &q->items[q->len];
+    l->level = level;
+    l->facility = strdup(facility ? facility : "");
+    l->message = strdup(message ? message : "");
+    if (l->facility == NULL || l->message == NULL) {
+        free(l->facility);
+        free(l->message);
+        q->dropped++;
+    } else {
+        q->len++;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+kpgo_logq *kpgo_logq_new(kp_config_t *cfg) {
+    kpgo_logq *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    if (kp_config_set_log_callback(cfg, kpgo_log_collect, q) != KP_OK) {
+        kpgo_logq_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+kpgo_log *kpgo_logq_take(kpgo_logq *q, size_t *n, uint64_t *dropped) {
+    pthread_mutex_lock(&q->mu);
+    kpgo_log *items = q->items;
+    *n = q->len;
+    *dropped = q->dropped;
+    q->items = NULL;
+    q->len = q->cap = 0;
+    q->dropped = 0;
+    pthread_mutex_unlock(&q->mu);
+    return items;
+}
+
+void kpgo_logs_free(kpgo_log *l, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(l[i].facility);
+        free(l[i].message);
+    }
+    free(l);
+}
+
+void kpgo_logq_free(kpgo_logq *q) {
+    if (q == NULL) {
+        return;
+    }
+    size_t n;
+    uint64_t dropped;
+    kpgo_log *rest = kpgo_logq_take(q, &n, &dropped);
+    kpgo_logs_free(rest, n);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
 }
 
 int kpgo_wait(int fd, int stop_fd, int32_t timeout_ms) {

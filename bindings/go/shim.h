@@ -48,6 +48,29 @@ size_t kpgo_send(kp_producer_t *p, const uint8_t *blob, const kpgo_rec *recs, si
 kp_err_t kpgo_flush(kp_producer_t *p, int32_t timeout_ms, kp_report_info_t **out, size_t *n);
 kp_err_t kpgo_close(kp_producer_t *p, int32_t timeout_ms, kp_report_info_t **out, size_t *n);
 
+/* kp's log lines, collected in C: the callback runs inside
+ * kp_poll_reports()/kp_flush()/kp_producer_close() on the calling thread
+ * and only copies the line into the queue; Go takes the lines after the
+ * call. Nothing calls into Go. */
+typedef struct kpgo_log {
+    int32_t level;
+    char *facility; /* malloc'ed copies, freed by kpgo_logs_free() */
+    char *message;
+} kpgo_log;
+
+typedef struct kpgo_logq kpgo_logq;
+
+/* A queue (NULL without memory), registered on cfg as its log callback's
+ * ctx; free it with kpgo_logq_free() after kp_producer_destroy(). */
+kpgo_logq *kpgo_logq_new(kp_config_t *cfg);
+void kpgo_logq_free(kpgo_logq *q);
+
+/* Moves the queued lines out (*n of them; NULL when none): free them with
+ * kpgo_logs_free(). Lines dropped for want of memory or past the queue's
+ * bound are counted in *dropped. */
+kpgo_log *kpgo_logq_take(kpgo_logq *q, size_t *n, uint64_t *dropped);
+void kpgo_logs_free(kpgo_log *l, size_t n);
+
 /* Waits up to timeout_ms until fd or stop_fd is readable. Returns 1 when fd
  * is, 2 when stop_fd is, 0 on timeout. */
 int kpgo_wait(int fd, int stop_fd, int32_t timeout_ms);

@@ -17,8 +17,9 @@ mod sasl;
 mod scram;
 mod tls;
 
+use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -51,6 +52,10 @@ pub struct Security {
     tls: Option<Tls>,
     sasl: Option<Arc<SaslSettings>>,
     hook: Arc<OnceLock<AuthFailureHook>>,
+    /// Broker addresses a TLS handshake has completed with: a connection
+    /// such a broker closes during a later handshake is a restart, not a
+    /// plaintext listener.
+    tls_seen: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Security {
@@ -100,12 +105,17 @@ impl Security {
             None
         };
         let sasl = if use_sasl { Some(Arc::new(SaslSettings::from_config(get)?)) } else { None };
-        Ok(Security { tls, sasl, hook: Arc::new(OnceLock::new()) })
+        Ok(Security { tls, sasl, hook: Arc::new(OnceLock::new()), tls_seen: Arc::default() })
     }
 
     /// A copy for one producer, with its own (unset) failure hook.
     pub fn for_producer(&self) -> Security {
-        Security { tls: self.tls.clone(), sasl: self.sasl.clone(), hook: Arc::new(OnceLock::new()) }
+        Security {
+            tls: self.tls.clone(),
+            sasl: self.sasl.clone(),
+            hook: Arc::new(OnceLock::new()),
+            tls_seen: Arc::default(),
+        }
     }
 
     /// Sets what to do when a connection fails authentication (once).
@@ -136,9 +146,18 @@ impl Security {
     ) -> Result<Stream, Error> {
         let mut stream = match &self.tls {
             None => Stream::Plain(tcp),
-            Some(t) => Stream::Tls(Box::new(
-                t.handshake(host, tcp).await.map_err(|e| tls_handshake_error(&e, addr))?,
-            )),
+            Some(t) => {
+                let tls = t.handshake(host, tcp).await.map_err(|e| {
+                    let seen = self.tls_seen.lock().map(|s| s.contains(addr)).unwrap_or(false);
+                    tls_handshake_error(&e, addr, seen)
+                })?;
+                if let Ok(mut s) = self.tls_seen.lock() {
+                    if !s.contains(addr) {
+                        s.insert(addr.to_string());
+                    }
+                }
+                Stream::Tls(Box::new(tls))
+            }
         };
         if let Some(s) = &self.sasl {
             sasl::authenticate(&mut stream, s, client_id, addr).await?;
@@ -147,13 +166,16 @@ impl Security {
     }
 }
 
-fn tls_handshake_error(e: &std::io::Error, addr: &str) -> Error {
+/// `tls_seen`: a handshake with this address completed before, so a closed
+/// connection is a broker going down or starting up (retried), not a
+/// plaintext listener (fatal, said at once).
+fn tls_handshake_error(e: &std::io::Error, addr: &str, tls_seen: bool) -> Error {
     use std::io::ErrorKind::*;
     if let Some(r) = rustls_error(e) {
         return Error::new(error::AUTHENTICATION, format!("TLS handshake with {addr} failed: {r}"));
     }
     match e.kind() {
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => Error::new(
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe if !tls_seen => Error::new(
             error::AUTHENTICATION,
             format!(
                 "TLS handshake with {addr} failed: the broker closed the connection ({e}); \

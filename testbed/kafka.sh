@@ -8,6 +8,7 @@
 #   testbed/kafka.sh kill-node N                   SIGKILL node N (failure tests)
 #   testbed/kafka.sh start-node N                  restart node N (no reformat), wait until ready
 #   testbed/kafka.sh create-topic T P RF [--config k=v | k=v ...]
+#   testbed/kafka.sh delete-topic T                delete topic T (e.g. a big one, so restarts stay fast)
 #   testbed/kafka.sh consume T N [ConsoleConsumer args...]
 #   testbed/kafka.sh console-produce T [ConsoleProducer args...]   (reads stdin)
 #   testbed/kafka.sh dump-log T PARTITION [NODE]
@@ -34,7 +35,9 @@
 # Environment knobs:
 #   KP_TESTBED_DIR        state dir (default <repo>/.testbed)
 #   KP_TESTBED_JARS       jar dir (default $KP_TESTBED_DIR/jars)
-#   KP_TESTBED_TIMEOUT    seconds to wait for node readiness (default 120)
+#   KP_TESTBED_TIMEOUT    seconds to wait for node readiness on start (default 120)
+#   KP_TESTBED_RESTART_TIMEOUT seconds to wait for start-node (default 300: a node
+#                         restarted after SIGKILL recovers every log it holds first)
 #   KP_TESTBED_STOP_GRACE seconds between SIGTERM and SIGKILL on stop (default 20)
 #   KP_CONSUME_TIMEOUT_MS ConsoleConsumer --timeout-ms (default 10000)
 #   KP_BROKER_HEAP        broker heap opts (default "-Xms256m -Xmx512m")
@@ -49,6 +52,7 @@ JARS_DIR=${KP_TESTBED_JARS:-$TB_DIR/jars}
 CLUSTER_DIR=$TB_DIR/cluster
 ENV_FILE=$CLUSTER_DIR/env
 READY_TIMEOUT=${KP_TESTBED_TIMEOUT:-120}
+RESTART_TIMEOUT=${KP_TESTBED_RESTART_TIMEOUT:-300}
 STOP_GRACE=${KP_TESTBED_STOP_GRACE:-20}
 SINGLE_PORT=${KP_TESTBED_PORT:-39092}
 MULTI_BASE=${KP_TESTBED_BASE:-30092}
@@ -476,7 +480,7 @@ cmd_start_node() {
         || die "usage: $0 start-node N (no node $n in $CLUSTER_DIR; run start first)"
     need_jars
     launch_node "$n"
-    wait_ready "$n"
+    READY_TIMEOUT=$RESTART_TIMEOUT wait_ready "$n"
     log "node $n ready in $((SECONDS - t0))s"
 }
 
@@ -532,6 +536,12 @@ cmd_create_topic() {
         ((SECONDS < deadline)) || { echo "$out" >&2; die "topic $topic: only $led/$parts partitions have a leader after 60s"; }
         sleep 0.5
     done
+}
+
+cmd_delete_topic() {
+    (($# == 1)) || die "usage: $0 delete-topic NAME"
+    run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --delete \
+        --topic "$1" >&2
 }
 
 cmd_consume() {
@@ -605,6 +615,7 @@ main() {
         kill-node) cmd_kill_node "$@" ;;
         start-node) cmd_start_node "$@" ;;
         create-topic) cmd_create_topic "$@" ;;
+        delete-topic) cmd_delete_topic "$@" ;;
         consume) cmd_consume "$@" ;;
         console-produce) cmd_console_produce "$@" ;;
         dump-log) cmd_dump_log "$@" ;;

@@ -55,6 +55,10 @@ pub fn create_topic(name: &str, partitions: u32, rf: u32, configs: &[&str]) {
     kafka(&args);
 }
 
+pub fn delete_topic(name: &str) {
+    kafka(&["delete-topic", name]);
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consumed {
     pub partition: i32,

@@ -23,7 +23,9 @@ module Kp
     ].freeze
     DEFAULTS = { "partitioner" => "consistent_random", "max.block.ms" => "0" }.freeze
 
-    @logger = Logger.new($stdout, level: Logger::INFO, progname: "kp")
+    # $stderr at WARN: kp logs a line per connection at INFO, which stays out of
+    # a program's output unless asked for (Config.logger.level = Logger::INFO).
+    @logger = Logger.new($stderr, level: Logger::WARN, progname: "kp")
 
     class << self
       # The Logger kp's log lines go to (and the binding's own messages, e.g.

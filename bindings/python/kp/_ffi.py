@@ -57,6 +57,8 @@ kp_config_t *kp_config_new(void);
 void kp_config_destroy(kp_config_t *cfg);
 kp_config_result_t kp_config_set(kp_config_t *cfg, const char *name, const char *value,
                                  char *errstr, size_t errstr_size);
+typedef void (*kp_log_fn_t)(int32_t level, const char *facility, const char *message, void *ctx);
+kp_err_t kp_config_set_log_callback(kp_config_t *cfg, kp_log_fn_t cb, void *ctx);
 kp_err_t kp_config_get(const kp_config_t *cfg, const char *name, char *dest, size_t *dest_size);
 
 kp_producer_t *kp_producer_new(kp_config_t *cfg, char *errstr, size_t errstr_size);

@@ -2,7 +2,8 @@
 
 Delivery reports are served only on the caller's thread, inside poll(), flush(),
 the transactional calls and close() (the producer runs kp with
-delivery.report.mode=poll), so no Python code ever runs on a kp thread.
+delivery.report.mode=poll), so no Python code ever runs on a kp thread. kp's log
+lines come the same way (see _log_callback).
 Waits happen in slices of at most _SLICE_MS so that Ctrl-C (KeyboardInterrupt)
 interrupts them; cffi releases the GIL for every call into kp.
 """
@@ -44,8 +45,6 @@ _IGNORED = {
     "socket.keepalive.enable",
     "api.version.request",
     "statistics.interval.ms",
-    "debug",
-    "log_level",
     "log.connection.close",
     "sticky.partitioning.linger.ms",
     "delivery.report.only.error",
@@ -221,6 +220,40 @@ def _reraise() -> None:
         raise exc
 
 
+# syslog level (0-7) -> logging level, as confluent_kafka maps librdkafka's.
+_LOG_LEVELS = (
+    logging.CRITICAL,
+    logging.CRITICAL,
+    logging.CRITICAL,
+    logging.ERROR,
+    logging.WARNING,
+    logging.INFO,
+    logging.INFO,
+    logging.DEBUG,
+)
+
+
+def _log_callback(logger: logging.Logger) -> Any:
+    """kp's log callback for one producer: writes each line to `logger` as
+    "<facility>: <message>" (facility: broker, protocol, metadata, producer, txn,
+    security; also in the record's `kp_facility`). kp calls it only inside
+    kp_poll/kp_flush/kp_producer_close/kp_producer_destroy (poll mode), on the
+    Python thread calling them; cffi takes the GIL back for it. Nothing escapes it:
+    an exception the logger raises is dropped."""
+
+    def on_log(level: int, facility: Any, message: Any, _ctx: Any) -> None:
+        try:
+            lvl = _LOG_LEVELS[level] if 0 <= level < len(_LOG_LEVELS) else logging.WARNING
+            if logger.isEnabledFor(lvl):
+                fac = ffi.string(facility).decode(errors="replace")
+                text = ffi.string(message).decode(errors="replace")
+                logger.log(lvl, "%s: %s", fac, text, extra={"kp_facility": fac, "syslog_level": level})
+        except BaseException:  # noqa: BLE001 - must not unwind into kp
+            pass
+
+    return ffi.callback("void(int32_t, const char *, const char *, void *)", on_log)
+
+
 # Producers of this process, marked unusable in a forked child.
 _live: "weakref.WeakSet[Producer]" = weakref.WeakSet()
 
@@ -265,6 +298,11 @@ class Producer:
         settings = dict(conf or {})
         settings.update(kwargs)
         self._default_cb: Optional[DeliveryCallback] = settings.pop("on_delivery", None)
+        logger = settings.get("logger") or log
+        if not isinstance(logger, logging.Logger):
+            raise TypeError("logger: expected a logging.Logger")
+        # alive as long as the producer: kp calls it until kp_producer_destroy returned
+        self._log_cb = _log_callback(logger)
         for key in _PY_KEYS & settings.keys():
             settings.pop(key)
             if key != "logger":
@@ -278,6 +316,8 @@ class Producer:
         cfg = lib.kp_config_new()
         errstr = ffi.new("char[]", _ERRSTR)
         try:
+            if lib.kp_config_set_log_callback(cfg, self._log_cb, ffi.NULL) != 0:
+                raise KafkaException(KafkaError(-100, "kp_config_set_log_callback failed"))
             for name, value in settings.items():
                 if name in _IGNORED:
                     log.info("kp: librdkafka property %r has no effect in kp", name)

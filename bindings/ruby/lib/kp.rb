@@ -11,6 +11,7 @@ require_relative "kp/version"
 require_relative "kp/native"
 require_relative "kp/error"
 require_relative "kp/config"
+require_relative "kp/log"
 require_relative "kp/partitioner"
 require_relative "kp/producer"
 

@@ -30,9 +30,11 @@ class TestRdkafkaNames < Minitest::Test
 
   def test_rdkafka_producer_code_runs_unchanged
     lib = File.expand_path("../lib", __dir__)
-    out, status = Open3.capture2e("ruby", "-I", lib, "-e", SCRIPT)
-    assert status.success?, out
+    out, err, status = Open3.capture3("ruby", "-I", lib, "-e", SCRIPT)
+    assert status.success?, out + err
     assert_equal %w[timeout destroy closed], out.lines.map(&:strip)
+    # kp's lines went to the default Kp::Config.logger ($stderr, WARN and up)
+    assert_match(/WARN -- kp broker: broker -1 \(127\.0\.0\.1:1\)/, err)
   end
 
   def test_refuses_to_load_beside_the_rdkafka_gem

@@ -45,13 +45,14 @@ class TestUnits < Minitest::Test
   end
 
   def test_config_defaults_follow_rdkafka_ruby
-    c = Kp::Config.new("bootstrap.servers": "h:1", "debug": "all", "acks" => -1)
+    c = Kp::Config.new("bootstrap.servers": "h:1", "statistics.interval.ms": 1000, "debug": "all", "acks" => -1)
     kp = c.to_kp
     assert_equal "consistent_random", kp["partitioner"]
     assert_equal "0", kp["max.block.ms"]
     assert_equal "poll", kp["delivery.report.mode"]
     assert_equal "-1", kp["acks"]
-    refute kp.key?("debug")
+    refute kp.key?("statistics.interval.ms")
+    assert_equal "all", kp["debug"] # kp's own (log contexts)
     assert_equal "murmur2_random", Kp::Config.new(partitioner: "murmur2_random").to_kp["partitioner"]
     assert_raises(Kp::Config::NoLoggerError) { Kp::Config.logger = nil }
   end

@@ -19,15 +19,21 @@ module Kp
     IGNORED = %w[
       queue.buffering.max.messages socket.keepalive.enable api.version.request
       statistics.interval.ms log.connection.close sticky.partitioning.linger.ms
-      delivery.report.only.error log_level debug
+      delivery.report.only.error
     ].freeze
     DEFAULTS = { "partitioner" => "consistent_random", "max.block.ms" => "0" }.freeze
 
-    @logger = Logger.new($stdout, level: Logger::INFO, progname: "kp")
+    # $stderr at WARN: kp logs a line per connection at INFO, which stays out of
+    # a program's output unless asked for (Config.logger.level = Logger::INFO).
+    @logger = Logger.new($stderr, level: Logger::WARN, progname: "kp")
 
     class << self
-      # The Logger the binding writes its own messages to (an exception raised by
-      # a delivery callback, ignored properties), like Rdkafka::Config.logger.
+      # The Logger kp's log lines go to (and the binding's own messages, e.g.
+      # an exception raised by a delivery callback), like Rdkafka::Config.logger;
+      # a producer's `logger:` option overrides it for that producer. The
+      # properties "log_level" (syslog 0-7, default 6) and "debug" (a comma list
+      # of broker, protocol, metadata, producer, txn, security, or all) choose
+      # kp's lines; see Kp::Log.
       attr_reader :logger
 
       def logger=(logger)
@@ -65,9 +71,10 @@ module Kp
     end
 
     # A new producer with this configuration. Raises ConfigError for an unknown
-    # or invalid property.
-    def producer(**_options)
-      Producer.new(self)
+    # or invalid property. logger: a Logger for this producer's kp log lines
+    # (default: Config.logger at the time of each line).
+    def producer(logger: nil, **_options)
+      Producer.new(self, logger)
     end
   end
 end

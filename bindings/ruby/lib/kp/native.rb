@@ -7,7 +7,9 @@ module Kp
   # wait are attached with `blocking: true`: ffi releases the GVL around them, so
   # other Ruby threads run meanwhile. Nothing here is called back from a kp
   # thread: the producer runs kp in delivery.report.mode=poll and drains reports
-  # on a Ruby thread of its own (see Producer).
+  # on a Ruby thread of its own (see Producer). kp's callbacks (delivery
+  # reports served inside flush/close, log lines) run inside those blocking
+  # calls on the Ruby thread that made them; ffi takes the GVL back for them.
   module Native
     extend FFI::Library
 
@@ -62,6 +64,8 @@ module Kp
     KP_CONFIG_UNKNOWN = -2
 
     callback :delivery_cb, %i[pointer pointer], :void
+    # kp_log_fn_t (kp.h section 3): level, facility, message, ctx
+    callback :log_cb, %i[int32 string string pointer], :void
 
     # errors
     attach_function :kp_err_name, [:int32], :string
@@ -78,6 +82,7 @@ module Kp
     attach_function :kp_config_new, [], :pointer
     attach_function :kp_config_destroy, [:pointer], :void
     attach_function :kp_config_set, %i[pointer string string pointer size_t], :int32
+    attach_function :kp_config_set_log_callback, %i[pointer log_cb pointer], :int32
 
     # producer
     attach_function :kp_producer_new, %i[pointer pointer size_t], :pointer, blocking: true

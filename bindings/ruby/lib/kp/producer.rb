@@ -92,8 +92,11 @@ module Kp
         end
       end
 
-      def initialize(ptr, partitioner, max_block)
+      # log_fn: the log callback registered on kp's config, kept referenced
+      # here until kp_producer_destroy returned.
+      def initialize(ptr, partitioner, max_block, log_fn)
         @ptr = ptr
+        @log_fn = log_fn
         @index = self.class.next_index
         @partitioner = partitioner
         @max_block = max_block
@@ -324,12 +327,16 @@ module Kp
       REGISTRY.each_value(&:forked!)
     end
 
-    # config: a Kp::Config or a Hash of properties.
-    def initialize(config = {})
+    # config: a Kp::Config or a Hash of properties. logger: a Logger for kp's
+    # log lines (default: Config.logger at the time of each line; see Kp::Log).
+    # (Positional, so that a Hash of String properties is never taken for
+    # keywords.)
+    def initialize(config = {}, logger = nil)
       config = Config.new(config) unless config.is_a?(Config)
       settings = config.to_kp
-      ptr = build_native(settings)
-      @state = State.new(ptr, settings["partitioner"], settings["max.block.ms"].to_i.positive?)
+      log_fn = Log.callback(logger)
+      ptr = build_native(settings, log_fn)
+      @state = State.new(ptr, settings["partitioner"], settings["max.block.ms"].to_i.positive?, log_fn)
       @name = settings["client.id"] || "kp#producer-#{@state.index}"
       @topics = {}
       @topic_lock = Mutex.new
@@ -555,10 +562,11 @@ module Kp
       true
     end
 
-    def build_native(settings)
+    def build_native(settings, log_fn)
       cfg = Native.kp_config_new
       errstr = FFI::MemoryPointer.new(:char, ERRSTR)
       begin
+        raise Config::ConfigError, "kp_config_set_log_callback failed" unless Native.kp_config_set_log_callback(cfg, log_fn, nil).zero?
         settings.each do |name, value|
           rc = Native.kp_config_set(cfg, name, value, errstr, ERRSTR)
           raise Config::ConfigError, errstr.read_string unless rc == Native::KP_CONFIG_OK

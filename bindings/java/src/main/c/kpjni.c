@@ -15,8 +15,13 @@
  *     from its own I/O thread (a JVM thread inside a JNI call), and the JNI
  *     function sets tl_env/tl_sink for the duration of the call, so
  *     report_cb() calls sink.onReport() on that same thread.
+ * kp's log lines come out of the same calls (and kp_producer_destroy). log_cb()
+ * makes no JNI call at all: it copies each line into a per-producer queue,
+ * which the I/O thread empties with Native.logTake() after each of those
+ * calls and hands to SLF4J there.
  */
 #include <jni.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +173,129 @@ JNIEXPORT jint JNICALL Java_dev_kp_Native_close(JNIEnv *env, jclass c, jlong p, 
     kp_err_t r;
     WITH_SINK(env, sink, r = kp_producer_close(P(p), timeout_ms));
     return r;
+}
+
+/* ---- log lines ------------------------------------------------------- */
+
+#define LOG_MAX 10000 /* lines kept between two logTake() calls; more are counted */
+
+typedef struct {
+    int32_t level;
+    char *facility, *message; /* malloc'ed copies */
+} log_line;
+
+typedef struct {
+    pthread_mutex_t mu; /* the I/O thread logs; the Cleaner's destroy may too */
+    log_line *items;
+    size_t len, cap;
+    uint64_t dropped;
+} log_queue;
+
+/* kp_log_fn_t: runs inside kp_poll_reports/kp_flush/close/destroy on the
+ * thread calling them; copies the line (valid during the call only). */
+static void log_cb(int32_t level, const char *facility, const char *message, void *ctx) {
+    log_queue *q = ctx;
+    pthread_mutex_lock(&q->mu);
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 16;
+        log_line *grown = q->len < LOG_MAX ? realloc(q->items, cap * sizeof *grown) : NULL;
+        if (grown == NULL) {
+            q->dropped++;
+            pthread_mutex_unlock(&q->mu);
+            return;
+        }
+        q->items = grown;
+        q->cap = cap;
+    }
+    log_line *l = &q->items[q->len];
+    l->level = level;
+    l->facility = strdup(facility ? facility : "");
+    l->message = strdup(message ? message : "");
+    if (l->facility == NULL || l->message == NULL) {
+        free(l->facility);
+        free(l->message);
+        q->dropped++;
+    } else {
+        q->len++;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* A queue registered as cfg's log callback; 0 without memory. Free it with
+ * logQueueFree() after producerDestroy() (or when producerNew failed). */
+JNIEXPORT jlong JNICALL Java_dev_kp_Native_logQueueNew(JNIEnv *env, jclass c, jlong cfg) {
+    (void)env, (void)c;
+    log_queue *q = calloc(1, sizeof *q);
+    if (q == NULL) return 0;
+    pthread_mutex_init(&q->mu, NULL);
+    if (kp_config_set_log_callback((kp_config_t *)(intptr_t)cfg, log_cb, q) != KP_OK) {
+        pthread_mutex_destroy(&q->mu);
+        free(q);
+        return 0;
+    }
+    return (jlong)(intptr_t)q;
+}
+
+static void free_lines(log_line *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].facility);
+        free(items[i].message);
+    }
+    free(items);
+}
+
+JNIEXPORT void JNICALL Java_dev_kp_Native_logQueueFree(JNIEnv *env, jclass c, jlong h) {
+    (void)env, (void)c;
+    log_queue *q = (log_queue *)(intptr_t)h;
+    if (q == NULL) return;
+    free_lines(q->items, q->len);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
+
+/*
+ * Takes the lines logged since the last call: null when there are none, else
+ * 3 strings a line (level "0".."7", facility, message), in kp's order, then,
+ * when lines were dropped (past LOG_MAX or without memory), one WARNING line
+ * saying how many.
+ */
+JNIEXPORT jobjectArray JNICALL Java_dev_kp_Native_logTake(JNIEnv *env, jclass c, jlong h) {
+    (void)c;
+    log_queue *q = (log_queue *)(intptr_t)h;
+    if (q == NULL) return NULL;
+    pthread_mutex_lock(&q->mu);
+    log_line *items = q->items;
+    size_t n = q->len;
+    uint64_t dropped = q->dropped;
+    q->items = NULL;
+    q->len = q->cap = 0;
+    q->dropped = 0;
+    pthread_mutex_unlock(&q->mu);
+    if (n == 0 && dropped == 0) {
+        free(items);
+        return NULL;
+    }
+    size_t lines = n + (dropped ? 1 : 0);
+    jclass string = (*env)->FindClass(env, "java/lang/String");
+    jobjectArray out = string ? (*env)->NewObjectArray(env, (jsize)(3 * lines), string, NULL) : NULL;
+    for (size_t i = 0; out != NULL && i < lines; i++) {
+        char level[2] = {(char)('0' + (i < n ? items[i].level & 7 : KP_LOG_WARNING)), '\0'};
+        char note[96];
+        if (i == n) snprintf(note, sizeof note, "kp-java: %llu log lines dropped (more than %d between two drains, or no memory)",
+                             (unsigned long long)dropped, LOG_MAX);
+        const char *parts[3] = {level, i < n ? items[i].facility : "producer", i < n ? items[i].message : note};
+        for (int k = 0; k < 3; k++) {
+            jstring js = (*env)->NewStringUTF(env, parts[k]);
+            if (js == NULL) { /* OutOfMemoryError pending */
+                out = NULL;
+                break;
+            }
+            (*env)->SetObjectArrayElement(env, out, (jsize)(3 * i + (size_t)k), js);
+            (*env)->DeleteLocalRef(env, js);
+        }
+    }
+    free_lines(items, n);
+    return out;
 }
 
 /* ---- sending --------------------------------------------------------- */

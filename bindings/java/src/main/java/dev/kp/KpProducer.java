@@ -83,6 +83,8 @@ public class KpProducer<K, V> implements Producer<K, V> {
 
     private final String clientId;
     private final long handle;
+    /** The C queue kp's log lines wait in until the I/O thread logs them (0: none). */
+    private final long logq;
     private final boolean transactional;
     private final int maxBlockMs;
     private final long deliveryTimeoutMs;
@@ -128,6 +130,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
         this.interceptors = newInterceptors(cfg);
 
         long kpCfg = Native.configNew();
+        long lq = Native.logQueueNew(kpCfg);
         long h = 0;
         try {
             for (Map.Entry<String, Object> e : cfg.entrySet()) {
@@ -143,12 +146,14 @@ public class KpProducer<K, V> implements Producer<K, V> {
         } finally {
             if (h == 0) {
                 Native.configDestroy(kpCfg);
+                Native.logQueueFree(lq);
             }
         }
         this.handle = h;
+        this.logq = lq;
         // Frees the native producer once this object is unreachable; close() only
         // closes it, so a send racing with close() never sees a freed handle.
-        this.cleanable = CLEANER.register(this, new Destroyer(h));
+        this.cleanable = CLEANER.register(this, new Destroyer(h, lq));
         this.io = new Io();
         io.start();
     }
@@ -497,12 +502,43 @@ public class KpProducer<K, V> implements Producer<K, V> {
                     for (Task rest; (rest = tasks.poll()) != null; ) {
                         rest.run();
                     }
+                    emitLogs();
                     return;
                 }
                 if (flushers.get() > 0) {
                     Native.flush(handle, IDLE_POLL_MS, this);
                 } else {
                     drain(buf, IDLE_POLL_MS);
+                }
+                emitLogs();
+            }
+        }
+
+        /**
+         * Hands the lines kp logged during this thread's last kp calls to SLF4J,
+         * logger {@code kp.<facility>} (broker, protocol, metadata, producer,
+         * txn, security): syslog 0-3 error, 4 warn, 5-6 info, 7 debug.
+         */
+        private void emitLogs() {
+            if (logq == 0) {
+                return;
+            }
+            String[] lines = Native.logTake(logq);
+            if (lines == null) {
+                return;
+            }
+            for (int i = 0; i + 2 < lines.length; i += 3) {
+                Logger lg = LoggerFactory.getLogger("kp." + lines[i + 1]);
+                String fmt = "[Producer clientId={}] {}";
+                try {
+                    switch (lines[i].charAt(0)) {
+                        case '0', '1', '2', '3' -> lg.error(fmt, clientId, lines[i + 2]);
+                        case '4' -> lg.warn(fmt, clientId, lines[i + 2]);
+                        case '5', '6' -> lg.info(fmt, clientId, lines[i + 2]);
+                        default -> lg.debug(fmt, clientId, lines[i + 2]);
+                    }
+                } catch (RuntimeException e) {
+                    // a failing logger must not stop the I/O thread
                 }
             }
         }
@@ -657,14 +693,17 @@ public class KpProducer<K, V> implements Producer<K, V> {
 
     private static final class Destroyer implements Runnable {
         private final long handle;
+        private final long logq;
 
-        Destroyer(long handle) {
+        Destroyer(long handle, long logq) {
             this.handle = handle;
+            this.logq = logq;
         }
 
         @Override
         public void run() {
             Native.producerDestroy(handle);
+            Native.logQueueFree(logq);
         }
     }
 

@@ -76,6 +76,14 @@ final class Native {
 
     static native long producerNew(long cfg);
 
+    /** A queue for kp's log lines, registered on cfg (0 without memory); freed by logQueueFree. */
+    static native long logQueueNew(long cfg);
+
+    static native void logQueueFree(long q);
+
+    /** The lines logged since the last call, 3 strings each (level "0".."7", facility, message); null if none. */
+    static native String[] logTake(long q);
+
     static native void producerDestroy(long p);
 
     static native long outstanding(long p);

@@ -757,7 +757,8 @@ extern "C" {
 /*
  Sends a record asynchronously. Returns KP_OK when the record was accepted:
  then `cb` (if not NULL) is called exactly once with its delivery report and
- `ctx`. On any other return the record was not accepted and no report will
+ `ctx`; with `cb` NULL, kp_poll_reports() still returns `ctx` with the
+ report. On any other return the record was not accepted and no report will
  come: KP_ERR_INVALID_ARG, KP_ERR_INVALID_TOPIC, KP_ERR_RECORD_TOO_LARGE,
  KP_ERR_UNKNOWN_PARTITION, KP_ERR_QUEUE_FULL (buffer full past
  max.block.ms), KP_ERR_CLOSED. May block up to max.block.ms when the

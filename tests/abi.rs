@@ -322,6 +322,46 @@ fn batched_drain_returns_every_report_exactly_once_across_threads() {
     }
 }
 
+/// Without a delivery callback, the drained report still carries the
+/// record's ctx (bindings that drain need it to find the record).
+#[test]
+fn a_record_sent_without_a_callback_is_drained_with_its_ctx() {
+    let topic = unique_topic("drain-ctx");
+    create_topic(&topic, 1, rf(), &[]);
+    let p = TestProducer::new(&[("delivery.report.mode", "poll")]);
+    let n = 50;
+    let b = Batch::new(&[&topic], n, 20);
+    let base = 5_000_000;
+    assert_eq!(send_batch(&p, &b, base, None).0, n);
+    let ctopic = CString::new(topic.as_str()).unwrap();
+    let mut rec: kp_record_t = unsafe { std::mem::zeroed() };
+    rec.struct_size = std::mem::size_of::<kp_record_t>();
+    rec.topic = ctopic.as_ptr();
+    rec.partition = KP_PARTITION_ANY;
+    rec.value = b"single".as_ptr() as *const c_void;
+    rec.value_len = 6;
+    let single = (base + n) as *mut c_void;
+    assert_eq!(unsafe { kp_send(p.p, &rec, None, single) }, KP_OK);
+    assert_eq!(unsafe { kp_send(p.p, &rec, None, std::ptr::null_mut()) }, KP_OK);
+
+    let mut got: Vec<usize> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf: Vec<kp_report_info_t> = (0..16).map(|_| unsafe { std::mem::zeroed() }).collect();
+    while got.len() < n + 2 && Instant::now() < deadline {
+        buf[0].struct_size = std::mem::size_of::<kp_report_info_t>();
+        let k = unsafe { kp_poll_reports(p.p, buf.as_mut_ptr(), buf.len(), 100) };
+        assert!(k >= 0, "kp_poll_reports: {k}");
+        for r in &buf[..k as usize] {
+            assert_eq!(r.error, KP_OK);
+            got.push(r.ctx as usize);
+        }
+    }
+    got.sort_unstable();
+    let mut want: Vec<usize> = (base..=base + n).collect();
+    want.insert(0, 0);
+    assert_eq!(got, want, "each ctx once, NULL for the record sent without one");
+}
+
 #[test]
 fn batched_drain_rejects_bad_arguments_and_serves_nothing_in_thread_mode() {
     let p = TestProducer::new(&[]);

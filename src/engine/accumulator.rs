@@ -301,23 +301,42 @@ impl Batch {
     }
 
     /// A new open batch with room for a first record of at most `max_len`
-    /// encoded bytes (and, pool permitting, as much again).
-    fn open(core: &Arc<Core>, pq: &PartitionQueue, max_len: usize, batch_size: usize) -> Batch {
+    /// encoded bytes (and, pool permitting, as much again). After a batch of
+    /// the partition filled up (`last_full`), it opens at that batch's size
+    /// instead: under steady load the next one fills too, and growing it
+    /// there step by step would copy every byte about once more.
+    fn open(
+        core: &Arc<Core>,
+        pq: &PartitionQueue,
+        max_len: usize,
+        batch_size: usize,
+        last_full: Option<FullBatchSize>,
+    ) -> Batch {
         let need = BATCH_HEADER_LEN + max_len;
-        let mut cap = (2 * need).min(batch_size.max(need));
-        let mut records = 4;
-        let spare = cap - need + (records - 1) * RECORD_META_BYTES;
-        let spare = if core.memory.try_reserve_spare(spare) {
-            spare
-        } else {
-            (cap, records) = (need, 1);
-            0
-        };
+        let limit = batch_size.max(need);
+        let small = ((2 * need).min(limit), 4);
+        let hinted = last_full.map(|f| (f.bytes.max(small.0).min(limit), f.records.max(small.1)));
+        let spare_of =
+            |(cap, records): (usize, usize)| cap - need + (records - 1) * RECORD_META_BYTES;
+        let (cap, records, spare) = hinted
+            .into_iter()
+            .chain([small])
+            .find_map(|c| {
+                let spare = spare_of(c);
+                core.memory.try_reserve_spare(spare).then_some((c.0, c.1, spare))
+            })
+            .unwrap_or((need, 1, 0));
         let mut b = Batch::new(core.clone(), pq.topic.clone(), pq.partition, cap);
         b.records.reserve_exact(records);
         b.spare_reserved = spare;
         b.reserved = spare;
         b
+    }
+
+    /// What the next batch of the partition is opened at, when this one
+    /// closes full with a record of `max_len` bytes waiting.
+    fn full_size(&self, max_len: usize) -> FullBatchSize {
+        FullBatchSize { bytes: self.size() + max_len, records: self.records.len() + 1 }
     }
 
     /// Makes room for one more record of at most `max_len` encoded bytes:
@@ -446,6 +465,16 @@ pub struct PartitionState {
     /// On the sender's list of partitions to visit: from its first batch
     /// until nothing is open, ready or in flight (the sender clears it).
     pub queued: bool,
+    /// The size of the last batch when it closed full; None once a batch
+    /// closed before it filled (linger, flush): load went down.
+    pub last_full: Option<FullBatchSize>,
+}
+
+/// How big a partition's batches get under load (see `Batch::open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FullBatchSize {
+    pub bytes: usize,
+    pub records: usize,
 }
 
 impl PartitionState {
@@ -490,6 +519,7 @@ impl PartitionQueue {
                 acked_pid: -1,
                 sticky_bytes: 0,
                 queued: false,
+                last_full: None,
             }),
         })
     }
@@ -557,9 +587,10 @@ pub fn append(
             closed_full = true;
             full.full = true;
             full.settle(0);
+            st.last_full = Some(full.full_size(max_len));
             st.ready.push_back(full);
         }
-        let mut b = Batch::open(core, pq, max_len, batch_size);
+        let mut b = Batch::open(core, pq, max_len, batch_size, st.last_full);
         b.builder.as_mut().expect("builder").append_with_layout(
             rec.timestamp,
             rec.key,
@@ -582,6 +613,7 @@ pub fn append(
         let mut full = st.open.take().expect("open");
         full.full = true;
         full.settle(0);
+        st.last_full = Some(full.full_size(max_len));
         st.ready.push_back(full);
     }
     let mut sticky_used_up = false;
@@ -721,5 +753,62 @@ mod sequence_tests {
         st.requeue(mk(Some(10)));
         let order: Vec<Option<i32>> = st.ready.iter().map(|b| b.base_seq).collect();
         assert_eq!(order, vec![Some(5), Some(10), Some(20), None]);
+    }
+
+    /// Appends 100-byte records to `pq` until `batches` batches closed full
+    /// and a next one is open.
+    fn fill(c: &Arc<Core>, pq: &Arc<PartitionQueue>, batch_size: usize, batches: usize) {
+        let value = [7u8; 100];
+        let layout = RecordLayout::new(None, Some(&value), &[]);
+        let rec = AppendRecord {
+            timestamp: 0,
+            key: None,
+            value: Some(&value),
+            headers: &[],
+            layout: &layout,
+            reserved: 0,
+            sticky: false,
+        };
+        while pq.state.lock().ready.len() < batches || pq.state.lock().open.is_none() {
+            append(c, pq, batch_size, &rec, Token::None);
+        }
+    }
+
+    fn open_capacity(pq: &PartitionQueue) -> (usize, usize) {
+        let st = pq.state.lock();
+        let b = st.open.as_ref().expect("open batch");
+        (b.builder.as_ref().expect("builder").capacity(), b.records.capacity())
+    }
+
+    #[test]
+    fn after_a_batch_filled_up_the_next_opens_at_its_size() {
+        let c = core();
+        let pq = PartitionQueue::new(TopicName::new("t"), 0, 1);
+        let batch_size = 8192;
+        fill(&c, &pq, batch_size, 0);
+        let (first_buf, first_list) = open_capacity(&pq);
+        assert!(first_buf < 1024, "a first batch opens small ({first_buf} bytes)");
+        fill(&c, &pq, batch_size, 1);
+        let full_records = pq.state.lock().ready[0].records.len();
+        let (buf, list) = open_capacity(&pq);
+        assert_eq!(buf, batch_size, "opened at the full batch's size");
+        assert!(list >= full_records && first_list < full_records, "{list} vs {full_records}");
+        // Once a batch closes before it filled (linger, flush), batches open small again.
+        pq.state.lock().last_full = None;
+        let mut st = pq.state.lock();
+        let b = Batch::open(&c, &pq, 120, batch_size, st.last_full);
+        assert!(b.builder.as_ref().unwrap().capacity() < 1024);
+        st.ready.clear();
+    }
+
+    #[test]
+    fn a_full_size_opening_the_pool_cannot_hold_falls_back_to_a_small_one() {
+        let c = Arc::new(Core::new(ReportQueue::new(false), MemoryPool::new(6000)));
+        let pq = PartitionQueue::new(TopicName::new("t"), 0, 1);
+        let hint = Some(FullBatchSize { bytes: 8192, records: 80 });
+        let b = Batch::open(&c, &pq, 120, 8192, hint);
+        let cap = b.builder.as_ref().unwrap().capacity();
+        assert!(cap < 1024, "opened at {cap} bytes");
+        assert!(c.memory.used() <= 6000);
     }
 }

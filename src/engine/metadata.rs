@@ -84,6 +84,11 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
         inner.cfg.retry_backoff_max_ms.max(1000),
     );
     let mut failures: u32 = 0;
+    // Refreshes in a row whose answer asked for another (a topic not there
+    // yet, a partition without a leader): those back off too, or a missing
+    // topic would be asked for every few milliseconds until its records
+    // time out.
+    let mut unsettled: u32 = 0;
     let mut last_attempt: Option<Instant> = None;
     let mut last_success = Instant::now();
     loop {
@@ -101,7 +106,10 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
             continue;
         }
         if let Some(t) = last_attempt {
-            let gap = if failures > 0 { backoff.delay(failures) } else { min_gap };
+            let gap = match failures.max(unsettled) {
+                0 => min_gap,
+                n => backoff.delay(n),
+            };
             let since = t.elapsed();
             if since < gap {
                 tokio::select! {
@@ -119,7 +127,10 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
                 last_success = Instant::now();
                 state.set_cluster_error(None);
                 if apply_metadata(&inner, resp) {
+                    unsettled = unsettled.saturating_add(1);
                     state.needed.store(true, Ordering::Release);
+                } else {
+                    unsettled = 0;
                 }
             }
             Err(e) => {

@@ -87,6 +87,8 @@ pub enum Token {
         cb: DeliveryFn,
         ctx: usize,
     },
+    /// No callback, only the caller's ctx: kp_poll_reports() hands it back.
+    Ctx(usize),
     Sync(Arc<SyncSlot>),
     /// Already completed (sync slot filled).
     Done,

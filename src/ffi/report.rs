@@ -282,7 +282,7 @@ pub unsafe extern "C" fn kp_poll_reports(
                 error_class: report.class() as kp_error_class_t,
                 persistence: view.persistence as kp_persistence_t,
                 ctx: match token {
-                    Token::Callback { ctx, .. } => *ctx as *mut c_void,
+                    Token::Callback { ctx, .. } | Token::Ctx(ctx) => *ctx as *mut c_void,
                     _ => std::ptr::null_mut(),
                 },
             };

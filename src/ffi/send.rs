@@ -172,9 +172,20 @@ unsafe fn send_with_headers(
     Ok(())
 }
 
+/// How a record's report reaches the caller: through `cb`, or, without
+/// one, with `ctx` in kp_poll_reports()'s kp_report_info_t.
+fn token_for(cb: kp_delivery_cb_t, ctx: *mut c_void) -> Token {
+    match cb {
+        Some(cb) => Token::Callback { cb, ctx: ctx as usize },
+        None if !ctx.is_null() => Token::Ctx(ctx as usize),
+        None => Token::None,
+    }
+}
+
 /// Sends a record asynchronously. Returns KP_OK when the record was accepted:
 /// then `cb` (if not NULL) is called exactly once with its delivery report and
-/// `ctx`. On any other return the record was not accepted and no report will
+/// `ctx`; with `cb` NULL, kp_poll_reports() still returns `ctx` with the
+/// report. On any other return the record was not accepted and no report will
 /// come: KP_ERR_INVALID_ARG, KP_ERR_INVALID_TOPIC, KP_ERR_RECORD_TOO_LARGE,
 /// KP_ERR_UNKNOWN_PARTITION, KP_ERR_QUEUE_FULL (buffer full past
 /// max.block.ms), KP_ERR_CLOSED. May block up to max.block.ms when the
@@ -209,10 +220,7 @@ pub unsafe extern "C" fn kp_send_with_errstr(
     errstr_size: usize,
 ) -> kp_err_t {
     guard(|| {
-        let token = match cb {
-            Some(cb) => Token::Callback { cb, ctx: ctx as usize },
-            None => Token::None,
-        };
+        let token = token_for(cb, ctx);
         // SAFETY: this function's contract.
         match unsafe { send_inner(p, record, token) } {
             Ok(()) => KP_OK,
@@ -314,10 +322,7 @@ pub unsafe extern "C" fn kp_send_batch(
         let mut accepted = 0;
         for i in 0..count {
             let ctx = ctxs.map_or(std::ptr::null_mut(), |c| c[i]);
-            let token = match cb {
-                Some(cb) => Token::Callback { cb, ctx: ctx as usize },
-                None => Token::None,
-            };
+            let token = token_for(cb, ctx);
             let rec = records.wrapping_byte_add(i * stride);
             // SAFETY: record i lies within the caller's array (this
             // function's contract), valid as kp_send() requires.

@@ -55,6 +55,13 @@ const SECTIONS: &[Section] = &[
         files: &["src/ffi/log.rs"],
     },
     Section {
+        title: "SASL OAUTHBEARER tokens",
+        intro: "With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a\n\
+                callback registered on the config, on a kp background thread: when a\n\
+                connection first needs one and again at 80% of each token's lifetime.",
+        files: &["src/ffi/oauth.rs"],
+    },
+    Section {
         title: "Producer",
         intro: "A kp_producer_t sends records to a Kafka cluster from any number of threads.\n\
                 Create it from a config, close it (delivering what is queued), destroy it.",

@@ -55,13 +55,6 @@ const SECTIONS: &[Section] = &[
         files: &["src/ffi/log.rs"],
     },
     Section {
-        title: "SASL OAUTHBEARER tokens",
-        intro: "With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a\n\
-                callback registered on the config, on a kp background thread: when a\n\
-                connection first needs one and again at 80% of each token's lifetime.",
-        files: &["src/ffi/oauth.rs"],
-    },
-    Section {
         title: "Producer",
         intro: "A kp_producer_t sends records to a Kafka cluster from any number of threads.\n\
                 Create it from a config, close it (delivering what is queued), destroy it.",
@@ -104,6 +97,13 @@ const SECTIONS: &[Section] = &[
                 then begin, send, optionally add consumer offsets, commit or abort. Each call\n\
                 returns NULL on success or a kp_error_t (see Errors) to free.",
         files: &["src/ffi/txn.rs"],
+    },
+    Section {
+        title: "SASL OAUTHBEARER tokens",
+        intro: "With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a\n\
+                callback registered on the config, on kp's \"kp-oauth\" thread: when a\n\
+                connection first needs one and again at 80% of each token's lifetime.",
+        files: &["src/ffi/oauth.rs"],
     },
     Section {
         title: "Version",

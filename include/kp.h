@@ -514,102 +514,7 @@ kp_err_t kp_config_set_log_callback(struct kp_config_t *cfg, kp_log_fn_t cb, voi
 
 
 /* ==========================================================================
- * 4. SASL OAUTHBEARER tokens
- *
- * With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a
- * callback registered on the config, on a kp background thread: when a
- * connection first needs one and again at 80% of each token's lifetime.
- * ========================================================================== */
-
-/*
- A request for a token (opaque), lent to the token refresh callback and
- valid only during that call: answer it with kp_oauthbearer_set_token() or
- kp_oauthbearer_set_token_failure() before returning.
- */
-typedef struct kp_oauthbearer_request_t kp_oauthbearer_request_t;
-
-/*
- Token refresh callback (SASL OAUTHBEARER): get a token, e.g. from an
- identity provider, and hand it over with kp_oauthbearer_set_token(req,
- ...), or call kp_oauthbearer_set_token_failure(req, why). `req` is valid
- only during the call. `oauthbearer_config` is the sasl.oauthbearer.config
- setting ("" when unset), valid during the call. kp calls it when a
- connection first needs a token and again at 80% of the token's lifetime,
- on a kp thread named "kp-oauth" (never the network I/O thread), one call at a
- time per producer; it may block (e.g. for an HTTP request), but must not
- call kp_flush(), kp_producer_close() or kp_producer_destroy().
- */
-typedef void (*kp_oauthbearer_token_refresh_fn_t)(struct kp_oauthbearer_request_t *req,
-                                                  const char *oauthbearer_config,
-                                                  void *ctx);
-
-#ifdef __cplusplus
-extern "C" {
-#endif // __cplusplus
-
-/*
- Registers the token refresh callback for sasl.mechanism=OAUTHBEARER
- (NULL removes it). Without one, OAUTHBEARER needs
- enable.sasl.oauthbearer.unsecure.jwt=true (test clusters only). `ctx` is
- passed to every call and must stay valid until kp_producer_destroy()
- returns. Returns KP_OK or KP_ERR_INVALID_ARG (NULL cfg).
-
- # Safety
- `cfg` is NULL or a live config used by no other thread; `cb` is NULL or
- a function callable from any thread as kp_oauthbearer_token_refresh_fn_t
- documents.
- */
-kp_err_t kp_config_set_oauthbearer_token_refresh_cb(struct kp_config_t *cfg,
-                                                    kp_oauthbearer_token_refresh_fn_t cb,
-                                                    void *ctx);
-
-/*
- Answers a token request with a token (from the token refresh callback).
- `token_value`: the token (printable ASCII, no spaces; kp copies it and
- never logs it). `expiry_ms`: when it expires, in milliseconds since the
- Unix epoch (librdkafka's md_lifetime_ms); kp asks for the next token at
- 80% of the time left. `principal`: the principal name the token is for.
- `extensions`: NULL or `extension_size` strings, alternating SASL
- extension names and values (KIP-342); `extension_size` must be even.
- Returns KP_OK, or KP_ERR_INVALID_ARG with the reason in `errstr` (NULL
- or empty arguments, an expiry not in the future, a bad extension); the
- request then counts as failed with that reason.
-
- # Safety
- `req` is NULL or the request passed to the running callback;
- `token_value`, `principal` and each extension string are NULL or
- NUL-terminated; `extensions` is NULL or has `extension_size` pointers;
- `errstr` is NULL or has `errstr_size` writable bytes.
- */
-kp_err_t kp_oauthbearer_set_token(struct kp_oauthbearer_request_t *req,
-                                  const char *token_value,
-                                  int64_t expiry_ms,
-                                  const char *principal,
-                                  const char *const *extensions,
-                                  size_t extension_size,
-                                  char *errstr,
-                                  size_t errstr_size);
-
-/*
- Answers a token request with a failure (from the token refresh
- callback): `errstr` says why (NULL: no reason given). Connections that
- need a token then fail with KP_ERR_AUTHENTICATION and this reason; kp
- asks again 10 s later (sooner when the current token runs out first).
- Returns KP_OK or KP_ERR_INVALID_ARG (NULL req).
-
- # Safety
- `req` is NULL or the request passed to the running callback; `errstr` is
- NULL or NUL-terminated.
- */
-kp_err_t kp_oauthbearer_set_token_failure(struct kp_oauthbearer_request_t *req, const char *errstr);
-
-#ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
-
-
-/* ==========================================================================
- * 5. Producer
+ * 4. Producer
  *
  * A kp_producer_t sends records to a Kafka cluster from any number of threads.
  * Create it from a config, close it (delivering what is queued), destroy it.
@@ -729,7 +634,7 @@ void kp_producer_destroy(struct kp_producer_t *p);
 
 
 /* ==========================================================================
- * 6. Sending
+ * 5. Sending
  *
  * Fill a kp_record_t (start from KP_RECORD_INIT) and hand it to kp_send(): once
  * accepted, the record gets exactly one delivery report, through the callback
@@ -933,7 +838,7 @@ size_t kp_send_batch(struct kp_producer_t *p,
 
 
 /* ==========================================================================
- * 7. Delivery reports
+ * 6. Delivery reports
  *
  * A delivery callback receives a kp_report_t, valid during the callback: read
  * it with the accessors below. In delivery.report.mode=poll, reports are served
@@ -1139,7 +1044,7 @@ int kp_poll_fd(const struct kp_producer_t *p);
 
 
 /* ==========================================================================
- * 8. Interceptors
+ * 7. Interceptors
  *
  * Optional functions registered on the config that see every record sent and
  * every report, e.g. for tracing or metrics.
@@ -1179,7 +1084,7 @@ kp_err_t kp_config_set_interceptors(struct kp_config_t *cfg,
 
 
 /* ==========================================================================
- * 9. Metrics
+ * 8. Metrics
  *
  * Counters of a producer, read without locks into a caller-owned kp_metrics_t
  * (declare it with KP_METRICS_INIT).
@@ -1313,7 +1218,7 @@ kp_err_t kp_producer_metrics(const struct kp_producer_t *p, struct kp_metrics_t 
 
 
 /* ==========================================================================
- * 10. Metadata
+ * 9. Metadata
  *
  * A topic's partitions and their leaders, from the producer's metadata.
  * ========================================================================== */
@@ -1374,7 +1279,7 @@ void kp_topic_info_destroy(struct kp_topic_info_t *info);
 
 
 /* ==========================================================================
- * 11. Transactions
+ * 10. Transactions
  *
  * Exactly-once writes (needs transactional.id): kp_init_transactions() once,
  * then begin, send, optionally add consumer offsets, commit or abort. Each call
@@ -1483,6 +1388,103 @@ kp_err_t kp_offsets_add(struct kp_offsets_t *o,
  `o` is NULL or an offsets list not yet destroyed; it is not used after.
  */
 void kp_offsets_destroy(struct kp_offsets_t *o);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+
+/* ==========================================================================
+ * 11. SASL OAUTHBEARER tokens
+ *
+ * With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a
+ * callback registered on the config, on kp's "kp-oauth" thread: when a
+ * connection first needs one and again at 80% of each token's lifetime.
+ * ========================================================================== */
+
+/*
+ A request for a token (opaque), lent to the token refresh callback and
+ valid only during that call: answer it with kp_oauthbearer_set_token() or
+ kp_oauthbearer_set_token_failure() before returning.
+ */
+typedef struct kp_oauthbearer_request_t kp_oauthbearer_request_t;
+
+/*
+ Token refresh callback (SASL OAUTHBEARER): get a token, e.g. from an
+ identity provider, and hand it over with kp_oauthbearer_set_token(req,
+ ...), or call kp_oauthbearer_set_token_failure(req, why). `req` is valid
+ only during the call. `oauthbearer_config` is the sasl.oauthbearer.config
+ setting ("" when unset), valid during the call. kp calls it when a
+ connection first needs a token and again at 80% of the token's lifetime,
+ on a kp thread named "kp-oauth" (never the network I/O thread), one call at a
+ time per producer; it may block (e.g. for an HTTP request), but must not
+ call kp_flush(), kp_producer_close() or kp_producer_destroy().
+ */
+typedef void (*kp_oauthbearer_token_refresh_fn_t)(struct kp_oauthbearer_request_t *req,
+                                                  const char *oauthbearer_config,
+                                                  void *ctx);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/*
+ Registers the token refresh callback for sasl.mechanism=OAUTHBEARER
+ (NULL removes it). Without one, OAUTHBEARER needs
+ enable.sasl.oauthbearer.unsecure.jwt=true (test clusters only). `ctx` is
+ passed to every call and must stay valid until kp_producer_destroy()
+ returns. Returns KP_OK or KP_ERR_INVALID_ARG (NULL cfg).
+
+ # Safety
+ `cfg` is NULL or a live config used by no other thread; `cb` is NULL or
+ a function callable from any thread as kp_oauthbearer_token_refresh_fn_t
+ documents.
+ */
+kp_err_t kp_config_set_oauthbearer_token_refresh_cb(struct kp_config_t *cfg,
+                                                    kp_oauthbearer_token_refresh_fn_t cb,
+                                                    void *ctx);
+
+/*
+ Answers a token request with a token (from the token refresh callback).
+ `token_value`: the token (printable ASCII, no spaces; kp copies it and
+ never logs it). `expiry_ms`: when it expires, in milliseconds since the
+ Unix epoch (librdkafka's md_lifetime_ms); kp asks for the next token at
+ 80% of the time left. `principal`: the principal name the token is for.
+ `extensions`: NULL or `extension_size` strings, alternating SASL
+ extension names and values (KIP-342); `extension_size` must be even.
+ Returns KP_OK, or KP_ERR_INVALID_ARG with the reason in `errstr` (NULL
+ or empty arguments, an expiry not in the future, a bad extension); the
+ request then counts as failed with that reason.
+
+ # Safety
+ `req` is NULL or the request passed to the running callback;
+ `token_value`, `principal` and each extension string are NULL or
+ NUL-terminated; `extensions` is NULL or has `extension_size` pointers;
+ `errstr` is NULL or has `errstr_size` writable bytes.
+ */
+kp_err_t kp_oauthbearer_set_token(struct kp_oauthbearer_request_t *req,
+                                  const char *token_value,
+                                  int64_t expiry_ms,
+                                  const char *principal,
+                                  const char *const *extensions,
+                                  size_t extension_size,
+                                  char *errstr,
+                                  size_t errstr_size);
+
+/*
+ Answers a token request with a failure (from the token refresh
+ callback): `errstr` says why (NULL: no reason given). While the current
+ token is still valid, kp asks again 10 s later (sooner when it runs out
+ first); when no valid token is left, connecting fails with
+ KP_ERR_AUTHENTICATION and this reason, and the producer turns fatal, as
+ with wrong credentials.
+ Returns KP_OK or KP_ERR_INVALID_ARG (NULL req).
+
+ # Safety
+ `req` is NULL or the request passed to the running callback; `errstr` is
+ NULL or NUL-terminated.
+ */
+kp_err_t kp_oauthbearer_set_token_failure(struct kp_oauthbearer_request_t *req, const char *errstr);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -159,9 +159,11 @@ pub unsafe extern "C" fn kp_oauthbearer_set_token(
 }
 
 /// Answers a token request with a failure (from the token refresh
-/// callback): `errstr` says why (NULL: no reason given). Connections that
-/// need a token then fail with KP_ERR_AUTHENTICATION and this reason; kp
-/// asks again 10 s later (sooner when the current token runs out first).
+/// callback): `errstr` says why (NULL: no reason given). While the current
+/// token is still valid, kp asks again 10 s later (sooner when it runs out
+/// first); when no valid token is left, connecting fails with
+/// KP_ERR_AUTHENTICATION and this reason, and the producer turns fatal, as
+/// with wrong credentials.
 /// Returns KP_OK or KP_ERR_INVALID_ARG (NULL req).
 ///
 /// # Safety

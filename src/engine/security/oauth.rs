@@ -65,7 +65,9 @@ impl Token {
                     "SASL extension name \"{k}\" is invalid (letters only, not \"auth\")"
                 ));
             }
-            if !v.bytes().all(|b| matches!(b, 0x21..=0x7e | b' ' | b'\t' | b'\r' | b'\n')) {
+            if v.is_empty()
+                || !v.bytes().all(|b| matches!(b, 0x21..=0x7e | b' ' | b'\t' | b'\r' | b'\n'))
+            {
                 return Err(format!("SASL extension \"{k}\" has an invalid value"));
             }
         }

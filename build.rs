@@ -99,6 +99,13 @@ const SECTIONS: &[Section] = &[
         files: &["src/ffi/txn.rs"],
     },
     Section {
+        title: "SASL OAUTHBEARER tokens",
+        intro: "With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a\n\
+                callback registered on the config, on kp's \"kp-oauth\" thread: when a\n\
+                connection first needs one and again at 80% of each token's lifetime.",
+        files: &["src/ffi/oauth.rs"],
+    },
+    Section {
         title: "Version",
         intro: "The version of this header (macros) and of the library (functions); a\n\
                 program can compare both at run time.",

@@ -1396,7 +1396,104 @@ void kp_offsets_destroy(struct kp_offsets_t *o);
 
 
 /* ==========================================================================
- * 11. Version
+ * 11. SASL OAUTHBEARER tokens
+ *
+ * With sasl.mechanism=OAUTHBEARER, kp asks the application for tokens through a
+ * callback registered on the config, on kp's "kp-oauth" thread: when a
+ * connection first needs one and again at 80% of each token's lifetime.
+ * ========================================================================== */
+
+/*
+ A request for a token (opaque), lent to the token refresh callback and
+ valid only during that call: answer it with kp_oauthbearer_set_token() or
+ kp_oauthbearer_set_token_failure() before returning.
+ */
+typedef struct kp_oauthbearer_request_t kp_oauthbearer_request_t;
+
+/*
+ Token refresh callback (SASL OAUTHBEARER): get a token, e.g. from an
+ identity provider, and hand it over with kp_oauthbearer_set_token(req,
+ ...), or call kp_oauthbearer_set_token_failure(req, why). `req` is valid
+ only during the call. `oauthbearer_config` is the sasl.oauthbearer.config
+ setting ("" when unset), valid during the call. kp calls it when a
+ connection first needs a token and again at 80% of the token's lifetime,
+ on a kp thread named "kp-oauth" (never the network I/O thread), one call at a
+ time per producer; it may block (e.g. for an HTTP request), but must not
+ call kp_flush(), kp_producer_close() or kp_producer_destroy().
+ */
+typedef void (*kp_oauthbearer_token_refresh_fn_t)(struct kp_oauthbearer_request_t *req,
+                                                  const char *oauthbearer_config,
+                                                  void *ctx);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/*
+ Registers the token refresh callback for sasl.mechanism=OAUTHBEARER
+ (NULL removes it). Without one, OAUTHBEARER needs
+ enable.sasl.oauthbearer.unsecure.jwt=true (test clusters only). `ctx` is
+ passed to every call and must stay valid until kp_producer_destroy()
+ returns. Returns KP_OK or KP_ERR_INVALID_ARG (NULL cfg).
+
+ # Safety
+ `cfg` is NULL or a live config used by no other thread; `cb` is NULL or
+ a function callable from any thread as kp_oauthbearer_token_refresh_fn_t
+ documents.
+ */
+kp_err_t kp_config_set_oauthbearer_token_refresh_cb(struct kp_config_t *cfg,
+                                                    kp_oauthbearer_token_refresh_fn_t cb,
+                                                    void *ctx);
+
+/*
+ Answers a token request with a token (from the token refresh callback).
+ `token_value`: the token (printable ASCII, no spaces; kp copies it and
+ never logs it). `expiry_ms`: when it expires, in milliseconds since the
+ Unix epoch (librdkafka's md_lifetime_ms); kp asks for the next token at
+ 80% of the time left. `principal`: the principal name the token is for.
+ `extensions`: NULL or `extension_size` strings, alternating SASL
+ extension names and values (KIP-342); `extension_size` must be even.
+ Returns KP_OK, or KP_ERR_INVALID_ARG with the reason in `errstr` (NULL
+ or empty arguments, an expiry not in the future, a bad extension); the
+ request then counts as failed with that reason.
+
+ # Safety
+ `req` is NULL or the request passed to the running callback;
+ `token_value`, `principal` and each extension string are NULL or
+ NUL-terminated; `extensions` is NULL or has `extension_size` pointers;
+ `errstr` is NULL or has `errstr_size` writable bytes.
+ */
+kp_err_t kp_oauthbearer_set_token(struct kp_oauthbearer_request_t *req,
+                                  const char *token_value,
+                                  int64_t expiry_ms,
+                                  const char *principal,
+                                  const char *const *extensions,
+                                  size_t extension_size,
+                                  char *errstr,
+                                  size_t errstr_size);
+
+/*
+ Answers a token request with a failure (from the token refresh
+ callback): `errstr` says why (NULL: no reason given). While the current
+ token is still valid, kp asks again 10 s later (sooner when it runs out
+ first); when no valid token is left, connecting fails with
+ KP_ERR_AUTHENTICATION and this reason, and the producer turns fatal, as
+ with wrong credentials.
+ Returns KP_OK or KP_ERR_INVALID_ARG (NULL req).
+
+ # Safety
+ `req` is NULL or the request passed to the running callback; `errstr` is
+ NULL or NUL-terminated.
+ */
+kp_err_t kp_oauthbearer_set_token_failure(struct kp_oauthbearer_request_t *req, const char *errstr);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+
+/* ==========================================================================
+ * 12. Version
  *
  * The version of this header (macros) and of the library (functions); a
  * program can compare both at run time.

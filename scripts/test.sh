@@ -24,7 +24,8 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
   source .testbed/cluster/env
   export KP_BOOTSTRAP KP_TESTBED_NODES
   # the same cluster's secured listeners (TLS, SASL), for tests/security.rs
-  export KP_SASL_SSL_BOOTSTRAP KP_SSL_BOOTSTRAP KP_SASL_PLAINTEXT_BOOTSTRAP KP_TLS_DIR
+  export KP_SASL_SSL_BOOTSTRAP KP_SSL_BOOTSTRAP KP_SASL_PLAINTEXT_BOOTSTRAP KP_TLS_DIR \
+    KP_EXPIRED_SSL_BOOTSTRAP KP_NOTYET_SSL_BOOTSTRAP
 fi
 
 suites=(--test integration --test transactions --test metrics --test abi)

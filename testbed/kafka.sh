@@ -19,8 +19,11 @@
 #   3 nodes: node n PLAINTEXT 3n092, CONTROLLER 3n093  (31092/31093, 32092/32093, 33092/33093)
 #            i.e. KP_TESTBED_BASE(30092) + n*1000; override with KP_TESTBED_BASE.
 #   secured listeners (KP_TESTBED_SECURITY=1, the default) beside PLAINTEXT port P of each node:
-#            SASL_SSL P+2 (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN), SSL P+3 (client certificate
-#            required), SASL_PLAINTEXT P+4 (PLAIN, SCRAM-SHA-256). Certificates are made per start
+#            SASL_SSL P+2 (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER with unsecured
+#            JWTs; sessions expire after 10 s: connections.max.reauth.ms), SSL P+3 (client
+#            certificate required), SASL_PLAINTEXT P+4 (PLAIN, SCRAM-SHA-256), EXPIRED_SSL P+5
+#            and NOTYET_SSL P+6 (TLS with a broker certificate expired / not yet valid).
+#            Certificates are made per start
 #            with openssl in .testbed/cluster/tls (ca.pem, client.pem/.key, client-enc.key,
 #            client.p12, ca.p12, other-ca.pem). Users: alice/alice-secret (may write and
 #            describe topics and transactional ids prefixed "sec-"; nothing else),
@@ -28,7 +31,7 @@
 #            User:ANONYMOUS, a super user, so plain tests are unaffected.
 # After start, .testbed/cluster/env holds KP_BOOTSTRAP=... and KP_TESTBED_NODES=N
 # (and, with security, KP_SASL_SSL_BOOTSTRAP, KP_SSL_BOOTSTRAP, KP_SASL_PLAINTEXT_BOOTSTRAP,
-# KP_TLS_DIR)
+# KP_EXPIRED_SSL_BOOTSTRAP, KP_NOTYET_SSL_BOOTSTRAP, KP_TLS_DIR)
 # (source it with `set -a; . .testbed/cluster/env; set +a`).
 # Client subcommands use $KP_BOOTSTRAP from the environment if set, else that env file.
 #
@@ -180,9 +183,10 @@ write_props() {
         echo "node.id=$n"
         if [[ $SECURITY == 1 ]]; then
             local sec="SASL_SSL://127.0.0.1:$((pp + 2)),SSL://127.0.0.1:$((pp + 3)),SASL_PLAINTEXT://127.0.0.1:$((pp + 4))"
+            sec+=",EXPIRED_SSL://127.0.0.1:$((pp + 5)),NOTYET_SSL://127.0.0.1:$((pp + 6))"
             echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp,$sec"
             echo "advertised.listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp,$sec"
-            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,EXPIRED_SSL:SSL,NOTYET_SSL:SSL"
             security_props
         else
             echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp"
@@ -258,12 +262,22 @@ gen_certs() {
         openssl pkcs8 -topk8 -v2 aes-256-cbc -in client.rsa.key -out client-enc.key -passout pass:client-key-pass
         openssl pkcs12 -export -in client.pem -inkey client.key -certfile ca.pem -out client.p12 -passout pass:client-p12-pass
         openssl pkcs12 -export -nokeys -in ca.pem -out ca.p12 -passout pass:ca-p12-pass
+        # The broker key signed by the CA with validity in the past / in the future
+        # (listeners EXPIRED_SSL and NOTYET_SSL): the "certificate expired" cases.
+        printf '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=ca.srl\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n' >ca.cnf
+        : >index.txt
+        openssl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key -in broker.csr -out broker-expired.pem -startdate 20200101000000Z -enddate 20200201000000Z -extfile broker.ext
+        openssl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key -in broker.csr -out broker-notyet.pem -startdate 20400101000000Z -enddate 20400201000000Z -extfile broker.ext
     ) >"$TLS_DIR/gen.log" 2>&1 || { cat "$TLS_DIR/gen.log" >&2; die "certificate generation failed"; }
 }
 
 security_props() {
     local l m
-    echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+    echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER"
+    # Unsecured JWTs (alg none), checked by the broker's default validator.
+    echo "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"admin\";"
+    # SASL sessions expire after 10 s: clients must re-authenticate (KIP-368).
+    echo "listener.name.sasl_ssl.connections.max.reauth.ms=10000"
     for l in sasl_ssl sasl_plaintext; do
         for m in scram-sha-256 scram-sha-512; do
             echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -278,6 +292,8 @@ security_props() {
     echo "ssl.truststore.type=PEM"
     echo "ssl.truststore.certificates=$(pem_line "$TLS_DIR/ca.pem")"
     echo "listener.name.ssl.ssl.client.auth=required"
+    echo "listener.name.expired_ssl.ssl.keystore.certificate.chain=$(pem_line "$TLS_DIR/broker-expired.pem")"
+    echo "listener.name.notyet_ssl.ssl.keystore.certificate.chain=$(pem_line "$TLS_DIR/broker-notyet.pem")"
     echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     echo "super.users=User:ANONYMOUS;User:admin;User:CN=kp-client"
 }
@@ -385,7 +401,7 @@ cmd_start() {
     if [[ $SECURITY == 1 ]]; then
         create_acls "$boot"
         local off name b
-        for off in 2:SASL_SSL 3:SSL 4:SASL_PLAINTEXT; do
+        for off in 2:SASL_SSL 3:SSL 4:SASL_PLAINTEXT 5:EXPIRED_SSL 6:NOTYET_SSL; do
             name=${off#*:}
             b=""
             for ((n = 1; n <= nodes; n++)); do

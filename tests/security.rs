@@ -7,7 +7,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Mutex;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -449,6 +450,27 @@ fn certificate_problems_fail_fast_and_say_so() {
 }
 
 #[test]
+fn expired_and_not_yet_valid_server_certificates_fail_fast() {
+    // Listeners serving the broker's key with a CA-signed certificate valid
+    // only in January 2020 / January 2040 (testbed/kafka.sh).
+    let ca = tls("ca.pem");
+    fails_fast(
+        "expired server certificate",
+        &env("KP_EXPIRED_SSL_BOOTSTRAP"),
+        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        &["TLS handshake with 127.0.0.1:", "certificate expired", "not valid after"],
+        false,
+    );
+    fails_fast(
+        "server certificate not yet valid",
+        &env("KP_NOTYET_SSL_BOOTSTRAP"),
+        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        &["TLS handshake with 127.0.0.1:", "certificate not valid yet"],
+        false,
+    );
+}
+
+#[test]
 fn hostname_check_can_be_turned_off() {
     let mut rt = RoundTrips::new();
     let localhost = env("KP_SSL_BOOTSTRAP").replace("127.0.0.1", "localhost");
@@ -474,6 +496,36 @@ fn bad_local_files_fail_producer_creation_with_the_setting_named() {
         (&[("ssl.ca.location", "/nonexistent/ca.pem")], "ssl.ca.location"),
         (&[("ssl.truststore.type", "JKS"), ("ssl.truststore.location", "/x.jks")], "JKS"),
     ];
+    // A real Java KeyStore, made by keytool from the test CA.
+    let dir = std::env::temp_dir().join(format!("kp-jks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jks = dir.join("ca.jks").to_string_lossy().into_owned();
+    let _ = std::fs::remove_file(&jks);
+    let out = std::process::Command::new("keytool")
+        .args(["-importcert", "-noprompt", "-alias", "ca", "-storetype", "JKS"])
+        .args(["-storepass", "jks-store-pass", "-file", &tls("ca.pem"), "-keystore", &jks])
+        .output()
+        .expect("keytool (from the JDK the test bed runs on)");
+    assert!(out.status.success(), "keytool: {}", String::from_utf8_lossy(&out.stderr));
+    let jks_cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        // The file's magic number gives it away, whatever type is claimed.
+        (
+            vec![("ssl.truststore.location", &jks), ("ssl.truststore.password", "jks-store-pass")],
+            "is a Java KeyStore (JKS)",
+        ),
+        (
+            vec![
+                ("ssl.keystore.location", &jks),
+                ("ssl.keystore.type", "JKS"),
+                ("ssl.keystore.password", "jks-store-pass"),
+            ],
+            "ssl.keystore.location: JKS stores are not supported",
+        ),
+        (
+            vec![("ssl.keystore.location", &jks), ("ssl.keystore.password", "jks-store-pass")],
+            "is a Java KeyStore (JKS)",
+        ),
+    ];
     let enc = tls("client-enc.key");
     let cert = tls("client.pem");
     let wrong_pw: Vec<(&str, &str)> = vec![
@@ -484,6 +536,7 @@ fn bad_local_files_fail_producer_creation_with_the_setting_named() {
     let mut all: Vec<(Vec<(&str, &str)>, &str)> =
         cases.iter().map(|(s, e)| (s.to_vec(), *e)).collect();
     all.push((wrong_pw, "ssl.key.password"));
+    all.extend(jks_cases);
     for (settings, expect) in all {
         let mut s = vec![("bootstrap.servers", bs.as_str()), ("security.protocol", "SSL")];
         s.extend(settings);
@@ -493,8 +546,14 @@ fn bad_local_files_fail_producer_creation_with_the_setting_named() {
         let msg = cstr_buf(&err);
         assert!(p.is_null(), "created with {s:?}");
         assert!(msg.contains(expect), "{msg}");
-        assert!(!msg.contains("wrong-secret"), "{msg}");
+        if expect.contains("JKS") {
+            assert!(msg.contains("convert") && msg.contains("PKCS12"), "advice: {msg}");
+            eprintln!("JKS refused: {msg}");
+        }
+        assert!(!msg.contains("wrong-secret") && !msg.contains("jks-store-pass"), "{msg}");
+        unsafe { kp_config_destroy(cfg) };
     }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -665,4 +724,332 @@ fn idempotent_producer_survives_a_broker_kill_over_sasl_ssl() {
     }
     assert_eq!(got.len(), n, "duplicates: {} read for {n} sent", got.len());
     eprintln!("SASL_SSL failover: {n} sent, {} read, none lost or duplicated", got.len());
+}
+
+/// Log lines a producer passed to its log callback (outlives the producer).
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+unsafe extern "C" fn collect_line(
+    _level: i32,
+    _facility: *const c_char,
+    message: *const c_char,
+    ctx: *mut c_void,
+) {
+    // SAFETY: ctx is the &Lines given with the callback; message is valid during the call.
+    let lines = unsafe { &*(ctx as *const Lines) };
+    let m = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
+    lines.0.lock().unwrap().push(m);
+}
+
+fn logged_producer(bootstrap: &str, settings: &[(&str, &str)], lines: &Lines) -> TestProducer {
+    let mut all = vec![("bootstrap.servers", bootstrap)];
+    all.extend_from_slice(settings);
+    let cfg = config(&all);
+    let ctx = lines as *const Lines as *mut c_void;
+    assert_eq!(unsafe { kp_config_set_log_callback(cfg, Some(collect_line), ctx) }, KP_OK);
+    TestProducer::with_config(cfg)
+}
+
+fn metrics(p: &TestProducer) -> kp_metrics_t {
+    let mut m: kp_metrics_t = unsafe { std::mem::zeroed() };
+    m.struct_size = std::mem::size_of::<kp_metrics_t>();
+    assert_eq!(unsafe { kp_producer_metrics(p.p, &mut m) }, KP_OK);
+    m
+}
+
+/// Sends one small record every 10 ms for `secs` seconds; every record must
+/// be delivered, and confluent-kafka must read them all back.
+fn stream_for(p: &TestProducer, topic: &str, secs: u64) -> usize {
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let v = format!("r-{n:06}");
+        let (rc, msg) = p.send(&Rec::new(topic, v.as_bytes()), n);
+        assert_eq!(rc, KP_OK, "send {n}: {msg}");
+        n += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(p.flush(30_000), KP_OK, "flush");
+    let reports = p.reports();
+    assert_one_report_each(&reports, n);
+    let failed: Vec<_> = reports.iter().filter(|r| r.error != KP_OK).collect();
+    assert!(failed.is_empty(), "{} failed, first {:?}", failed.len(), failed.first());
+    let got = read_back(topic, n, "read_uncommitted");
+    let values: HashSet<Vec<u8>> = got.iter().filter_map(|c| c.value.clone()).collect();
+    assert_eq!((got.len(), values.len()), (n, n), "read back");
+    n
+}
+
+#[test]
+fn sasl_sessions_are_reauthenticated_on_the_same_connection() {
+    // The SASL_SSL listener has connections.max.reauth.ms=10000: the broker
+    // grants 10 s sessions and closes a connection whose session ran out.
+    let topic = unique_topic("sec-reauth");
+    create_topic(&topic, 2, rf(), &[]);
+    let lines = Lines::default();
+    let p = logged_producer(
+        &env("KP_SASL_SSL_BOOTSTRAP"),
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "alice"),
+            ("sasl.password", "alice-secret"),
+            ("ssl.ca.location", &tls("ca.pem")),
+            ("enable.idempotence", "true"),
+            ("debug", "security"),
+        ],
+        &lines,
+    );
+    let secs = 45;
+    let n = stream_for(&p, &topic, secs);
+    let m = metrics(&p);
+    p.close(5_000);
+    drop(p);
+    let lines = lines.0.lock().unwrap();
+    let reauths: Vec<&String> =
+        lines.iter().filter(|l| l.starts_with("re-authenticated with")).collect();
+    for l in lines.iter() {
+        assert!(!l.contains("alice-secret"), "secret in the log: {l}");
+    }
+    // Every connection re-authenticates every 8.5 s: 5 times in 45 s (at
+    // least 3 each, for a connection opened late on a loaded machine).
+    let opened = m.connections_opened;
+    assert!(
+        reauths.len() as u64 >= 3 * opened,
+        "{} re-authentications for {opened} connections: {:?}",
+        reauths.len(),
+        lines
+    );
+    assert!(
+        reauths[0].contains("SCRAM-SHA-512") && reauths[0].contains("10000 ms"),
+        "{}",
+        reauths[0]
+    );
+    // No session ran out: the broker closed no connection, kp opened no new one.
+    assert_eq!(m.connections_closed, 0, "connections closed: {lines:?}");
+    assert!(opened <= u64::from(rf()) + 1, "{opened} connections opened");
+    eprintln!(
+        "re-authentication: {n} records over {secs} s, none failed, read back by confluent-kafka; \
+         {} re-authentications on {opened} connections, 0 closed; e.g. {:?}",
+        reauths.len(),
+        reauths[0]
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// base64url without padding (JWT segments).
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut o = String::new();
+    for c in data.chunks(3) {
+        let n = c.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=c.len() {
+            o.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    o
+}
+
+/// The test's "identity provider": hands out unsecured JWTs (the broker's
+/// test validator accepts them) living `life_ms`, and records each call.
+struct TokenSource {
+    principal: &'static str,
+    life_ms: i64,
+    /// (thread name, sasl.oauthbearer.config, ms since the test started)
+    calls: Mutex<Vec<(String, String, u128)>>,
+    t0: Instant,
+}
+
+unsafe extern "C" fn refresh_token(
+    req: *mut kp_oauthbearer_request_t,
+    config: *const c_char,
+    ctx: *mut c_void,
+) {
+    // SAFETY: ctx is the &TokenSource registered with the callback; config is valid during the call.
+    let src = unsafe { &*(ctx as *const TokenSource) };
+    let config = unsafe { CStr::from_ptr(config) }.to_string_lossy().into_owned();
+    let thread = std::thread::current().name().unwrap_or("").to_string();
+    src.calls.lock().unwrap().push((thread, config, src.t0.elapsed().as_millis()));
+    let (now, exp) = (now_ms(), now_ms() + src.life_ms);
+    let claims =
+        format!(r#"{{"sub":"{}","iat":{},"exp":{}}}"#, src.principal, now / 1000, exp / 1000);
+    let token = format!("{}.{}.", b64url(br#"{"alg":"none"}"#), b64url(claims.as_bytes()));
+    let token = CString::new(token).unwrap();
+    let principal = CString::new(src.principal).unwrap();
+    let ext: Vec<CString> =
+        ["traceId", "kp-test"].iter().map(|s| CString::new(*s).unwrap()).collect();
+    let ext_ptrs: Vec<*const c_char> = ext.iter().map(|s| s.as_ptr()).collect();
+    let mut err = [0i8; 256];
+    let rc = unsafe {
+        kp_oauthbearer_set_token(
+            req,
+            token.as_ptr(),
+            (exp / 1000) * 1000,
+            principal.as_ptr(),
+            ext_ptrs.as_ptr(),
+            ext_ptrs.len(),
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    assert_eq!(rc, KP_OK, "kp_oauthbearer_set_token: {}", cstr_buf(&err));
+}
+
+#[test]
+fn oauthbearer_tokens_from_the_callback_are_used_and_refreshed_before_expiry() {
+    // The SASL_SSL listener validates unsecured JWTs and limits sessions to
+    // 10 s (or the token's remaining lifetime, when shorter): connections
+    // must re-authenticate with a fresh token, or the broker closes them.
+    let topic = unique_topic("sec-oauth");
+    create_topic(&topic, 2, rf(), &[]);
+    let src = TokenSource {
+        principal: "alice",
+        life_ms: 15_000,
+        calls: Mutex::default(),
+        t0: Instant::now(),
+    };
+    let lines = Lines::default();
+    let mut all = vec![
+        ("bootstrap.servers", env("KP_SASL_SSL_BOOTSTRAP")),
+        ("security.protocol", "SASL_SSL".into()),
+        ("sasl.mechanism", "OAUTHBEARER".into()),
+        ("sasl.oauthbearer.config", "audience=kp-test".into()),
+        ("ssl.ca.location", tls("ca.pem")),
+        ("debug", "security".into()),
+    ];
+    all.push(("enable.idempotence", "true".into()));
+    let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = config(&all);
+    let ctx = &src as *const TokenSource as *mut c_void;
+    assert_eq!(
+        unsafe { kp_config_set_oauthbearer_token_refresh_cb(cfg, Some(refresh_token), ctx) },
+        KP_OK
+    );
+    let lctx = &lines as *const Lines as *mut c_void;
+    assert_eq!(unsafe { kp_config_set_log_callback(cfg, Some(collect_line), lctx) }, KP_OK);
+    let p = TestProducer::with_config(cfg);
+    let secs = 28;
+    let n = stream_for(&p, &topic, secs);
+    let m = metrics(&p);
+    p.close(5_000);
+    drop(p);
+    let calls = src.calls.lock().unwrap().clone();
+    // 15 s tokens, refreshed at 80%: fetched at ~0, ~12 and ~24 s.
+    assert!(calls.len() >= 3, "token callback calls: {calls:?}");
+    for (thread, config, _) in &calls {
+        assert_eq!(thread, "kp-oauth", "called on kp's token thread, not the I/O thread");
+        assert_eq!(config, "audience=kp-test");
+    }
+    assert!(calls[1].2 >= 10_000 && calls[1].2 < 14_000, "first refresh before expiry: {calls:?}");
+    let lines = lines.0.lock().unwrap();
+    let reauths = lines.iter().filter(|l| l.starts_with("re-authenticated with")).count();
+    assert!(reauths >= 2, "re-authentications: {lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("eyJ")), "a token in the log: {lines:?}");
+    assert_eq!(m.connections_closed, 0, "no session ran out: {lines:?}");
+    eprintln!(
+        "OAUTHBEARER: {n} records over {secs} s, none failed, read back; token callback called at {:?} ms \
+         (15 s tokens) on thread kp-oauth; {reauths} re-authentications, {} connections, 0 closed",
+        calls.iter().map(|c| c.2).collect::<Vec<_>>(),
+        m.connections_opened
+    );
+}
+
+#[test]
+fn oauthbearer_unsecured_jwt_for_test_clusters() {
+    let mut rt = RoundTrips::new();
+    let b = env("KP_SASL_SSL_BOOTSTRAP");
+    let ca = tls("ca.pem");
+    rt.produce(
+        "OAUTHBEARER unsecured JWT (librdkafka names)",
+        &b,
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+            ("sasl.oauthbearer.config", "principal=alice lifeSeconds=60 extension_traceId=t1"),
+            ("ssl.ca.location", &ca),
+        ],
+    );
+    rt.produce(
+        "OAUTHBEARER unsecured JWT (Java names)",
+        &b,
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"alice\";",
+            ),
+            ("ssl.ca.location", &ca),
+        ],
+    );
+    rt.verify();
+    // No token source at all: refused at creation, saying what to do.
+    let cfg = config(&[
+        ("bootstrap.servers", &b),
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("ssl.ca.location", &ca),
+    ]);
+    let mut err = [0i8; 512];
+    let p = unsafe { kp_producer_new(cfg, err.as_mut_ptr(), err.len()) };
+    assert!(p.is_null());
+    let msg = cstr_buf(&err);
+    assert!(msg.contains("kp_config_set_oauthbearer_token_refresh_cb"), "{msg}");
+    unsafe { kp_config_destroy(cfg) };
+}
+
+unsafe extern "C" fn refuse_token(
+    req: *mut kp_oauthbearer_request_t,
+    _config: *const c_char,
+    ctx: *mut c_void,
+) {
+    // SAFETY: ctx is the &AtomicUsize registered with the callback.
+    unsafe { &*(ctx as *const AtomicUsize) }.fetch_add(1, Ordering::SeqCst);
+    let why = CString::new("identity provider unreachable").unwrap();
+    assert_eq!(unsafe { kp_oauthbearer_set_token_failure(req, why.as_ptr()) }, KP_OK);
+}
+
+#[test]
+fn oauthbearer_token_failure_fails_the_records_fast_with_the_reason() {
+    let calls = AtomicUsize::new(0);
+    let cfg = config(&[
+        ("bootstrap.servers", &env("KP_SASL_SSL_BOOTSTRAP")),
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("ssl.ca.location", &tls("ca.pem")),
+    ]);
+    let ctx = &calls as *const AtomicUsize as *mut c_void;
+    assert_eq!(
+        unsafe { kp_config_set_oauthbearer_token_refresh_cb(cfg, Some(refuse_token), ctx) },
+        KP_OK
+    );
+    let p = TestProducer::with_config(cfg);
+    let topic = unique_topic("sec-oauth-fail");
+    let t0 = Instant::now();
+    for i in 0..5 {
+        assert_eq!(p.send(&Rec::new(&topic, b"never"), i).0, KP_OK);
+    }
+    let reports = p.wait_reports(5, Duration::from_secs(10));
+    let took = t0.elapsed();
+    assert_one_report_each(&reports, 5);
+    for r in &reports {
+        let m = r.message.clone().unwrap_or_default();
+        assert_ne!(r.error, KP_OK);
+        assert!(m.contains("OAUTHBEARER") && m.contains("identity provider unreachable"), "{m}");
+    }
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    p.close(5_000);
+    drop(p);
+    let n = calls.load(Ordering::SeqCst);
+    assert!((1..=5).contains(&n), "token callback called {n} times");
+    eprintln!(
+        "OAUTHBEARER token failure: 5 records failed in {took:?} with {:?}; callback called {n} time(s)",
+        reports[0].message.as_deref().unwrap_or_default()
+    );
 }

@@ -47,6 +47,8 @@ pub struct ConnSettings {
 pub struct ConnLog {
     pub log: crate::log::Log,
     pub peer: String,
+    /// SASL re-authentication due on this connection, and its time limit.
+    pub reauth: Option<(super::security::Reauth, Duration)>,
 }
 
 /// API version ranges the broker announced, plus finalized features.
@@ -93,7 +95,8 @@ struct Outgoing {
 /// One established connection (TCP + ApiVersions done).
 pub struct Session {
     tx: mpsc::UnboundedSender<Outgoing>,
-    next_correlation: AtomicI32,
+    /// Shared with the I/O task, which numbers re-authentication requests.
+    next_correlation: Arc<AtomicI32>,
     pub apis: Arc<BrokerApis>,
     alive: Arc<AtomicBool>,
     killed: Arc<tokio::sync::Notify>,
@@ -296,7 +299,7 @@ impl Broker {
             set_buf(sock, libc::SO_RCVBUF, self.settings.receive_buffer_bytes);
         }
         let addr = self.addr();
-        let stream = self
+        let (stream, reauth) = self
             .settings
             .security
             .establish(stream, &self.host, &addr, &self.settings.client_id)
@@ -304,6 +307,7 @@ impl Broker {
         let peer = ConnLog {
             log: self.settings.log.clone(),
             peer: format!("broker {} ({addr})", self.node_id),
+            reauth: reauth.map(|r| (r, self.settings.setup_timeout)),
         };
         start_session(stream, &self.settings.client_id, self.settings.metrics.clone(), peer).await
     }
@@ -552,8 +556,10 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let alive = Arc::new(AtomicBool::new(true));
     let killed = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone(), metrics, peer));
-    Ok(Session { tx, next_correlation: AtomicI32::new(1), apis: Arc::new(apis), alive, killed })
+    let next_correlation = Arc::new(AtomicI32::new(1));
+    let corr = next_correlation.clone();
+    tokio::spawn(io_task(stream, rx, alive.clone(), killed.clone(), metrics, peer, corr));
+    Ok(Session { tx, next_correlation, apis: Arc::new(apis), alive, killed })
 }
 
 pub(crate) async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Bytes> {
@@ -657,10 +663,12 @@ async fn io_task<S>(
     alive: Arc<AtomicBool>,
     killed: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
-    peer: ConnLog,
+    mut peer: ConnLog,
+    corr: Arc<AtomicI32>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let mut reauth = peer.reauth.take();
     let (rd, wr) = tokio::io::split(stream);
     // Small segments are coalesced here; large ones (record batches) go
     // straight to the socket.
@@ -686,6 +694,27 @@ async fn io_task<S>(
             _ = killed.notified() => {
                 break "connection closed by the client".into();
             }
+            _ = reauth_due(reauth.as_ref().map(|r| r.0.due)) => {
+                let Some((r, limit)) = reauth.as_mut() else { continue };
+                let mut ch = InSession { wr: &mut wr, pending: &pending, corr: &corr };
+                let done = tokio::select! {
+                    d = tokio::time::timeout(*limit, r.run(&mut ch)) => d,
+                    x = &mut reader => break x.unwrap_or_else(|e| format!("reader stopped: {e}")),
+                    _ = killed.notified() => break "connection closed by the client".into(),
+                };
+                match done {
+                    Ok(Ok(again)) => {
+                        kp_log!(peer.log, DEBUG, SECURITY,
+                            "re-authenticated with {} ({}, #{}), session lifetime {} ms",
+                            peer.peer, r.mechanism(), r.count, r.lifetime_ms);
+                        if !again {
+                            reauth = None;
+                        }
+                    }
+                    Ok(Err(e)) => break format!("re-authentication failed: {}", e.message),
+                    Err(_) => break "re-authentication timed out".into(),
+                }
+            }
         }
     };
     alive.store(false, Ordering::Release);
@@ -705,6 +734,43 @@ async fn io_task<S>(
         if let Some(r) = m.reply {
             let _ = r.send(lost());
         }
+    }
+}
+
+/// Sleeps until `due` (forever when None).
+async fn reauth_due(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SASL re-authentication requests on a live connection: registered and
+/// written like any request, so the reader hands them their responses in
+/// order, after those of the requests already in flight.
+struct InSession<'a, W> {
+    wr: &'a mut W,
+    pending: &'a PendingReplies,
+    corr: &'a AtomicI32,
+}
+
+impl<W: AsyncWrite + Unpin> super::security::SaslChannel for InSession<'_, W> {
+    fn next_correlation(&mut self) -> i32 {
+        self.corr.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn round_trip(&mut self, corr: i32, frame: BytesMut) -> Result<Bytes, Error> {
+        let (tx, rx) = oneshot::channel();
+        let m = Outgoing {
+            frame: vec![frame.freeze()],
+            correlation_id: corr,
+            reply: Some(tx),
+            written: None,
+        };
+        write_requests(self.wr, vec![m], self.pending)
+            .await
+            .map_err(|e| Error::new(error::TRANSPORT, format!("write failed: {e}")))?;
+        rx.await.map_err(|_| Error::new(error::TRANSPORT, "connection lost"))?
     }
 }
 

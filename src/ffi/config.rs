@@ -9,6 +9,7 @@ use super::boundary::{
 use super::errors::{kp_err_t, KP_ERR_INVALID_ARG, KP_OK};
 use super::interceptors::Interceptors;
 use super::log::LogCallback;
+use super::oauth::TokenCallback;
 use crate::config::{ConfigMap, SetError};
 
 /// Configuration object (opaque). Created by kp_config_new(), freed by
@@ -19,6 +20,7 @@ pub struct kp_config_t {
     pub(crate) interceptors: Option<Interceptors>,
     pub(crate) partitioner: Option<Partitioner>,
     pub(crate) log: Option<LogCallback>,
+    pub(crate) token_refresh: Option<TokenCallback>,
 }
 
 impl Handle for kp_config_t {
@@ -72,6 +74,7 @@ pub extern "C" fn kp_config_new() -> *mut kp_config_t {
             interceptors: None,
             partitioner: None,
             log: None,
+            token_refresh: None,
         })
     })
 }
@@ -89,6 +92,7 @@ pub unsafe extern "C" fn kp_config_dup(cfg: *const kp_config_t) -> *mut kp_confi
             interceptors: c.interceptors,
             partitioner: c.partitioner,
             log: c.log,
+            token_refresh: c.token_refresh,
         }),
     })
 }

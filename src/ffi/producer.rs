@@ -166,6 +166,10 @@ pub unsafe extern "C" fn kp_producer_new(
         if let Some(cb) = c.log {
             pcfg.log = cb.logger(pcfg.log_filter);
         }
+        if let Err(m) = pcfg.security.set_token_provider(c.token_refresh.map(|t| t.provider())) {
+            set_errstr!(errstr, errstr_size, &m);
+            return std::ptr::null_mut();
+        }
         let part_fn = c.partitioner.map(partitioner_fn);
         let transactional = pcfg.transactional_id.is_some();
         watch_forks();

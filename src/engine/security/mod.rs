@@ -13,6 +13,7 @@
 //! delivery.timeout.ms. Secrets never reach a message: only user names,
 //! mechanisms, setting names and file paths do.
 
+mod oauth;
 mod sasl;
 mod scram;
 mod tls;
@@ -27,6 +28,8 @@ use tokio::net::TcpStream;
 
 use crate::error::{self, Error};
 
+pub use oauth::{Provider, Token};
+pub(crate) use sasl::SaslChannel;
 use sasl::SaslSettings;
 use tls::{Tls, TlsSettings};
 
@@ -39,6 +42,7 @@ pub const SECRET_SETTINGS: &[&str] = &[
     "ssl.key.pem",
     "ssl.keystore.password",
     "ssl.truststore.password",
+    "sasl.oauthbearer.config",
 ];
 
 /// What `kp_config_get` shows for a secret that was set.
@@ -118,6 +122,15 @@ impl Security {
         }
     }
 
+    /// Gives SASL OAUTHBEARER the application's token provider; an error
+    /// when OAUTHBEARER is configured with no token source at all.
+    pub fn set_token_provider(&mut self, p: Option<Arc<Provider>>) -> Result<(), String> {
+        match &mut self.sasl {
+            Some(s) => Arc::make_mut(s).set_token_provider(p),
+            None => Ok(()),
+        }
+    }
+
     /// Sets what to do when a connection fails authentication (once).
     pub fn on_auth_failure(&self, f: impl Fn(Error) + Send + Sync + 'static) {
         let _ = self.hook.set(Box::new(f));
@@ -137,13 +150,15 @@ impl Security {
 
     /// TLS handshake (if configured) and SASL authentication (if configured)
     /// on a fresh socket. `host` is the name the broker was reached by.
+    /// With SASL and a broker that limits the session's lifetime, also what
+    /// the connection needs to re-authenticate in time.
     pub async fn establish(
         &self,
         tcp: TcpStream,
         host: &str,
         addr: &str,
         client_id: &str,
-    ) -> Result<Stream, Error> {
+    ) -> Result<(Stream, Option<Reauth>), Error> {
         let mut stream = match &self.tls {
             None => Stream::Plain(tcp),
             Some(t) => {
@@ -159,10 +174,68 @@ impl Security {
                 Stream::Tls(Box::new(tls))
             }
         };
+        let mut reauth = None;
         if let Some(s) = &self.sasl {
-            sasl::authenticate(&mut stream, s, client_id, addr).await?;
+            let mut bare = sasl::Bare { stream: &mut stream, next: 0 };
+            let lifetime = sasl::authenticate(&mut bare, s, client_id, addr).await?;
+            reauth = Reauth::due_after(lifetime).map(|due| Reauth {
+                sasl: s.clone(),
+                client_id: client_id.to_string(),
+                addr: addr.to_string(),
+                due,
+                lifetime_ms: lifetime,
+                count: 0,
+            });
         }
-        Ok(stream)
+        Ok((stream, reauth))
+    }
+}
+
+/// Re-authentication (KIP-368) of a live connection: the broker granted the
+/// SASL session a limited lifetime (SaslAuthenticate v1's
+/// session_lifetime_ms, set by `connections.max.reauth.ms` or a token's
+/// expiry) and closes the connection when it runs out. The connection's I/O
+/// task runs the SASL exchange again on the same connection at 85% of the
+/// lifetime, holding back new requests meanwhile (responses to those in
+/// flight still arrive first, in order), so nothing is dropped or reordered.
+pub struct Reauth {
+    sasl: Arc<SaslSettings>,
+    client_id: String,
+    addr: String,
+    /// When to start the next re-authentication.
+    pub due: tokio::time::Instant,
+    /// The lifetime the broker granted last (ms).
+    pub lifetime_ms: i64,
+    /// Re-authentications done on this connection.
+    pub count: u64,
+}
+
+impl Reauth {
+    fn due_after(lifetime_ms: i64) -> Option<tokio::time::Instant> {
+        (lifetime_ms > 0).then(|| {
+            tokio::time::Instant::now()
+                + std::time::Duration::from_millis(lifetime_ms as u64 * 85 / 100)
+        })
+    }
+
+    /// The mechanism's name, for log lines.
+    pub fn mechanism(&self) -> &'static str {
+        self.sasl.mechanism.name()
+    }
+
+    /// Authenticates again over `ch`; Ok(false) when the broker granted an
+    /// unlimited session this time (no further re-authentication).
+    pub(crate) async fn run<C: SaslChannel>(&mut self, ch: &mut C) -> Result<bool, Error> {
+        let lifetime = sasl::authenticate(ch, &self.sasl, &self.client_id, &self.addr).await?;
+        self.lifetime_ms = lifetime;
+        self.count += 1;
+        match Self::due_after(lifetime) {
+            Some(due) => {
+                self.due = due;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 

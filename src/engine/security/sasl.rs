@@ -1,10 +1,13 @@
 //! SASL authentication of a fresh connection (KIP-43/KIP-152): SaslHandshake
 //! v1 names the mechanism, then SaslAuthenticate v1 requests carry the
-//! mechanism's messages. PLAIN and SCRAM-SHA-256/512.
+//! mechanism's messages. PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use std::sync::Arc;
+
+use super::oauth::{self, Tokens};
 use super::scram::{Hash, Scram};
 use crate::error::{self, Error};
 use crate::protocol::api::{self, Request};
@@ -17,6 +20,7 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -25,6 +29,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -35,6 +40,11 @@ pub struct SaslSettings {
     pub mechanism: Mechanism,
     pub username: String,
     password: String,
+    /// OAUTHBEARER: where tokens come from (None until the application's
+    /// callback is set, see [`SaslSettings::set_token_provider`]).
+    tokens: Option<Arc<Tokens>>,
+    /// OAUTHBEARER: `sasl.oauthbearer.config`, handed to the provider.
+    oauth_config: String,
 }
 
 impl std::fmt::Debug for SaslSettings {
@@ -127,8 +137,12 @@ impl SaslSettings {
         let mechanism = match get("sasl.mechanism").unwrap_or_default().as_str() {
             "scram-sha-256" => Mechanism::ScramSha256,
             "scram-sha-512" => Mechanism::ScramSha512,
+            "oauthbearer" => Mechanism::OAuthBearer,
             _ => Mechanism::Plain,
         };
+        if mechanism == Mechanism::OAuthBearer {
+            return Self::oauthbearer(get);
+        }
         let mut username = get("sasl.username").filter(|s| !s.is_empty());
         let mut password = get("sasl.password").filter(|s| !s.is_empty());
         if let Some(j) = get("sasl.jaas.config").filter(|s| !s.is_empty()) {
@@ -171,28 +185,122 @@ impl SaslSettings {
                 mechanism.name()
             )
         })?;
-        Ok(SaslSettings { mechanism, username, password })
+        Ok(SaslSettings {
+            mechanism,
+            username,
+            password,
+            tokens: None,
+            oauth_config: String::new(),
+        })
+    }
+
+    /// OAUTHBEARER: tokens from the application's callback (set later), or
+    /// unsecured JWTs built from `sasl.oauthbearer.config` (or from a Java
+    /// OAuthBearerLoginModule's unsecuredLoginStringClaim_sub option).
+    fn oauthbearer(get: &dyn Fn(&str) -> Option<String>) -> Result<SaslSettings, String> {
+        let mut config = get("sasl.oauthbearer.config").unwrap_or_default();
+        if let Some(j) = get("sasl.jaas.config").filter(|s| !s.is_empty()) {
+            let jaas = Jaas::parse(&j)?;
+            if !jaas.module.ends_with("OAuthBearerLoginModule") {
+                return Err(format!(
+                    "\"sasl.jaas.config\" uses {} but \"sasl.mechanism\" is OAUTHBEARER \
+                     (OAuthBearerLoginModule expected)",
+                    jaas.module
+                ));
+            }
+            if config.is_empty() {
+                if let Some(sub) = jaas.option("unsecuredLoginStringClaim_sub") {
+                    config = format!("principal={sub}");
+                    if let Some(l) = jaas.option("unsecuredLoginLifetimeSeconds") {
+                        config.push_str(&format!(" lifeSeconds={l}"));
+                    }
+                }
+            }
+        }
+        let unsecured = get("enable.sasl.oauthbearer.unsecure.jwt").as_deref() == Some("true");
+        let tokens = if unsecured {
+            // Fail at creation, not at the first connection, on a bad config.
+            oauth::unsecured_jwt(&config)?;
+            Some(Tokens::new(Arc::new(oauth::unsecured_jwt), config.clone()))
+        } else {
+            None
+        };
+        Ok(SaslSettings {
+            mechanism: Mechanism::OAuthBearer,
+            username: String::new(),
+            password: String::new(),
+            tokens,
+            oauth_config: config,
+        })
+    }
+
+    /// Gives OAUTHBEARER the application's token provider (which wins over
+    /// unsecured JWTs); an error when OAUTHBEARER ends up with no token source.
+    pub fn set_token_provider(&mut self, p: Option<Arc<oauth::Provider>>) -> Result<(), String> {
+        if self.mechanism != Mechanism::OAuthBearer {
+            return Ok(());
+        }
+        if let Some(p) = p {
+            self.tokens = Some(Tokens::new(p, self.oauth_config.clone()));
+        }
+        if self.tokens.is_none() {
+            return Err("SASL OAUTHBEARER needs tokens: register a token refresh callback \
+                 (kp_config_set_oauthbearer_token_refresh_cb), or for test clusters set \
+                 enable.sasl.oauthbearer.unsecure.jwt=true and sasl.oauthbearer.config=principal=<name>"
+                .into());
+        }
+        Ok(())
     }
 }
 
-/// Writes one request frame and reads its response on the bare stream.
-async fn exchange<S, R>(
-    stream: &mut S,
+/// Carries SASL request frames to the broker and their responses back: the
+/// bare stream of a new connection, or a live session (re-authentication).
+pub(crate) trait SaslChannel {
+    /// The correlation id for the next request.
+    fn next_correlation(&mut self) -> i32;
+    /// Writes one request frame (correlation id `corr`) and waits for its
+    /// response frame.
+    async fn round_trip(&mut self, corr: i32, frame: BytesMut) -> Result<bytes::Bytes, Error>;
+}
+
+/// A fresh connection's stream before any other traffic.
+pub(crate) struct Bare<'a, S> {
+    pub stream: &'a mut S,
+    pub next: i32,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> SaslChannel for Bare<'_, S> {
+    fn next_correlation(&mut self) -> i32 {
+        self.next += 1;
+        self.next
+    }
+
+    async fn round_trip(&mut self, _corr: i32, frame: BytesMut) -> Result<bytes::Bytes, Error> {
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| super::setup_io_error(&e, "SASL: write failed"))?;
+        crate::engine::conn::read_frame(self.stream)
+            .await
+            .map_err(|e| super::setup_io_error(&e, "SASL: no answer from the broker"))
+    }
+}
+
+/// Sends one request and decodes its response.
+async fn exchange<C, R>(
+    ch: &mut C,
     req: &R,
     version: i16,
-    corr: i32,
     client_id: &str,
 ) -> Result<R::Response, Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: SaslChannel,
     R: Request,
 {
+    let corr = ch.next_correlation();
     let mut frame = BytesMut::new();
     api::encode_request(&mut frame, req, version, corr, client_id);
-    stream.write_all(&frame).await.map_err(|e| super::setup_io_error(&e, "SASL: write failed"))?;
-    let resp = crate::engine::conn::read_frame(stream)
-        .await
-        .map_err(|e| super::setup_io_error(&e, "SASL: no answer from the broker"))?;
+    let resp = ch.round_trip(corr, frame).await?;
     let (got, r) = api::decode_response::<R>(version, resp)
         .map_err(|e| Error::new(error::BAD_RESPONSE, format!("SASL: undecodable response: {e}")))?;
     if got != corr {
@@ -203,18 +311,15 @@ where
 
 /// Runs the whole exchange; returns the session lifetime the broker granted
 /// (0: unlimited).
-pub async fn authenticate<S>(
-    stream: &mut S,
+pub async fn authenticate<C: SaslChannel>(
+    stream: &mut C,
     s: &SaslSettings,
     client_id: &str,
     addr: &str,
-) -> Result<i64, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<i64, Error> {
     let mech = s.mechanism.name();
     let hs =
-        exchange(stream, &SaslHandshakeRequest { mechanism: mech.into() }, 1, 1, client_id).await?;
+        exchange(stream, &SaslHandshakeRequest { mechanism: mech.into() }, 1, client_id).await?;
     if hs.error_code != 0 {
         return Err(Error::new(
             error::AUTHENTICATION,
@@ -225,33 +330,52 @@ where
             ),
         ));
     }
+    let token = match &s.tokens {
+        Some(t) if s.mechanism == Mechanism::OAuthBearer => Some(t.get().await?),
+        _ => None,
+    };
+    let who = match &token {
+        Some(t) => format!("principal {}", t.principal),
+        None => format!("user {}", s.username),
+    };
     let failed = |why: Result<Error, String>| match why {
         Ok(e) => e,
         Err(why) => Error::new(
             error::AUTHENTICATION,
-            format!(
-                "SASL authentication failed for user {} with {mech} at {addr}: {why}",
-                s.username
-            ),
+            format!("SASL authentication failed for {who} with {mech} at {addr}: {why}"),
         ),
     };
     match s.mechanism {
+        Mechanism::OAuthBearer => {
+            let Some(t) = token else {
+                return Err(Error::new(error::INTERNAL, "OAUTHBEARER without a token source"));
+            };
+            let r = step(stream, t.client_first_message(), client_id).await.map_err(&failed)?;
+            if r.auth_bytes.is_empty() {
+                return Ok(r.session_lifetime_ms);
+            }
+            // The broker's error challenge (RFC 7628 3.2.2, JSON): answered
+            // with a lone separator, after which the broker fails the exchange.
+            let detail = String::from_utf8_lossy(&r.auth_bytes).into_owned();
+            let _ = step(stream, vec![1], client_id).await;
+            Err(failed(Err(format!("the broker refused the token: {detail}"))))
+        }
         Mechanism::Plain => {
             let mut msg = Vec::with_capacity(s.username.len() + s.password.len() + 2);
             msg.push(0);
             msg.extend_from_slice(s.username.as_bytes());
             msg.push(0);
             msg.extend_from_slice(s.password.as_bytes());
-            Ok(step(stream, msg, 2, client_id).await.map_err(&failed)?.session_lifetime_ms)
+            Ok(step(stream, msg, client_id).await.map_err(&failed)?.session_lifetime_ms)
         }
         Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
             let hash =
                 if s.mechanism == Mechanism::ScramSha256 { Hash::Sha256 } else { Hash::Sha512 };
             let nonce = Scram::random_nonce().map_err(|e| Error::new(error::INTERNAL, e))?;
             let (mut scram, first) = Scram::start(hash, &s.username, nonce);
-            let server_first = step(stream, first, 2, client_id).await.map_err(&failed)?.auth_bytes;
+            let server_first = step(stream, first, client_id).await.map_err(&failed)?.auth_bytes;
             let fin = scram.client_final(&server_first, &s.password).map_err(|e| failed(Err(e)))?;
-            let r = step(stream, fin, 3, client_id).await.map_err(&failed)?;
+            let r = step(stream, fin, client_id).await.map_err(&failed)?;
             scram.verify_server_final(&r.auth_bytes).map_err(|e| failed(Err(e)))?;
             Ok(r.session_lifetime_ms)
         }
@@ -260,19 +384,14 @@ where
 
 /// One SaslAuthenticate round trip. Err(Ok(e)): the exchange itself failed;
 /// Err(Err(why)): the broker refused the credentials.
-async fn step<S>(
-    stream: &mut S,
+async fn step<C: SaslChannel>(
+    stream: &mut C,
     bytes: Vec<u8>,
-    corr: i32,
     client_id: &str,
-) -> Result<SaslAuthenticateResponse, Result<Error, String>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let r =
-        exchange(stream, &SaslAuthenticateRequest { auth_bytes: bytes.into() }, 1, corr, client_id)
-            .await
-            .map_err(Ok)?;
+) -> Result<SaslAuthenticateResponse, Result<Error, String>> {
+    let r = exchange(stream, &SaslAuthenticateRequest { auth_bytes: bytes.into() }, 1, client_id)
+        .await
+        .map_err(Ok)?;
     if r.error_code != 0 {
         return Err(Err(r
             .error_message

@@ -7,7 +7,12 @@
  *          [&](const kp::DeliveryReport& r) { if (!r.ok()) log(r.error_message()); });
  *   kp::RecordMetadata m = p.send_sync(kp::Record("orders", "hello"));
  *   std::future<kp::RecordMetadata> f = p.send_future(kp::Record("orders", "hi"));
+ *   kp::BatchResult b = p.send_batch(records, [&](const kp::DeliveryReport& r, std::size_t i) { ... });
  *   p.close();
+ *
+ * Also: poll_reports() (the batched drain of poll mode: reports as plain
+ * values), Config::set_logger() (kp's log lines to any callable), error
+ * classes (kp::ErrorClass) on errors and reports.
  *
  * Errors are exceptions (kp::Error, with the C API's code and error class):
  * C++17 has no std::expected, a constructor (Config, Producer) can only
@@ -25,6 +30,9 @@
  * (every accepted record gets exactly one report before ~Producer returns),
  * or when the callable throws. If send() throws, the record was not
  * accepted and the callable is destroyed without being called.
+ *
+ * send_batch() owns its one callable likewise until the last accepted
+ * record's report.
  *
  * Exceptions thrown by a delivery callback never cross into kp (its frames
  * are C/Rust): kp.hpp catches them, keeps the first one and counts the

@@ -18,7 +18,10 @@ LIBDIR=$PWD/target/release
 [ -f "$LIBDIR/libkp.so" ] || { echo "FAILED: $LIBDIR/libkp.so missing (make lib)"; echo "0 passed, 1 failed"; exit 1; }
 WARN=(-std=c++17 -Wall -Wextra -Werror -pedantic -Wshadow -Wconversion -Wsign-conversion)
 LINK=(-Iinclude -L"$LIBDIR" -lkp -Wl,-rpath,"$LIBDIR" -lpthread -ldl -lm)
-SAN=(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
+# -O0: the sanitizers check as much (more of the stack stays instrumented) and
+# the test compiles 2-3x faster than at -O1 (g++ 16 s vs 37 s of CPU); the
+# plain build is -O2 and gives the optimiser's warnings.
+SAN=(-O0 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
 mkdir -p build/cpp-test
 
 compilers=(g++)

@@ -496,7 +496,7 @@ class CRecord {
     const kp_record_t* get() const noexcept { return &rec_; }
     /* Topics with a NUL byte inside are refused before reaching kp. */
     bool topic_has_nul(const Record& r) const noexcept {
-        return std::memchr(r.topic.data(), '\0', r.topic.size()) != nullptr;
+        return r.topic.find('\0') != std::string_view::npos; /* (memchr on a null view would be UB) */
     }
 
   private:
@@ -531,8 +531,8 @@ class CBatch {
                 topic_at[i] = topic_at[i - 1];
             } else {
                 topic_at[i] = topics_.size();
-                if (!std::memchr(r.topic.data(), '\0', r.topic.size()))
-                    topics_.append(r.topic);
+                if (r.topic.find('\0') == std::string_view::npos)
+                    topics_.append(r.topic.data() ? r.topic : std::string_view(""));
                 topics_.push_back('\0');
             }
             kp_record_t& c = recs_[i];

@@ -190,6 +190,12 @@ static void test_send_modes(const std::string& bootstrap, const std::string& top
     } catch (const kp::Error& e) {
         check(e.code() == KP_ERR_INVALID_TOPIC, "a topic with a NUL byte throws INVALID_TOPIC");
     }
+    try {
+        p.send(kp::Record());
+        check(false, "a record without a topic throws");
+    } catch (const kp::Error& e) {
+        check(e.code() == KP_ERR_INVALID_TOPIC, "a default Record (null topic view) throws INVALID_TOPIC");
+    }
     check(calls == 0 && live_callables == before, "refused record: callable destroyed, never called");
     check(p.close(30s), "close returns true");
     try {
@@ -486,11 +492,11 @@ static void test_batch_and_logger(const std::string& bootstrap, const std::strin
 
     // A batch kp refuses entirely: the callable is destroyed at once, never called.
     std::atomic<int> none{0};
-    std::vector<kp::Record> bad{kp::Record("bad topic", "a"), kp::Record("", "b")};
+    std::vector<kp::Record> bad{kp::Record("bad topic", "a"), kp::Record("", "b"), kp::Record()};
     const kp::BatchResult r2 = p->send_batch(bad, [c = Counted(&none, false)](const kp::DeliveryReport& r) { c(r); });
     check(r2.accepted == 0 && r2.results[0] == KP_ERR_INVALID_TOPIC && r2.results[1] == KP_ERR_INVALID_TOPIC &&
-              none == 0 && live_callables == live_before,
-          "a batch with no record accepted: results INVALID_TOPIC, callable (report-only form) destroyed uncalled");
+              r2.results[2] == KP_ERR_INVALID_TOPIC && none == 0 && live_callables == live_before,
+          "a batch with no record accepted (bad, empty, default topic): results INVALID_TOPIC, callable (report-only form) destroyed uncalled");
     check(p->send_batch(kp::Records()).accepted == 0, "an empty batch accepts nothing");
 
     // The broker refuses a record kp accepted: its report and Error carry the class.

@@ -14,10 +14,10 @@ summary() { # what -> prints the counts, returns non-zero on any failure
 }
 
 # check_cpp_example BINARY TOPIC PER_MODE LABEL runs a build of
-# examples-cpp/producer.cpp (3 x PER_MODE records) and has the independent
+# examples-cpp/producer.cpp (4 x PER_MODE records) and has the independent
 # consumer read them back.
 check_cpp_example() {
-    local bin=$1 topic=$2 total=$(( 3 * $3 )) label=$4 out n
+    local bin=$1 topic=$2 total=$(( 4 * $3 )) label=$4 out n
     if out=$("$bin" "$KP_BOOTSTRAP" "$topic" "$3" 2>&1) && grep -q "delivered: $total ok, 0 failed" <<<"$out"; then
         ok "$label: examples-cpp/producer delivers $total records"
     else

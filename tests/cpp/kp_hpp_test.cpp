@@ -1,20 +1,26 @@
 /*
  * kp_hpp_test.cpp - tests of include/kp.hpp against a real Kafka cluster.
  *
- *   kp_hpp_test <bootstrap> <send-topic> <txn-topic> <transactional-id> <close-topic>
+ *   kp_hpp_test <bootstrap> <send-topic> <txn-topic> <transactional-id> <close-topic> <batch-topic>
  *
- * The topics must exist (tests/cpp/run.sh creates them: send-topic with 3
- * partitions). What lands in Kafka is checked afterwards by run.sh with an
- * independent consumer (confluent-kafka): 4 x N records on send-topic with
- * their headers, and on txn-topic only the committed transaction for a
- * read_committed consumer. Prints one "ok:"/"FAILED:" line per check and
+ * The topics must exist (tests/cpp/run.sh creates them: send-topic and
+ * batch-topic with 3 partitions). What lands in Kafka is checked afterwards
+ * by run.sh with an independent consumer (confluent-kafka): 4 x N records
+ * on send-topic with their headers, on txn-topic only the committed
+ * transaction for a read_committed consumer, and on batch-topic the
+ * batch-sent records (with headers), the drained ones and the fork test's. Prints one "ok:"/"FAILED:" line per check and
  * "N passed, M failed"; exits non-zero on any failure.
  */
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -184,6 +190,12 @@ static void test_send_modes(const std::string& bootstrap, const std::string& top
     } catch (const kp::Error& e) {
         check(e.code() == KP_ERR_INVALID_TOPIC, "a topic with a NUL byte throws INVALID_TOPIC");
     }
+    try {
+        p.send(kp::Record());
+        check(false, "a record without a topic throws");
+    } catch (const kp::Error& e) {
+        check(e.code() == KP_ERR_INVALID_TOPIC, "a default Record (null topic view) throws INVALID_TOPIC");
+    }
     check(calls == 0 && live_callables == before, "refused record: callable destroyed, never called");
     check(p.close(30s), "close returns true");
     try {
@@ -210,6 +222,15 @@ static void test_failed_delivery() {
         }
     }
     check(threw, "send_future: a failed delivery makes future.get() throw kp::Error");
+    std::atomic<int> classes_ok{0};
+    p.send(kp::Record("t", "v"), [&](const kp::DeliveryReport& r) {
+        const kp::Error e = r.error();
+        classes_ok = !r.ok() && r.error_class() == kp::ErrorClass::Retriable && e.error_class() == r.error_class() &&
+                     e.is_retriable() && !e.is_fatal();
+        std::printf("   (report %s, class %s)\n", r.error_name(), kp::to_string(r.error_class()));
+    });
+    p.flush(30s);
+    check(classes_ok == 1, "an undeliverable record's report (unreachable broker) has class RETRIABLE, as its Error");
     try {
         p.send_sync(kp::Record("t", "v"), 30s);
         check(false, "send_sync to an unreachable cluster throws");
@@ -371,17 +392,308 @@ static void test_transactions(const std::string& bootstrap, const std::string& t
         p.commit_transaction(10s);
         check(false, "commit without a transaction throws");
     } catch (const kp::Error& e) {
-        check(e.code() != KP_OK, std::string("commit without an open transaction throws: ") + e.what());
+        check(e.code() != KP_OK && e.error_class() != kp::ErrorClass::None,
+              std::string("commit without an open transaction throws: ") + e.what() + ", class " +
+                  kp::to_string(e.error_class()));
     }
     check(p.close(30s), "transactional producer closes");
 }
 
+/* A batch callable that counts its live copies (as Counted does) and its calls per index. */
+struct BatchCounter {
+    std::vector<std::atomic<int>>* calls;
+    std::atomic<int>* delivered;
+    BatchCounter(std::vector<std::atomic<int>>* c, std::atomic<int>* d) : calls(c), delivered(d) { live_callables++; }
+    BatchCounter(const BatchCounter& o) : calls(o.calls), delivered(o.delivered) { live_callables++; }
+    BatchCounter(BatchCounter&& o) noexcept : calls(o.calls), delivered(o.delivered) { live_callables++; }
+    BatchCounter& operator=(const BatchCounter&) = delete;
+    ~BatchCounter() { live_callables--; }
+    void operator()(const kp::DeliveryReport& r, std::size_t index) const {
+        (*calls)[index]++;
+        if (r.ok() && r.offset() >= 0 && r.error_class() == kp::ErrorClass::None)
+            (*delivered)++;
+    }
+};
+
+struct LogLine {
+    kp::LogLevel level;
+    std::string facility, message;
+    bool on_caller; /* on the thread that created the test's producer */
+};
+
+/*
+ * send_batch with a callable (mixed with records kp refuses), the logger at
+ * debug level, a throwing logger, and the error class of a record the
+ * broker refuses. `topic` gets n records "batch-<i>" with a header.
+ */
+static void test_batch_and_logger(const std::string& bootstrap, const std::string& topic, int n) {
+    const std::thread::id me = std::this_thread::get_id();
+    std::mutex log_mu;
+    std::vector<LogLine> lines;
+    std::unique_ptr<kp::Producer> p;
+    {
+        kp::Config c = base_config(bootstrap);
+        c.set("debug", "broker,metadata");
+        c.set("max.request.size", "100000");
+        c.set_logger([&lines, &log_mu, me](kp::LogLevel level, std::string_view facility, std::string_view message) {
+            std::lock_guard<std::mutex> g(log_mu);
+            lines.push_back(LogLine{level, std::string(facility), std::string(message), std::this_thread::get_id() == me});
+        });
+        p = std::make_unique<kp::Producer>(c);
+    } /* the Config is gone: the producer keeps the logger alive (ASan checks) */
+
+    std::vector<std::string> values, hvals;
+    for (int i = 0; i < n; i++) {
+        values.push_back("batch-" + std::to_string(i));
+        hvals.push_back("bh-" + std::to_string(i));
+    }
+    std::vector<std::vector<kp::Header>> hs;
+    for (int i = 0; i < n; i++)
+        hs.push_back({{"batch", hvals[static_cast<std::size_t>(i)]}});
+    const std::string big(200000, 'x'); /* > max.request.size: refused by kp */
+    std::vector<kp::Record> recs;
+    std::vector<kp_err_t> want_refused; /* per record: KP_OK or the expected refusal */
+    for (int i = 0; i < n; i++) {
+        recs.emplace_back(topic, values[static_cast<std::size_t>(i)]);
+        recs.back().headers = hs[static_cast<std::size_t>(i)];
+        want_refused.push_back(KP_OK);
+        if (i == 1) {
+            recs.emplace_back("bad topic name", "refused");
+            want_refused.push_back(KP_ERR_INVALID_TOPIC);
+        } else if (i == n / 2) {
+            recs.emplace_back(topic, big);
+            want_refused.push_back(KP_ERR_RECORD_TOO_LARGE);
+        } else if (i == n - 2) {
+            recs.emplace_back(std::string_view("nul\0topic", 9), "refused");
+            want_refused.push_back(KP_ERR_INVALID_TOPIC);
+        }
+    }
+    std::vector<std::atomic<int>> calls(recs.size());
+    std::atomic<int> delivered{0};
+    const int live_before = live_callables.load();
+    const kp::BatchResult res = p->send_batch(recs, BatchCounter(&calls, &delivered));
+    check(res.results == want_refused && res.accepted == static_cast<std::size_t>(n) && !res.all_accepted(),
+          "send_batch: " + std::to_string(res.accepted) + " of " + std::to_string(recs.size()) +
+              " accepted; the invalid topic, the NUL topic and the oversized record refused in their slots");
+    const kp::Error too_large = res.error(static_cast<std::size_t>(n / 2 + 2));
+    check(too_large.code() == KP_ERR_RECORD_TOO_LARGE &&
+              too_large.error_class() == kp::ErrorClass::ApplicationRecoverable && !too_large.is_retriable(),
+          std::string("BatchResult::error: ") + too_large.what() + ", class " + kp::to_string(too_large.error_class()));
+    check(p->flush(60s), "flush after send_batch");
+    int once = 0, never = 0;
+    for (std::size_t i = 0; i < recs.size(); i++) {
+        once += want_refused[i] == KP_OK && calls[i] == 1;
+        never += want_refused[i] != KP_OK && calls[i] == 0;
+    }
+    check(once == n && never == 3 && delivered == n,
+          "send_batch callable: called once for each of the " + std::to_string(n) + " accepted records with its index (" +
+              std::to_string(once) + "), never for the 3 refused, " + std::to_string(delivered.load()) + " delivered");
+    check(live_callables == live_before, "the batch callable was destroyed after the last report");
+
+    // A batch kp refuses entirely: the callable is destroyed at once, never called.
+    std::atomic<int> none{0};
+    std::vector<kp::Record> bad{kp::Record("bad topic", "a"), kp::Record("", "b"), kp::Record()};
+    const kp::BatchResult r2 = p->send_batch(bad, [c = Counted(&none, false)](const kp::DeliveryReport& r) { c(r); });
+    check(r2.accepted == 0 && r2.results[0] == KP_ERR_INVALID_TOPIC && r2.results[1] == KP_ERR_INVALID_TOPIC &&
+              r2.results[2] == KP_ERR_INVALID_TOPIC && none == 0 && live_callables == live_before,
+          "a batch with no record accepted (bad, empty, default topic): results INVALID_TOPIC, callable (report-only form) destroyed uncalled");
+    check(p->send_batch(kp::Records()).accepted == 0, "an empty batch accepts nothing");
+
+    // The broker refuses a record kp accepted: its report and Error carry the class.
+    {
+        kp::Producer big_p(kp::Config{{"bootstrap.servers", bootstrap}, {"max.request.size", "3000000"}, {"linger.ms", "0"}});
+        const std::string huge(1200000, 'y'); /* > the broker's max.message.bytes (1 MiB) */
+        std::atomic<int> report_class{-1};
+        big_p.send(kp::Record(topic, huge), [&](const kp::DeliveryReport& r) {
+            report_class = static_cast<int>(r.error_class());
+            std::printf("   (oversized record: %s, class %s)\n", r.error_name(), kp::to_string(r.error_class()));
+        });
+        std::future<kp::RecordMetadata> f = big_p.send_future(kp::Record(topic, huge));
+        bool got = false;
+        try {
+            if (f.wait_for(60s) == std::future_status::ready)
+                f.get();
+        } catch (const kp::Error& e) {
+            got = e.code() == KP_ERR_MESSAGE_TOO_LARGE && e.error_class() == kp::ErrorClass::ApplicationRecoverable &&
+                  !e.is_retriable() && !e.is_fatal();
+        }
+        big_p.flush(30s);
+        check(got && report_class == static_cast<int>(kp::ErrorClass::ApplicationRecoverable),
+              "a record over the broker's max.message.bytes: MESSAGE_TOO_LARGE, class APPLICATION_RECOVERABLE "
+              "(report and future's Error)");
+        try {
+            big_p.send(kp::Record(topic, std::string(4000000, 'z')));
+            check(false, "a record over max.request.size throws");
+        } catch (const kp::Error& e) {
+            check(e.code() == KP_ERR_RECORD_TOO_LARGE && e.error_class() == kp::ErrorClass::ApplicationRecoverable,
+                  std::string("send() refusal carries its class: ") + e.what() + ", " + kp::to_string(e.error_class()));
+        }
+    }
+
+    check(p->close(30s), "close the batch producer");
+    p.reset();
+    bool connected = false, metadata = false, off_thread = true;
+    for (const auto& l : lines) {
+        connected |= l.level == kp::LogLevel::Info && l.facility == "broker" && l.message.rfind("connected to broker", 0) == 0;
+        metadata |= l.level == kp::LogLevel::Debug && l.facility == "metadata" && l.message == topic + ": 3 partition(s)";
+        off_thread = off_thread && !l.on_caller;
+    }
+    check(connected && metadata,
+          "logger (lambda with captures, debug=broker,metadata): " + std::to_string(lines.size()) +
+              " lines, incl. broker 'connected to broker' (info) and metadata '" + topic + ": 3 partition(s)' (debug)");
+    check(off_thread, "thread mode: every log line came on kp's delivery thread, none on the caller's");
+
+    // A logger that throws (the int-level form; not even a std::exception) loses its lines, nothing else.
+    std::atomic<int> thrown{0};
+    {
+        kp::Config c = base_config(bootstrap);
+        c.set("debug", "all");
+        c.set_logger([&thrown](int level, std::string_view, std::string_view) {
+            thrown++;
+            if (level >= 0)
+                throw 7;
+        });
+        kp::Producer tp(std::move(c));
+        int ok = 0;
+        for (int i = 0; i < 5; i++)
+            ok += tp.send_sync(kp::Record(topic, "logger-threw-" + std::to_string(i)), 30s).offset >= 0;
+        check(tp.close(30s) && ok == 5, "a producer whose logger throws delivers its 5 records and closes");
+    }
+    check(thrown > 0, "the throwing logger ran " + std::to_string(thrown.load()) + " times, nothing escaped into kp");
+}
+
+/*
+ * Poll mode: send_batch without a callable (and the C form with a ctx), the
+ * reports taken with poll_reports() as values; log lines on the caller's
+ * thread. `topic` gets n records "drain-<i>" and "drain-ctx".
+ */
+static void test_poll_reports(const std::string& bootstrap, const std::string& topic, int n) {
+    const std::thread::id me = std::this_thread::get_id();
+    std::atomic<int> log_lines{0}, log_elsewhere{0};
+    kp::Config c{{"bootstrap.servers", bootstrap}, {"linger.ms", "5"}, {"delivery.report.mode", "poll"}, {"debug", "broker"}};
+    c.set_logger([&](kp::LogLevel, std::string_view, std::string_view) {
+        log_lines++;
+        log_elsewhere += std::this_thread::get_id() != me;
+    });
+    kp::Producer p(std::move(c));
+    std::vector<std::string> values;
+    for (int i = 0; i < n; i++)
+        values.push_back("drain-" + std::to_string(i));
+    std::vector<kp::Record> recs;
+    for (const auto& v : values)
+        recs.emplace_back(topic, v);
+    std::vector<void*> ctxs;
+    for (auto& v : values)
+        ctxs.push_back(&v);
+    const kp::BatchResult res = p.send_batch(recs, ctxs);
+    check(res.all_accepted() && res.accepted == static_cast<std::size_t>(n),
+          "send_batch with a ctx per record accepts all " + std::to_string(n));
+    int marker = 0;
+    /* C form: the ctx comes back in the ReportInfo (kp keeps it only with a cb, which poll_reports does not run) */
+    p.send(kp::Record(topic, "drain-ctx"), [](const kp_report_t*, void* ctx) { *static_cast<int*>(ctx) += 1; }, &marker);
+
+    std::vector<kp::ReportInfo> got;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (got.size() < static_cast<std::size_t>(n + 1) && std::chrono::steady_clock::now() < deadline) {
+        std::vector<kp::ReportInfo> part = p.poll_reports(16, 100ms);
+        if (part.size() > 16)
+            check(false, "poll_reports(16) returned " + std::to_string(part.size()));
+        got.insert(got.end(), part.begin(), part.end());
+    }
+    int good = 0;
+    std::set<std::pair<int, long long>> places;
+    std::set<void*> ctxs_seen, ctxs_want(ctxs.begin(), ctxs.end());
+    ctxs_want.insert(&marker);
+    for (const kp::ReportInfo& r : got) {
+        good += r.ok() && r.topic() == topic && r.offset() >= 0 && r.timestamp_ms() > 0 &&
+                r.persistence() == kp::Persistence::Persisted && r.error_class() == kp::ErrorClass::None;
+        ctxs_seen.insert(r.ctx());
+        places.emplace(r.partition(), static_cast<long long>(r.offset()));
+    }
+    check(got.size() == static_cast<std::size_t>(n + 1) && good == n + 1 && places.size() == got.size(),
+          "poll_reports: " + std::to_string(got.size()) + " reports as values, " + std::to_string(good) +
+              " delivered (topic, offset, timestamp, persisted, class NONE), at distinct offsets");
+    check(ctxs_seen == ctxs_want && marker == 0, "each drained report carries its record's ctx (" +
+                                                     std::to_string(ctxs_seen.size()) +
+                                                     " distinct, the batch's and the C form's); no callback ran");
+    check(p.poll_reports(10, 200ms).empty(), "poll_reports after the last report: none (each report once)");
+    check(log_lines > 0 && log_elsewhere == 0, "poll mode: " + std::to_string(log_lines.load()) +
+                                                   " log lines, all on the caller's thread inside poll_reports()");
+    try {
+        p.send(kp::Record(topic, "x"), [](const kp::DeliveryReport&) {});
+        check(false, "a callable after poll_reports throws");
+    } catch (const kp::Error& e) {
+        check(e.code() == KP_ERR_STATE, std::string("a callable after poll_reports() throws STATE: ") + e.what());
+    }
+    check(p.close(30s), "close in poll mode after the drain");
+
+    // The other way round: after a callable, poll_reports() refuses (it would skip the callable).
+    kp::Producer q(kp::Config{{"bootstrap.servers", bootstrap}, {"delivery.report.mode", "poll"}});
+    std::atomic<int> ran{0};
+    q.send_batch(std::vector<kp::Record>{kp::Record("bad topic", "x")}, [&](const kp::DeliveryReport&) { ran++; });
+    try {
+        q.poll_reports();
+        check(false, "poll_reports after a callable throws");
+    } catch (const kp::Error& e) {
+        check(e.code() == KP_ERR_STATE && ran == 0, std::string("poll_reports() after a callable throws STATE: ") + e.what());
+    }
+}
+
+/*
+ * fork(): in the child every call on the parent's producer throws FORKED
+ * (class FATAL) or refuses every record, the destructor returns at once;
+ * the parent's producer carries on.
+ */
+static void test_fork(const std::string& bootstrap, const std::string& topic) {
+    kp::Producer p(base_config(bootstrap));
+    p.send_sync(kp::Record(topic, "fork-before"), 30s);
+    std::fflush(stdout);
+    const int failed_before = failed;
+    const pid_t pid = fork();
+    if (pid == 0) {
+        std::atomic<int> calls{0};
+        try {
+            p.send(kp::Record(topic, "fork-child"));
+            check(false, "child: send throws");
+        } catch (const kp::Error& e) {
+            check(e.code() == KP_ERR_FORKED && e.error_class() == kp::ErrorClass::Fatal && e.is_fatal(),
+                  std::string("child: send throws ") + e.name() + " (" + kp::to_string(e.error_class()) + "): " + e.what());
+        }
+        const kp::BatchResult r = p.send_batch(std::vector<kp::Record>{kp::Record(topic, "fork-child-batch")},
+                                               [&calls](const kp::DeliveryReport&, std::size_t) { calls++; });
+        check(r.accepted == 0 && r.results[0] == KP_ERR_FORKED && calls == 0, "child: send_batch accepts nothing (FORKED)");
+        try {
+            p.flush(10s);
+            check(false, "child: flush throws");
+        } catch (const kp::Error& e) {
+            check(e.code() == KP_ERR_FORKED, "child: flush throws FORKED at once");
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        { kp::Producer gone(std::move(p)); }
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+        check(ms < 1000, "child: ~Producer returns at once (" + std::to_string(ms) + " ms)");
+        std::fflush(stdout);
+        _exit(failed == failed_before ? 0 : 1); /* no atexit handlers: the parent's engine is not ours */
+    }
+    int status = -1;
+    for (int i = 0; i < 300 && pid > 0; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        std::this_thread::sleep_for(100ms);
+    }
+    check(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork: the child's checks passed and it exited 0");
+    kp::RecordMetadata m = p.send_sync(kp::Record(topic, "fork-after"), 30s);
+    check(m.offset >= 0 && p.close(30s), "fork: the parent's producer still delivers after the fork");
+}
+
 int main(int argc, char** argv) {
-    if (argc < 6) {
-        std::fprintf(stderr, "usage: %s <bootstrap> <send-topic> <txn-topic> <transactional-id> <close-topic>\n", argv[0]);
+    if (argc < 7) {
+        std::fprintf(stderr, "usage: %s <bootstrap> <send-topic> <txn-topic> <transactional-id> <close-topic> <batch-topic>\n",
+                     argv[0]);
         return 2;
     }
-    const std::string bootstrap = argv[1], send_topic = argv[2], txn_topic = argv[3], tid = argv[4], close_topic = argv[5];
+    const std::string bootstrap = argv[1], send_topic = argv[2], txn_topic = argv[3], tid = argv[4], close_topic = argv[5],
+                      batch_topic = argv[6];
     check(kp::version() == KP_VERSION_STR, "library version " + std::string(kp::version()) + " matches the header");
     try {
         test_config();
@@ -391,6 +703,9 @@ int main(int argc, char** argv) {
         test_move_semantics(bootstrap, close_topic);
         test_close_with_queued(bootstrap, close_topic);
         test_transactions(bootstrap, txn_topic, tid);
+        test_batch_and_logger(bootstrap, batch_topic, 40);
+        test_poll_reports(bootstrap, batch_topic, 40);
+        test_fork(bootstrap, batch_topic);
     } catch (const std::exception& e) {
         check(false, std::string("unexpected exception: ") + e.what());
     }

@@ -344,7 +344,8 @@ mod tests {
     use super::*;
     use crate::config::{ConfigMap, ProducerConfig};
     use crate::engine::{Dispatch, Producer, Record, ReportView, Token, PARTITION_ANY};
-    use crate::protocol::messages::{MetadataBroker, MetadataPartition, MetadataTopic};
+    use crate::protocol::messages::{MetadataBroker, MetadataTopic};
+    use crate::protocol::test_support::led_partition;
 
     fn response(topic: &str, partitions: &[i32]) -> MetadataResponse {
         MetadataResponse {
@@ -362,18 +363,7 @@ mod tests {
                 name: Some(topic.into()),
                 topic_id: [0; 16],
                 is_internal: false,
-                partitions: partitions
-                    .iter()
-                    .map(|&p| MetadataPartition {
-                        error_code: 0,
-                        partition_index: p,
-                        leader_id: 1,
-                        leader_epoch: 0,
-                        replica_nodes: vec![1],
-                        isr_nodes: vec![1],
-                        offline_replicas: vec![],
-                    })
-                    .collect(),
+                partitions: partitions.iter().map(|&p| led_partition(p, 1)).collect(),
                 topic_authorized_operations: i32::MIN,
             }],
             cluster_authorized_operations: i32::MIN,

@@ -254,7 +254,9 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
             .collect();
         leaders.sort_by_key(|p| (p.partition, p.leader));
         let update = update_partitions(inner, handle, &leaders);
-        again |= update.leaderless;
+        // No partition usable yet (none listed, or not from 0 on): as good
+        // as leaderless.
+        again |= update.leaderless || handle.meta.read().partitions.is_empty();
         if update.newly_known || !handle.pending.lock().is_empty() {
             inner.pending_to_partitions_then_mark_known(handle);
         }
@@ -344,4 +346,89 @@ fn update_partitions(
     // `known` is set only after the pending records are in their
     // partitions (by the caller), so no newer record can overtake them.
     PartitionsUpdate { newly_known: !meta.known && !meta.partitions.is_empty(), leaderless }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+    use crate::config::{ConfigMap, ProducerConfig};
+    use crate::engine::{Dispatch, Producer, Record, ReportView, Token, PARTITION_ANY};
+    use crate::protocol::messages::{MetadataBroker, MetadataTopic};
+    use crate::protocol::test_support::led_partition;
+
+    fn response(topic: &str, partitions: &[i32]) -> MetadataResponse {
+        MetadataResponse {
+            throttle_time_ms: 0,
+            brokers: vec![MetadataBroker {
+                node_id: 1,
+                host: "127.0.0.1".into(),
+                port: 1,
+                rack: None,
+            }],
+            cluster_id: None,
+            controller_id: 1,
+            topics: vec![MetadataTopic {
+                error_code: 0,
+                name: Some(topic.into()),
+                topic_id: [0; 16],
+                is_internal: false,
+                partitions: partitions.iter().map(|&p| led_partition(p, 1)).collect(),
+                topic_authorized_operations: i32::MIN,
+            }],
+            cluster_authorized_operations: i32::MIN,
+        }
+    }
+
+    /// A topic answered without error but without (usable) partitions —
+    /// none, or not starting at 0 — leaves the records that wait for it
+    /// waiting. It used to panic the metadata task while it held them
+    /// (`unreachable!`): they were dropped unreported (a flush without
+    /// timeout never returned) and no metadata was fetched any more.
+    #[test]
+    fn a_topic_without_partitions_keeps_its_waiting_records() {
+        let mut m = ConfigMap::default();
+        m.set("bootstrap.servers", "127.0.0.1:1").unwrap();
+        let reports: Arc<StdMutex<Vec<(i32, i32)>>> = Arc::default();
+        let r = reports.clone();
+        let dispatch: Arc<Dispatch> = Arc::new(move |v: &ReportView<'_>, _: &Token| {
+            r.lock().unwrap().push((v.partition, v.error));
+        });
+        let p = Producer::new(ProducerConfig::from_map(&m).unwrap(), dispatch, None).unwrap();
+        for partition in [1, PARTITION_ANY] {
+            let rec = Record {
+                topic: "t",
+                partition,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+                timestamp_ms: 0,
+            };
+            p.send(&rec, Token::None).unwrap();
+        }
+        let inner = &p.inner;
+        let topic = inner.topics.read().get("t").cloned().unwrap();
+        for partitions in [&[][..], &[1][..]] {
+            assert!(apply_metadata(inner, response("t", partitions)), "refresh again soon");
+            assert_eq!(topic.pending.lock().len(), 2, "answer with partitions {partitions:?}");
+            assert!(!topic.meta.read().known);
+        }
+        apply_metadata(inner, response("t", &[0, 1]));
+        assert!(topic.pending.lock().is_empty() && topic.meta.read().known);
+        let queued: Vec<usize> = topic
+            .meta
+            .read()
+            .partitions
+            .iter()
+            .map(|pq| pq.state.lock().open.as_ref().map_or(0, |b| b.record_count()))
+            .collect();
+        assert_eq!(queued.iter().sum::<usize>(), 2);
+        assert!(queued[1] >= 1, "the record for partition 1 is in partition 1");
+        assert_eq!(p.outstanding(), 2);
+        let _ = p.close(Duration::ZERO);
+        let got = reports.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "one report per record: {got:?}");
+        assert!(got.iter().all(|&(_, e)| e == error::CLOSED), "{got:?}");
+    }
 }

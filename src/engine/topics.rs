@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
 use super::accumulator::{append, validate_topic_name, AppendRecord, PendingRecord, TopicHandle};
@@ -190,9 +190,13 @@ impl Inner {
     /// Moves records that waited for metadata into their partitions, in send
     /// order, then marks the topic known — all under the pending lock, so a
     /// concurrent kp_send (which sees the topic unknown, then waits for this
-    /// lock) can never place a newer record ahead of them.
+    /// lock) can never place a newer record ahead of them. A topic with no
+    /// partition yet keeps its records waiting.
     pub(super) fn pending_to_partitions_then_mark_known(&self, topic: &TopicHandle) {
         let mut guard = topic.pending.lock();
+        if topic.meta.read().partitions.is_empty() {
+            return;
+        }
         let pending: Vec<PendingRecord> = std::mem::take(&mut *guard);
         for p in pending {
             let headers: Vec<RecordHeader<'_>> = p
@@ -215,20 +219,23 @@ impl Inner {
                 timestamp: p.timestamp,
                 reserved: p.reserved,
             };
-            match self.append_to_topic(topic, &a, p.token.clone(), true) {
-                Ok(Appended::InBatch) => {}
-                Ok(Appended::NotKnown(_)) => unreachable!("partitions are known"),
-                Err(e) => {
-                    self.core.memory.release(p.reserved);
-                    self.core.reports.fail(
-                        topic.name.clone(),
-                        p.partition,
-                        Arc::new(e),
-                        Persistence::NotPersisted,
-                        vec![RecordMeta { token: p.token, timestamp: p.timestamp }],
-                    );
+            // Partitions are never removed: NotKnown cannot happen here, and
+            // if it did the record would still get its report.
+            let err = match self.append_to_topic(topic, &a, p.token.clone(), true) {
+                Ok(Appended::InBatch) => continue,
+                Ok(Appended::NotKnown(_)) => {
+                    Error::new(error::INTERNAL, "the topic's partitions went missing")
                 }
-            }
+                Err(e) => e,
+            };
+            self.core.memory.release(p.reserved);
+            self.core.reports.fail(
+                topic.name.clone(),
+                p.partition,
+                Arc::new(err),
+                Persistence::NotPersisted,
+                vec![RecordMeta { token: p.token, timestamp: p.timestamp }],
+            );
         }
         topic.meta.write().known = true;
         drop(guard);

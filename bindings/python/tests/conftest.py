@@ -3,6 +3,7 @@ confluent_kafka consumer (an independent client) to read back what kp wrote."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import uuid
 from typing import Any, Callable, List
@@ -10,6 +11,28 @@ from typing import Any, Callable, List
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+# A test still running after this many seconds (KP_PYTEST_TIMEOUT) dumps
+# every Python thread's stack to the terminal and ends the run with status 1,
+# so a hang fails with the place it hangs instead of eating CI's time limit.
+TEST_TIMEOUT_S = float(os.environ.get("KP_PYTEST_TIMEOUT", "240"))
+_stderr_fd = -1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _stderr_fd
+    # Output capture is suspended while plugins configure: fd 2 is the
+    # terminal's stderr here, not a capture file that _exit would discard.
+    _stderr_fd = os.dup(2)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
+    faulthandler.dump_traceback_later(TEST_TIMEOUT_S, exit=True, file=_stderr_fd)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")

@@ -285,10 +285,17 @@ def test_flush_is_interrupted_by_ctrl_c(bootstrap: str) -> None:
     for i in range(10):
         p.produce("t", b"%d" % i, on_delivery=lambda err, msg: seen.append(err))
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    # A process started as a background job of a non-interactive shell
+    # (`make test &`) inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: the flush below would wait out delivery.timeout.ms.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        p.flush()  # no timeout: only Ctrl-C ends it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            p.flush()  # no timeout: only Ctrl-C ends it
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - t0 < 5
     assert len(p) == 10 and seen == []
     p.close(0)

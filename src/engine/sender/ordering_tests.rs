@@ -29,7 +29,7 @@ use crate::config::{ConfigMap, ProducerConfig};
 use crate::error;
 use crate::protocol::api::{self, Request};
 use crate::protocol::messages::*;
-use crate::protocol::test_support::decode_batches;
+use crate::protocol::test_support::{decode_batches, led_partition};
 
 use crate::engine::{Dispatch, Producer, Record, ReportView, Token};
 
@@ -156,17 +156,7 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                         name: t.name,
                         topic_id: [0; 16],
                         is_internal: false,
-                        partitions: (0..mock.partitions)
-                            .map(|p| MetadataPartition {
-                                error_code: 0,
-                                partition_index: p,
-                                leader_id: 1,
-                                leader_epoch: 0,
-                                replica_nodes: vec![1],
-                                isr_nodes: vec![1],
-                                offline_replicas: vec![],
-                            })
-                            .collect(),
+                        partitions: (0..mock.partitions).map(|p| led_partition(p, 1)).collect(),
                         topic_authorized_operations: i32::MIN,
                     })
                     .collect();

@@ -349,7 +349,11 @@ wait_ready() {
             tail -n 30 "$dir/server.log" >&2
             die "node $n (pid $pid) exited during startup; see $dir/server.log"
         fi
-        if tail -n +"${start_line:-1}" "$dir/server.log" | grep -q 'Kafka Server started' && port_open "$pp"; then
+        # awk reads the file itself: `tail | grep -q` under pipefail fails
+        # with SIGPIPE once more than a pipe's worth follows the match (a
+        # restarted node logs that much), so a started node looked unready.
+        if awk -v from="${start_line:-1}" 'NR >= from && /Kafka Server started/ { found = 1; exit }
+                END { exit !found }' "$dir/server.log" && port_open "$pp"; then
             return 0
         fi
         if ((SECONDS >= deadline)); then

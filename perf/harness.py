@@ -16,6 +16,11 @@ client with its own defaults otherwise) runs only when named, e.g.
 BENCH_WORKLOADS=W6-p600-real3,W6-p2000-real3,W6-p5000-real3; its chart of
 records/s, peak RSS and CPU against the partition count is STAMP-w6.png.
 
+W1-sasl1 (W1 on real1 over the SASL_SSL listener, SCRAM-SHA-512 as admin, TLS
+with the testbed's CA; issue 9) also runs only when named, for kp and
+librdkafka only (the others are skipped), e.g.
+BENCH_CLIENTS=kp,librdkafka BENCH_WORKLOADS=W1-real1,W1-sasl1.
+
 Environment
   BENCH_QUICK=1        smoke run: 1 repetition, 1/10 of the records (~2-3 min)
   BENCH_REPS=N         repetitions (default 3; quick 1)
@@ -95,6 +100,11 @@ WORKLOADS = [
      dict(records=5_000_000, size=100, acks="1", linger=5, compression="none", threads=4)),
     ("W1-real1", "real1", "throughput: 100 B, no key, acks=1, linger 5 ms, no compression",
      dict(records=2_000_000, size=100, acks="1", linger=5, compression="none")),
+    # W1 over TLS + SASL/SCRAM (issue 9): the testbed's SASL_SSL listener, user admin,
+    # CA from the testbed; kp and librdkafka only.
+    ("W1-sasl1", "real1", "throughput over SASL_SSL (SCRAM-SHA-512): 100 B, no key, acks=1, linger 5 ms, "
+     "no compression",
+     dict(records=1_000_000, size=100, acks="1", linger=5, compression="none", sasl="SCRAM-SHA-512")),
     ("W4-real1", "real1", "latency: 10,000 records/s, linger 0, acks=all, 100 B",
      dict(records=100_000, size=100, acks="all", linger=0, compression="none", throughput=10_000)),
     ("W2-real3", "real3", "100 B, 10,000 keys, acks=all, idempotent, lz4, linger 5 ms (RF 3)",
@@ -136,6 +146,7 @@ class Target:
         self.kind = kind
         self.proc = None
         self.bootstrap = None
+        self.sasl_bootstrap = self.tls_dir = None
         self.topics = set()
 
     def start(self):
@@ -159,7 +170,23 @@ class Target:
             kafka_sh("start", nodes)
             env = open(os.path.join(TESTBED_DIR, "cluster", "env")).read()
             self.bootstrap = re.search(r"KP_BOOTSTRAP=(\S+)", env).group(1)
+            m = re.search(r"KP_SASL_SSL_BOOTSTRAP=(\S+)", env)
+            self.sasl_bootstrap = m and m.group(1)
+            m = re.search(r"KP_TLS_DIR=(\S+)", env)
+            self.tls_dir = m and m.group(1)
         log(f"target {self.kind} up at {self.bootstrap}")
+
+    def endpoint(self, w):
+        """Bootstrap and client properties for workload w: the SASL_SSL listener
+        (user admin, the testbed's CA, hostname checked) when w names a SASL mechanism."""
+        if not w.get("sasl"):
+            return self.bootstrap, {}
+        if not self.sasl_bootstrap:
+            raise RuntimeError(f"{self.kind} has no SASL_SSL listener (KP_TESTBED_SECURITY=0?)")
+        return self.sasl_bootstrap, {
+            "security.protocol": "SASL_SSL", "sasl.mechanism": w["sasl"], "sasl.username": "admin",
+            "sasl.password": "admin-secret", "ssl.ca.location": os.path.join(self.tls_dir, "ca.pem"),
+            "ssl.endpoint.identification.algorithm": "https"}
 
     def topic(self, name, partitions=PARTITIONS, rf=None):
         if self.kind != "sink" and name not in self.topics:
@@ -186,7 +213,16 @@ class Target:
             kafka_sh("stop", check=False)
 
 
-def client_args(client, bootstrap, topic, w):
+SECURE_CLIENTS = ("kp", "librdkafka")  # the clients whose perf programs take security properties
+
+
+def shown(cmd):
+    """The command as logged: sasl.password masked."""
+    return shlex.join(re.sub(r"^(sasl\.password)=.*", r"\1=***", a) for a in cmd)
+
+
+def client_args(client, endpoint, topic, w):
+    bootstrap, security = endpoint
     idem = bool(w.get("idempotence"))
     note = ""
     if client == "kp" and idem and not KP_IDEMPOTENCE:
@@ -201,13 +237,17 @@ def client_args(client, bootstrap, topic, w):
         args += ["--linger-ms", str(w["linger"]), "--batch-size", str(BATCH_SIZE)]
     args += ["--compression", w["compression"], "--keys", str(w.get("keys", 0)), "--threads", str(w.get("threads", 1)),
              f"--idempotence={'true' if idem else 'false'}"]
+    for k, v in security.items():
+        if client == "librdkafka" and k == "sasl.mechanism":
+            k = "sasl.mechanisms"
+        args += ["--producer-property", f"{k}={v}"]
     return CLIENTS[client] + args, note
 
 
 def run_one(cmd, logpath):
     """Run a client; return (rc, wall_s, rusage, stdout text)."""
     with open(logpath, "w") as lf:
-        lf.write("$ " + shlex.join(cmd) + "\n")
+        lf.write("$ " + shown(cmd) + "\n")
         lf.flush()
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=lf, text=True, start_new_session=True)
@@ -309,8 +349,10 @@ def markdown(med, clients, wls, v, stamp, failures):
          f"{PARTITIONS} partitions (W6: as named, client defaults), medians per cell.", ""]
     L.append("| workload | client | records/s | MB/s | CPU s / M rec | peak RSS MiB | p50 ms | p99 ms | p99.9 ms | runs |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for wid, _, _, _ in wls:
+    for wid, _, _, wd in wls:
         for c in clients:
+            if wd.get("sasl") and c not in SECURE_CLIENTS:
+                continue
             m = med.get((wid, c))
             if not m:
                 L.append(f"| {wid} | {c} | failed | | | | | | | 0 |")
@@ -468,7 +510,7 @@ def main():
         return report_from_csv(sys.argv[2])
     clients = [c for c in os.environ.get("BENCH_CLIENTS", ",".join(c for c in CLIENTS if c != "kp-java")).split(",") if c]
     wanted = [w for w in os.environ.get("BENCH_WORKLOADS", "").split(",") if w]
-    wls = [w for w in WORKLOADS if (w[0] in wanted if wanted else not w[0].startswith("W6-"))]
+    wls = [w for w in WORKLOADS if (w[0] in wanted if wanted else not (w[0].startswith("W6-") or w[3].get("sasl")))]
     for c in clients:
         if c not in CLIENTS:
             sys.exit(f"unknown client {c}; known: {', '.join(CLIENTS)}")
@@ -508,20 +550,26 @@ def main():
                                               w.get("partitions", PARTITIONS), w.get("rf"))
                         ww = dict(w, records=max(1, int(w["records"] / 5)), throughput=-1)
                         for client in clients:
-                            cmd, _ = client_args(client, target.bootstrap, wtopic, ww)
+                            if w.get("sasl") and client not in SECURE_CLIENTS:
+                                continue
+                            cmd, _ = client_args(client, target.endpoint(ww), wtopic, ww)
                             rc, wall, _, _ = run_one(cmd, os.path.join(logdir, f"warmup-{kind}-{client}.log"))
                             log(f"  warm-up on {kind}: {client:10s} rc={rc} wall {wall:5.1f} s (not recorded)")
                 topic = target.topic(f"bench-{wid.lower()}", w.get("partitions", PARTITIONS), w.get("rf"))
                 log(f"{wid} ({kind}): {desc}")
                 for rep in range(1, REPS + 1):
                     for client in clients:
-                        cmd, note = client_args(client, target.bootstrap, topic, w)
+                        if w.get("sasl") and client not in SECURE_CLIENTS:
+                            if rep == 1:
+                                log(f"  {wid}: {client} skipped (its perf program takes no security properties)")
+                            continue
+                        cmd, note = client_args(client, target.endpoint(w), topic, w)
                         rc, wall, ru, text = run_one(cmd, os.path.join(logdir, f"{wid}-{client}-{rep}.log"))
                         s, c = parse(text)
                         cpu = ru.ru_utime + ru.ru_stime
                         row = dict(stamp=stamp, workload=wid, target=kind, client=client, rep=rep, rc=rc,
                                    wall_s=round(wall, 2), cpu_s=round(cpu, 3), peak_rss_mib=round(ru.ru_maxrss / 1024, 1),
-                                   note=note, command=shlex.join(cmd))
+                                   note=note, command=shown(cmd))
                         if s:
                             n = int(s.group(1))
                             row.update(records=n, records_per_s=float(s.group(2)), mb_per_s=float(s.group(3)),

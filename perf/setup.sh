@@ -7,6 +7,7 @@
 #                 build of that commit (git archive -> build/bench/kp-src, target
 #                 build/bench/kp-target), independent of uncommitted edits
 #   librdkafka    2.12.1 from the rdkafka-sys 4.10.0+2.12.1 crate (crates.io), static,
+#                 with TLS and SASL SCRAM (feature ssl: system OpenSSL, libssl-dev),
 #                 via perf/rdkafka-driver (own cargo project, target build/bench/rdkafka)
 #   C programs    perf/Makefile: kp-perf, rdkafka-perf, mock-sink
 #   Go programs   franz-perf (github.com/twmb/franz-go, Go module proxy), kafka-sink

@@ -28,6 +28,11 @@ if [[ ! -x /usr/bin/time ]]; then
     say "installing GNU time (apt)"
     apt-get update -qq && apt-get install -y -qq time >/dev/null
 fi
+# librdkafka's TLS/SASL (W1-sasl1) links the system OpenSSL.
+if ! dpkg -s libssl-dev >/dev/null 2>&1; then
+    say "installing libssl-dev (apt)"
+    apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi
 
 if [[ -n ${BENCH_KP_REV:-} ]]; then
     rev=$(git -C "$REPO" rev-parse --verify "${BENCH_KP_REV}^{commit}")

@@ -302,20 +302,21 @@ impl Batch {
 
     /// A new open batch with room for a first record of at most `max_len`
     /// encoded bytes (and, pool permitting, as much again). After a batch of
-    /// the partition filled up (`last_full`), it opens at that batch's size
-    /// instead: under steady load the next one fills too, and growing it
-    /// there step by step would copy every byte about once more.
+    /// the partition filled up (with `last_full_records` records), it opens
+    /// at batch.size with room for as many records instead: under steady
+    /// load the next one fills too, and growing it there step by step would
+    /// copy every byte about once more.
     fn open(
         core: &Arc<Core>,
         pq: &PartitionQueue,
         max_len: usize,
         batch_size: usize,
-        last_full: Option<FullBatchSize>,
+        last_full_records: Option<usize>,
     ) -> Batch {
         let need = BATCH_HEADER_LEN + max_len;
         let limit = batch_size.max(need);
         let small = ((2 * need).min(limit), 4);
-        let hinted = last_full.map(|f| (f.bytes.max(small.0).min(limit), f.records.max(small.1)));
+        let hinted = last_full_records.map(|n| (limit, n.max(small.1)));
         let spare_of =
             |(cap, records): (usize, usize)| cap - need + (records - 1) * RECORD_META_BYTES;
         let (cap, records, spare) = hinted
@@ -331,12 +332,6 @@ impl Batch {
         b.spare_reserved = spare;
         b.reserved = spare;
         b
-    }
-
-    /// What the next batch of the partition is opened at, when this one
-    /// closes full with a record of `max_len` bytes waiting.
-    fn full_size(&self, max_len: usize) -> FullBatchSize {
-        FullBatchSize { bytes: self.size() + max_len, records: self.records.len() + 1 }
     }
 
     /// Makes room for one more record of at most `max_len` encoded bytes:
@@ -465,16 +460,10 @@ pub struct PartitionState {
     /// On the sender's list of partitions to visit: from its first batch
     /// until nothing is open, ready or in flight (the sender clears it).
     pub queued: bool,
-    /// The size of the last batch when it closed full; None once a batch
-    /// closed before it filled (linger, flush): load went down.
-    pub last_full: Option<FullBatchSize>,
-}
-
-/// How big a partition's batches get under load (see `Batch::open`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FullBatchSize {
-    pub bytes: usize,
-    pub records: usize,
+    /// Records in the last batch when it closed full (it did not have room
+    /// for one more); None once a batch closed before it filled (linger,
+    /// flush): load went down.
+    pub last_full_records: Option<usize>,
 }
 
 impl PartitionState {
@@ -519,7 +508,7 @@ impl PartitionQueue {
                 acked_pid: -1,
                 sticky_bytes: 0,
                 queued: false,
-                last_full: None,
+                last_full_records: None,
             }),
         })
     }
@@ -587,10 +576,10 @@ pub fn append(
             closed_full = true;
             full.full = true;
             full.settle(0);
-            st.last_full = Some(full.full_size(max_len));
+            st.last_full_records = Some(full.records.len() + 1);
             st.ready.push_back(full);
         }
-        let mut b = Batch::open(core, pq, max_len, batch_size, st.last_full);
+        let mut b = Batch::open(core, pq, max_len, batch_size, st.last_full_records);
         b.builder.as_mut().expect("builder").append_with_layout(
             rec.timestamp,
             rec.key,
@@ -613,7 +602,7 @@ pub fn append(
         let mut full = st.open.take().expect("open");
         full.full = true;
         full.settle(0);
-        st.last_full = Some(full.full_size(max_len));
+        st.last_full_records = Some(full.records.len() + 1);
         st.ready.push_back(full);
     }
     let mut sticky_used_up = false;
@@ -794,9 +783,9 @@ mod sequence_tests {
         assert_eq!(buf, batch_size, "opened at the full batch's size");
         assert!(list >= full_records && first_list < full_records, "{list} vs {full_records}");
         // Once a batch closes before it filled (linger, flush), batches open small again.
-        pq.state.lock().last_full = None;
+        pq.state.lock().last_full_records = None;
         let mut st = pq.state.lock();
-        let b = Batch::open(&c, &pq, 120, batch_size, st.last_full);
+        let b = Batch::open(&c, &pq, 120, batch_size, st.last_full_records);
         assert!(b.builder.as_ref().unwrap().capacity() < 1024);
         st.ready.clear();
     }
@@ -805,7 +794,7 @@ mod sequence_tests {
     fn a_full_size_opening_the_pool_cannot_hold_falls_back_to_a_small_one() {
         let c = Arc::new(Core::new(ReportQueue::new(false), MemoryPool::new(6000)));
         let pq = PartitionQueue::new(TopicName::new("t"), 0, 1);
-        let hint = Some(FullBatchSize { bytes: 8192, records: 80 });
+        let hint = Some(80);
         let b = Batch::open(&c, &pq, 120, 8192, hint);
         let cap = b.builder.as_ref().unwrap().capacity();
         assert!(cap < 1024, "opened at {cap} bytes");

@@ -129,7 +129,7 @@ impl<'a> Drain<'a> {
         if st.ready.is_empty() && broker.is_some_and(|b| self.can_send_to(b)) {
             let mut b = st.open.take().expect("open");
             b.settle(0);
-            st.last_full = None;
+            st.last_full_records = None;
             st.ready.push_back(b);
         } else if let Some(rem) = broker.and_then(|b| b.throttle_remaining()) {
             self.next_wake = self.next_wake.min(self.now + rem);

@@ -123,7 +123,11 @@ func TestQueueFullAndCloseWithRecordsQueued(t *testing.T) {
 		}
 	}
 	if closed != n-refused {
-		t.Fatalf("%d ErrClosed results, want %d (accepted)", closed, n-refused)
+		outcomes := map[string]int{}
+		for _, err := range pr.results() {
+			outcomes[fmt.Sprint(err)]++
+		}
+		t.Fatalf("%d ErrClosed results, want %d (accepted); outcomes %v", closed, n-refused, outcomes)
 	}
 	// The closed producer refuses new records with ErrClosed.
 	var after error

@@ -125,12 +125,50 @@ pub struct Broker {
     pub in_flight: AtomicUsize,
     /// Until when the broker asked us to back off (quota throttling).
     pub throttled_until: parking_lot::Mutex<Option<Instant>>,
-    /// Produce requests are queued on the connection in the order the sender
-    /// made them (see `produce_turn`): tickets handed out, and the ticket
-    /// whose turn it is.
+    /// Produce requests are queued on the connection, and their answers
+    /// handled, in the order the sender made them (see `produce_turn` and
+    /// `report_turn`): one ticket per request, two orders it passes through.
     produce_tickets: AtomicU64,
-    produce_turn: AtomicU64,
-    produce_turn_changed: tokio::sync::Notify,
+    queue_order: TurnOrder,
+    report_order: TurnOrder,
+}
+
+/// Tasks holding tickets 0, 1, 2, ... take turns in ticket order: ticket
+/// n's turn comes when turn n - 1 ends. Every ticket handed out must have
+/// its turn (and end it), or later ones wait forever.
+struct TurnOrder {
+    turn: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl TurnOrder {
+    fn new() -> TurnOrder {
+        TurnOrder { turn: AtomicU64::new(0), changed: tokio::sync::Notify::new() }
+    }
+
+    async fn wait(&self, ticket: u64) -> Turn<'_> {
+        loop {
+            // Created before the check, so no wake-up is missed.
+            let changed = self.changed.notified();
+            if self.turn.load(Ordering::Acquire) == ticket {
+                return Turn { order: self };
+            }
+            changed.await;
+        }
+    }
+}
+
+/// A ticket's turn in a [`TurnOrder`]; the next ticket's comes when it is
+/// dropped.
+pub struct Turn<'a> {
+    order: &'a TurnOrder,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.order.turn.fetch_add(1, Ordering::AcqRel);
+        self.order.changed.notify_waiters();
+    }
 }
 
 /// Failed connection attempts since the last success.
@@ -140,19 +178,6 @@ struct ConnectFailures {
     /// No new attempt before this (reconnect backoff).
     retry_after: Option<Instant>,
     why: String,
-}
-
-/// The right to queue the next produce request on a broker's connection;
-/// the next ticket's turn comes when it is dropped.
-pub struct ProduceTurn<'a> {
-    broker: &'a Broker,
-}
-
-impl Drop for ProduceTurn<'_> {
-    fn drop(&mut self) {
-        self.broker.produce_turn.fetch_add(1, Ordering::AcqRel);
-        self.broker.produce_turn_changed.notify_waiters();
-    }
 }
 
 /// A request queued on a session, its answer not yet awaited.
@@ -187,8 +212,8 @@ impl Broker {
             in_flight: AtomicUsize::new(0),
             throttled_until: parking_lot::Mutex::new(None),
             produce_tickets: AtomicU64::new(0),
-            produce_turn: AtomicU64::new(0),
-            produce_turn_changed: tokio::sync::Notify::new(),
+            queue_order: TurnOrder::new(),
+            report_order: TurnOrder::new(),
         })
     }
 
@@ -325,15 +350,17 @@ impl Broker {
     /// with no state yet for a producer id accepts any first sequence, so a
     /// batch that overtook an earlier one of its partition would be written
     /// first and the earlier one could never line up.
-    pub async fn produce_turn(&self, ticket: u64) -> ProduceTurn<'_> {
-        loop {
-            // Created before the check, so no wake-up is missed.
-            let changed = self.produce_turn_changed.notified();
-            if self.produce_turn.load(Ordering::Acquire) == ticket {
-                return ProduceTurn { broker: self };
-            }
-            changed.await;
-        }
+    pub async fn produce_turn(&self, ticket: u64) -> Turn<'_> {
+        self.queue_order.wait(ticket).await
+    }
+
+    /// Waits until the answers to every produce request with an earlier
+    /// ticket have been handled. The broker answers in request order, but
+    /// the tasks awaiting the answers wake in any order: without this, a
+    /// partition's reports could overtake each other (delivery reports come
+    /// in offset order per partition, as in librdkafka and Java).
+    pub async fn report_turn(&self, ticket: u64) -> Turn<'_> {
+        self.report_order.wait(ticket).await
     }
 
     /// Sends a request and waits (up to request.timeout.ms) for its response.

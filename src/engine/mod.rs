@@ -93,6 +93,10 @@ pub(crate) struct Lifecycle {
     /// `phase >= Closing`, as the flag that `MemoryPool::reserve` watches
     /// (a caller blocked on buffer.memory gives up when the producer closes).
     closing: AtomicBool,
+    /// Whether a closing producer still sends what is queued (false after
+    /// a close with a zero timeout: queued records fail with CLOSED instead
+    /// of racing the close onto the wire).
+    send_while_closing: AtomicBool,
     stopped: Notify,
     flushers: AtomicUsize,
 }
@@ -102,6 +106,7 @@ impl Lifecycle {
         Lifecycle {
             phase: AtomicU8::new(Phase::Open as u8),
             closing: AtomicBool::new(false),
+            send_while_closing: AtomicBool::new(true),
             stopped: Notify::new(),
             flushers: AtomicUsize::new(0),
         }
@@ -124,7 +129,12 @@ impl Lifecycle {
     }
 
     /// Open -> Closing. True for the one caller that made the move.
-    fn begin_close(&self) -> bool {
+    /// `send_queued`: whether what is queued still goes out (see
+    /// `wants_flush`).
+    fn begin_close(&self, send_queued: bool) -> bool {
+        if self.phase() == Phase::Open {
+            self.send_while_closing.store(send_queued, Ordering::Release);
+        }
         let moved = self
             .phase
             .compare_exchange(
@@ -165,9 +175,10 @@ impl Lifecycle {
     }
 
     /// Whether batches go out now instead of after linger.ms: a flush is
-    /// waiting or the producer is closing.
+    /// waiting or the producer is closing (with a timeout to send in).
     pub fn wants_flush(&self) -> bool {
-        self.flushers.load(Ordering::Acquire) > 0 || self.phase() != Phase::Open
+        self.flushers.load(Ordering::Acquire) > 0
+            || (self.phase() != Phase::Open && self.send_while_closing.load(Ordering::Acquire))
     }
 }
 
@@ -396,14 +407,20 @@ mod tests {
         assert!(l.wants_flush());
         l.flush_ended();
         assert!(!l.wants_flush());
-        assert!(l.begin_close(), "first close moves");
-        assert!(!l.begin_close(), "second close does not");
+        assert!(l.begin_close(true), "first close moves");
+        assert!(!l.begin_close(false), "second close does not");
         assert_eq!(l.phase(), Phase::Closing);
         assert!(l.wants_flush() && l.closing_flag().load(Ordering::Acquire));
         l.shut_down();
         assert!(l.is_shut_down());
-        assert!(!l.begin_close());
+        assert!(!l.begin_close(true));
         assert_eq!(l.phase(), Phase::ShutDown);
+        // A close with a zero timeout sends nothing more (a flush still does).
+        let l = Lifecycle::new();
+        assert!(l.begin_close(false));
+        assert!(!l.wants_flush() && l.closing_flag().load(Ordering::Acquire));
+        l.flush_started();
+        assert!(l.wants_flush());
     }
 
     #[test]

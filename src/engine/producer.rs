@@ -483,7 +483,7 @@ impl Producer {
 
     /// Closes the producer: stops accepting records, sends what is queued and
     /// waits up to `timeout` for it; what is still unreported then fails with
-    /// CLOSED. Every accepted record has had its report when this returns
+    /// CLOSED (with a zero timeout, what is queued fails at once). Every accepted record has had its report when this returns
     /// (in thread mode the delivery thread has run them; in poll mode they ran
     /// on this thread).
     pub fn close(&self, timeout: Duration) -> Result<(), Error> {
@@ -494,8 +494,18 @@ impl Producer {
             ));
         }
         let inner = &self.inner;
-        if !inner.lifecycle.begin_close() {
+        // With no time to send in, queued records fail with CLOSED at once
+        // (as in Java's close(Duration.ZERO)) instead of racing this call
+        // onto the wire; records already in flight may still be delivered.
+        let send_queued = !timeout.is_zero();
+        if !inner.lifecycle.begin_close(send_queued) {
             return Ok(());
+        }
+        if !send_queued {
+            inner.purge_queued(
+                error::CLOSED,
+                "the producer was closed (zero timeout) before the record was sent",
+            );
         }
         inner.core.memory.wake_all();
         inner.sender_wake.notify_one();

@@ -286,7 +286,9 @@ pub unsafe extern "C" fn kp_producer_outstanding(p: *const kp_producer_t) -> usi
 
 /// Closes the producer: no new records are accepted; queued records are sent
 /// and the call waits up to `timeout_ms` for their reports. Records still
-/// unreported at the timeout get a KP_ERR_CLOSED report. When it returns,
+/// unreported at the timeout get a KP_ERR_CLOSED report; with `timeout_ms`
+/// 0 nothing more is sent: queued records get KP_ERR_CLOSED at once (records
+/// already on the wire may still be delivered). When it returns,
 /// every accepted record has had exactly one report. Returns KP_OK, or
 /// KP_ERR_TIMED_OUT when it had to fail records. Idempotent. Must not be
 /// called from a delivery callback (then it returns KP_ERR_STATE at once).

@@ -374,18 +374,24 @@ fn send_and_check(mock: &Mock, partitions: i32, round: usize) {
         failed.len(),
         failed[0]
     );
+    // Within a partition, reports come in offset order (requests pipelined
+    // to one broker are answered in order; their reports must not overtake
+    // each other on the way to the report queue).
+    offsets_increase_per_partition(&reports, &format!("round {round}: in report order"));
     // Within a partition, the log order is the send order.
     let mut by_tag: Vec<_> = reports.clone();
     by_tag.sort_by_key(|r| r.0);
+    offsets_increase_per_partition(&by_tag, &format!("round {round}: in send order"));
+}
+
+/// Asserts that, taken in the given order, each partition's offsets rise.
+fn offsets_increase_per_partition(reports: &[(usize, i32, i32, i64)], what: &str) {
     let mut last: HashMap<i32, i64> = HashMap::new();
-    for r in &by_tag {
-        if let Some(prev) = last.insert(r.1, r.3) {
+    for &(tag, partition, _, offset) in reports {
+        if let Some(prev) = last.insert(partition, offset) {
             assert!(
-                r.3 > prev,
-                "round {round}: record {} of partition {} at offset {} after offset {prev}",
-                r.0,
-                r.1,
-                r.3
+                offset > prev,
+                "{what}: record {tag} of partition {partition} at offset {offset} after offset {prev}"
             );
         }
     }

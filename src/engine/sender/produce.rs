@@ -15,7 +15,7 @@ use crate::protocol::messages::{
 use crate::protocol::record_batch::restamp_bytes;
 
 use super::super::backoff::Backoff;
-use super::super::conn::{Broker, ProduceTurn};
+use super::super::conn::{Broker, Turn};
 use super::super::idempotence;
 use super::super::report::Persistence;
 use super::super::{group_by_topic, Inner};
@@ -32,6 +32,9 @@ pub(super) async fn send_produce(
     let turn = broker.produce_turn(ticket).await;
     let mut batches = seal_all(&inner, batches);
     if batches.is_empty() {
+        drop(turn);
+        // Every ticket takes its report turn too.
+        drop(broker.report_turn(ticket).await);
         broker.in_flight.fetch_sub(1, Ordering::AcqRel);
         inner.sender_wake.notify_one();
         return;
@@ -41,6 +44,9 @@ pub(super) async fn send_produce(
         f.batch.in_request = true;
     }
     let (result, client_throttles) = exchange(&inner, &broker, &req, turn).await;
+    // Answers are handled (and reported) in request order; nothing below
+    // awaits, so a turn ends soon after it comes.
+    let _reporting = broker.report_turn(ticket).await;
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
     let now = Instant::now();
     for f in batches.iter_mut() {
@@ -92,7 +98,7 @@ async fn exchange(
     inner: &Inner,
     broker: &Broker,
     req: &ProduceRequest,
-    turn: ProduceTurn<'_>,
+    turn: Turn<'_>,
 ) -> (Result<Option<ProduceResponse>, Error>, bool) {
     let cap = inner.txn.as_ref().map(|t| t.produce_version_cap());
     // acks=0: the broker sends no response (Ok(None) once written).

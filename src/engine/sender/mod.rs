@@ -71,6 +71,7 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
                 active.push(pq.clone());
             }
         }
+        drain.take_held();
         if drain.need_metadata {
             inner.request_metadata();
         }

@@ -31,6 +31,9 @@ pub(super) struct Drain<'a> {
     pub requests: HashMap<i32, RequestDraft>,
     /// Some partition has more ready batches than this pass took.
     pub more_ready: bool,
+    /// A ready batch stayed behind because its request was full (the next
+    /// pass should start at that partition, so the tail is not starved).
+    pub out_of_room: bool,
     /// Some partition has no (known) leader.
     pub need_metadata: bool,
     /// Partitions whose due batch waits for its broker (see `holds`).
@@ -52,6 +55,7 @@ impl<'a> Drain<'a> {
             max_request: inner.cfg.max_request_size,
             requests: HashMap::new(),
             more_ready: false,
+            out_of_room: false,
             need_metadata: false,
             held: Vec::new(),
             next_wake: now + Duration::from_millis(500),
@@ -221,6 +225,7 @@ impl<'a> Drain<'a> {
         });
         if draft.bytes != 0 && draft.bytes + size > self.max_request {
             self.more_ready = true;
+            self.out_of_room = true;
             return;
         }
         let mut batch = st.ready.pop_front().expect("front");

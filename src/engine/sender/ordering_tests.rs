@@ -351,20 +351,9 @@ fn full_requests_take_turns_over_all_partitions() {
         reports.clone(),
         &[("max.request.size", "4500"), ("max.in.flight.requests.per.connection", "1")],
     );
-    let value = [b'v'; 100];
     // Three batches per partition, all queued before the producer id comes
     // (the mock's InitProducerId takes 100 ms).
-    for i in 0..(partitions as usize * 24) {
-        let rec = Record {
-            topic: "t",
-            partition: (i % partitions as usize) as i32,
-            key: None,
-            value: Some(&value),
-            headers: &[],
-            timestamp_ms: 0,
-        };
-        p.send(&rec, Token::Callback { cb: no_callback, ctx: i }).unwrap();
-    }
+    send_round_robin(&p, partitions, partitions as usize * 24);
     assert!(p.flush(Duration::from_secs(10)).is_ok(), "flush timed out");
     let _ = p.close(Duration::from_secs(1));
     let requests = mock.requests.lock().unwrap().clone();
@@ -382,16 +371,10 @@ fn full_requests_take_turns_over_all_partitions() {
     assert_eq!(reports.lock().unwrap().len(), partitions as usize * 24);
 }
 
-/// Sends 3,000 records over `partitions` with a fresh producer and checks
-/// what reached the mock's log: in sequence order, no OUT_OF_ORDER answer,
-/// every record delivered once, each partition's offsets in send order.
-fn send_and_check(mock: &Mock, partitions: i32, round: usize) {
+/// Sends `n` records of 100 B to topic "t", record i to partition
+/// i % `partitions`, tagged i.
+fn send_round_robin(p: &Producer, partitions: i32, n: usize) {
     let value = [b'v'; 100];
-    let reports: Reports = Arc::default();
-    let p = producer(mock.port, reports.clone());
-    // Each partition gets ~10 records per batch; sends keep arriving
-    // while the sender drains, as in kp_send loops.
-    let n = 3000;
     for i in 0..n {
         let rec = Record {
             topic: "t",
@@ -403,6 +386,18 @@ fn send_and_check(mock: &Mock, partitions: i32, round: usize) {
         };
         p.send(&rec, Token::Callback { cb: no_callback, ctx: i }).unwrap();
     }
+}
+
+/// Sends 3,000 records over `partitions` with a fresh producer and checks
+/// what reached the mock's log: in sequence order, no OUT_OF_ORDER answer,
+/// every record delivered once, each partition's offsets in send order.
+fn send_and_check(mock: &Mock, partitions: i32, round: usize) {
+    let reports: Reports = Arc::default();
+    let p = producer(mock.port, reports.clone());
+    // Each partition gets ~10 records per batch; sends keep arriving
+    // while the sender drains, as in kp_send loops.
+    let n = 3000;
+    send_round_robin(&p, partitions, n);
     let t0 = Instant::now();
     let flushed = p.flush(Duration::from_secs(10)).is_ok();
     let _ = p.close(Duration::from_secs(1));

@@ -355,7 +355,7 @@ func (p *Producer) sendPendLocked() {
 	var refused []delivery
 	for i, res := range e.results {
 		if res != C.KP_OK {
-			d := delivery{pending: p.table.take(uintptr(e.ctxs[i])), err: e.err(i)}
+			d := delivery{pending: p.table.take(uintptr(e.ctxs[i])), code: C.kp_err_t(res), class: ErrorClass(C.kp_err_class(C.kp_err_t(res)))}
 			refused = append(refused, d)
 		}
 	}
@@ -776,8 +776,8 @@ type pending struct {
 	idx     int
 }
 
-// delivery is a report matched with its record, for the dispatcher (err
-// set: a refusal of kp_send_batch).
+// delivery is a report (or a refusal of kp_send_batch) matched with its
+// record, for the dispatcher.
 type delivery struct {
 	pending
 	partition int32
@@ -785,12 +785,11 @@ type delivery struct {
 	timestamp int64
 	code      C.kp_err_t
 	class     ErrorClass
-	err       error
 }
 
 func (d *delivery) run() {
-	err := d.err
-	if err == nil && d.code != C.KP_OK {
+	var err error
+	if d.code != C.KP_OK {
 		err = newErrorClass(d.code, "", d.class)
 	}
 	if d.batch != nil {
@@ -1019,10 +1018,10 @@ func (e *encoder) bytes(b []byte) (off, n uint64) {
 
 // add encodes a record; an error means kp would refuse it anyway.
 func (e *encoder) add(r *Record, manual bool) error {
-	if strings.IndexByte(r.Topic, 0) >= 0 || r.Topic == "" {
-		return newError(C.KP_ERR_INVALID_TOPIC, fmt.Sprintf("invalid topic name %q", r.Topic))
-	}
 	if len(e.blob) == 0 || r.Topic != e.topic {
+		if strings.IndexByte(r.Topic, 0) >= 0 || r.Topic == "" {
+			return newError(C.KP_ERR_INVALID_TOPIC, fmt.Sprintf("invalid topic name %q", r.Topic))
+		}
 		e.topicOff = uint64(len(e.blob))
 		e.blob = append(e.blob, r.Topic...)
 		e.blob = append(e.blob, 0)

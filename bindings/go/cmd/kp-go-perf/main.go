@@ -168,8 +168,8 @@ func main() {
 			note(err)
 			return
 		}
-		if promiseCount%*clockEvery == 0 {
-			promiseNow = time.Now()
+		if promiseCount%*clockEvery == 0 || promiseNow.Before(r.Timestamp) {
+			promiseNow = time.Now() // never older than the send stamp
 		}
 		promiseCount++
 		lat.add(promiseNow.Sub(r.Timestamp))

@@ -571,20 +571,23 @@ static int timeout_arg(const char *fname, PyObject *const *args, Py_ssize_t narg
 }
 
 /* The next wait in ms (at most `slice`, so that signals are seen between
- * waits) until `deadline` (0: none); sets *last when it reaches the deadline. */
+ * waits) until `deadline` (0: none; -1: now, without reading the clock); sets
+ * *last when it reaches the deadline. */
 static int32_t next_slice(int64_t deadline, int32_t slice, int *last) {
-    *last = 0;
-    if (!deadline)
+    if (deadline == 0) {
+        *last = 0;
         return slice;
-    int64_t left = deadline - now_ms();
-    if (left > slice)
-        return slice;
-    *last = 1;
-    return left > 0 ? (int32_t)left : 0;
+    }
+    int64_t left = deadline < 0 ? 0 : deadline - now_ms();
+    *last = left <= slice;
+    return left > slice ? slice : left > 0 ? (int32_t)left : 0;
 }
 
-/* now + timeout in ms, or 0 (no deadline) for a negative or huge timeout. */
+/* now + timeout in ms; 0 (no deadline) for a negative or huge timeout, -1 for
+ * 0 (poll(0) is the hot path: no clock read). */
 static int64_t deadline_of(double timeout) {
+    if (timeout == 0)
+        return -1;
     return timeout < 0 || timeout > 1e9 ? 0 : now_ms() + (int64_t)(timeout * 1000);
 }
 

@@ -439,9 +439,6 @@ static PyObject *pb_produce(ProducerBase *s, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "produce() missing required argument 'topic'");
         return NULL;
     }
-    kp_producer_t *p = handle(s);
-    if (!p)
-        return NULL;
     kp_record_t rec = {sizeof(kp_record_t), NULL, -1, NULL, 0, NULL, 0, NULL, 0, 0, NULL, NULL};
     rec.topic = PyUnicode_AsUTF8(a[A_TOPIC]);
     if (!rec.topic)
@@ -450,6 +447,10 @@ static PyObject *pb_produce(ProducerBase *s, PyObject *const *args, Py_ssize_t n
         long part = PyLong_AsLong(a[A_PARTITION]);
         if (part == -1 && PyErr_Occurred())
             return NULL;
+        if (part < INT32_MIN || part > INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "produce(): partition out of range");
+            return NULL;
+        }
         rec.partition = (int32_t)part;
     }
     if (a[A_TIMESTAMP] && a[A_TIMESTAMP] != Py_None) {
@@ -507,6 +508,10 @@ static PyObject *pb_produce(ProducerBase *s, PyObject *const *args, Py_ssize_t n
         cb = a[A_CALLBACK];
     if (!cb || cb == Py_None)
         cb = s->default_cb;
+    /* Looked up last: converting the arguments may have run Python code. */
+    kp_producer_t *p = handle(s);
+    if (!p)
+        goto done;
     kp_err_t err;
     if (cb && cb != Py_None) {
         Message *m = PyObject_New(Message, &MessageType);

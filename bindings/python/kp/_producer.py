@@ -1,10 +1,11 @@
 """kp.Producer: confluent_kafka.Producer's API on kp's engine, through kp's C ABI.
 
-produce(), poll(), flush(), the delivery callback and Message are in C (kp/_native.c); the
-rest calls libkp through cffi (kp/_ffi.py). Delivery reports are served only on the
-caller's thread, inside poll(), flush(), the transactional calls and close() (the
-producer runs kp with delivery.report.mode=poll), so no Python code ever runs on a
-kp thread. kp's log lines come the same way (see _log_callback).
+produce(), poll(), flush(), the delivery callback and Message are in C
+(kp/_native.c); the rest calls libkp through cffi (kp/_ffi.py). Delivery reports
+are served only on the caller's thread, inside poll(), flush(), the transactional
+calls and close() (the producer runs kp with delivery.report.mode=poll), so no
+Python code ever runs on a kp thread. kp's log lines come the same way (see
+_log_callback).
 Waits happen in slices of at most 100 ms so that Ctrl-C (KeyboardInterrupt)
 interrupts them; the GIL is released while kp waits.
 """

@@ -843,18 +843,32 @@ fn sasl_sessions_are_reauthenticated_on_the_same_connection() {
         assert!(!l.contains("alice-secret"), "secret in the log: {l}");
     }
     let opened = m.connections_opened;
-    // The broker saw exactly kp's connections, and no other.
-    assert_eq!(broker("connection-creation-total"), opened, "connections the broker accepted");
-    assert!(opened <= u64::from(rf()) + 1, "{opened} connections opened");
+    // No session ran out: the broker counted no failed re-authentication and
+    // killed no connection for an expired session.
+    let (ok, failed, killed, accepted) = (
+        broker("successful-reauthentication-total"),
+        broker("failed-reauthentication-total"),
+        broker("expired-connections-killed-count"),
+        broker("connection-creation-total"),
+    );
+    let counts = format!(
+        "broker: {ok} re-authenticated, {failed} failed, {killed} killed as expired, \
+         {accepted} accepted; kp: {opened} opened, {} closed",
+        m.connections_closed
+    );
+    assert_eq!((failed, killed), (0, 0), "{counts}");
     // Every connection re-authenticates every 8.5 s: 14 times in 120 s (at
     // least 10 each, for a connection opened late on a loaded machine),
     // counted by the broker on the connection it authenticated first.
-    let ok = broker("successful-reauthentication-total");
-    assert!(ok >= 10 * opened, "broker counted {ok} re-authentications for {opened} connections");
+    assert!(ok >= 10 * opened, "{counts}");
+    // The broker saw exactly kp's connections, and kp closed or reopened none.
+    assert_eq!(accepted, opened, "{counts}");
+    assert_eq!(m.connections_closed, 0, "{counts}: {lines:?}");
+    assert!(opened <= u64::from(rf()) + 1, "{counts}");
     // kp's log agrees with the broker (one per connection may be in flight at close).
     assert!(
         ok.abs_diff(reauths.len() as u64) <= opened,
-        "broker {ok} vs kp's log {}: {lines:?}",
+        "{counts}; kp logged {}: {lines:?}",
         reauths.len()
     );
     assert!(
@@ -862,11 +876,6 @@ fn sasl_sessions_are_reauthenticated_on_the_same_connection() {
         "{}",
         reauths[0]
     );
-    // No session ran out: no failed re-authentication, no connection killed
-    // by the broker for an expired session, none closed on kp's side.
-    assert_eq!(broker("failed-reauthentication-total"), 0, "failed re-authentications");
-    assert_eq!(broker("expired-connections-killed-count"), 0, "connections killed: expired");
-    assert_eq!(m.connections_closed, 0, "connections closed: {lines:?}");
     eprintln!(
         "re-authentication: {n} records over {secs} s, none failed, read back by confluent-kafka; \
          broker (JMX, SASL_SSL listener): {ok} successful re-authentications, 0 failed, \

@@ -52,6 +52,11 @@ if [[ $(command -v "$PYTHON") == /usr/bin/python3 ]] && ! "$PYTHON" -c 'import p
     apt_pkgs+=(python3-pytest python3-cffi python3-venv)
 fi
 
+# The Python binding compiles a C extension at pip install: it needs Python.h
+if ! "$PYTHON" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+    [[ $(command -v "$PYTHON") == /usr/bin/python3 ]] && apt_pkgs+=(python3-dev)
+fi
+
 pip_confluent=0
 if ! "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
     if [[ $(command -v "$PYTHON") == /usr/bin/python3 ]]; then

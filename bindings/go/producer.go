@@ -134,6 +134,8 @@ const (
 	batchBytes   = 256 << 10
 	windowMax    = time.Millisecond // longest wait of a record in pend (at most linger.ms)
 	drainMax     = 1024
+	drainBusy    = 64                     // a drain of this many reports or more...
+	drainPause   = 500 * time.Microsecond // ...is followed by this pause
 	takeSlice    = 32
 	sliceMs      = 100 // longest C wait between looks at a context
 	errstrSize   = 512
@@ -281,7 +283,8 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 		callPromise(promise, r, err)
 		return
 	}
-	e.ctxs = append(e.ctxs, p.table.put(pending{rec: r, promise: promise}))
+	e.pend = append(e.pend, pending{rec: r, promise: promise})
+	e.pend = p.table.put(e.pend, &e.ctxs)
 	if p.send(e, true) == 0 {
 		p.table.take(uintptr(e.ctxs[0]))
 		callPromise(promise, r, e.err(0))
@@ -345,14 +348,14 @@ func (p *Producer) sendPendLocked() {
 	defer p.sendMu.Unlock()
 	defer putEncoder(e)
 	n := len(e.pend)
-	p.table.putPending(e.pend, &e.ctxs)
+	e.pend = p.table.put(e.pend, &e.ctxs)
 	if p.send(e, false) == n {
 		return
 	}
 	var refused []delivery
 	for i, res := range e.results {
 		if res != C.KP_OK {
-			d := delivery{pending: p.table.take(uintptr(e.ctxs[i])), err: e.err(i)}
+			d := delivery{pending: p.table.take(uintptr(e.ctxs[i])), code: C.kp_err_t(res), class: ErrorClass(C.kp_err_class(C.kp_err_t(res)))}
 			refused = append(refused, d)
 		}
 	}
@@ -405,7 +408,11 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 		}
 	}
 	if len(e.recs) > 0 {
-		p.table.putBatch(b, len(e.recs), &e.ctxs)
+		for k := range e.recs {
+			i := b.at(k)
+			e.pend = append(e.pend, pending{rec: rs[i], batch: b, idx: i})
+		}
+		e.pend = p.table.put(e.pend, &e.ctxs)
 		if p.send(e, true) < len(e.recs) {
 			for i, res := range e.results {
 				if res != C.KP_OK {
@@ -609,6 +616,13 @@ func (p *Producer) poll(fd C.int) {
 				p.handOver(p.reports, int(n))
 			}
 			p.unlockDrain()
+			if n >= drainBusy && n < drainMax {
+				// A busy producer: let reports gather for a moment
+				// instead of waking for every few (fewer thread
+				// wake-ups on both goroutines); a drain of fewer
+				// reports waits for the next at once.
+				time.Sleep(drainPause)
+			}
 		}
 	}
 }
@@ -762,8 +776,8 @@ type pending struct {
 	idx     int
 }
 
-// delivery is a report matched with its record, for the dispatcher (err
-// set: a refusal of kp_send_batch).
+// delivery is a report (or a refusal of kp_send_batch) matched with its
+// record, for the dispatcher.
 type delivery struct {
 	pending
 	partition int32
@@ -771,12 +785,11 @@ type delivery struct {
 	timestamp int64
 	code      C.kp_err_t
 	class     ErrorClass
-	err       error
 }
 
 func (d *delivery) run() {
-	err := d.err
-	if err == nil && d.code != C.KP_OK {
+	var err error
+	if d.code != C.KP_OK {
 		err = newErrorClass(d.code, "", d.class)
 	}
 	if d.batch != nil {
@@ -798,66 +811,78 @@ func (d *delivery) fill(r *Record) {
 }
 
 // table maps the integer contexts that travel through kp to pending records
-// (no Go pointer is ever given to C). Index 0 is never used.
+// (no Go pointer is ever given to C). Each crossing into kp takes one slot
+// holding its records' pendings (up to slotRecords of them); a record's
+// context is its slot's number << slotShift | its index in the slot. A slot
+// is freed when its last record is taken. Slot 0 is never used, so no
+// context is 0.
 type table struct {
-	mu      sync.Mutex
-	entries []pending
-	free    []uintptr
+	mu    sync.Mutex
+	slots []slot
+	free  []uintptr
 }
 
-func (t *table) putLocked(e pending) uintptr {
-	if n := len(t.free); n > 0 {
-		i := t.free[n-1]
-		t.free = t.free[:n-1]
-		t.entries[i] = e
-		return i
-	}
-	if len(t.entries) == 0 {
-		t.entries = append(t.entries, pending{})
-	}
-	t.entries = append(t.entries, e)
-	return uintptr(len(t.entries) - 1)
+type slot struct {
+	pend []pending // zeroed as taken; kept for reuse when the slot is freed
+	left int       // records not yet taken
 }
 
-func (t *table) put(e pending) C.uintptr_t {
+const (
+	slotShift   = 16
+	slotRecords = 1 << slotShift
+)
+
+// put moves the pendings of one crossing into slots, appending each
+// record's context to ctxs, and returns an empty slice (of a freed slot) to
+// gather the next crossing's pendings in.
+func (t *table) put(ps []pending, ctxs *[]C.uintptr_t) (spare []pending) {
 	t.mu.Lock()
-	i := t.putLocked(e)
-	t.mu.Unlock()
-	return C.uintptr_t(i)
-}
-
-// putBatch adds n entries of a ProduceSync batch (record positions from
-// b.at) and appends their contexts to ctxs.
-func (t *table) putBatch(b *syncBatch, n int, ctxs *[]C.uintptr_t) {
-	t.mu.Lock()
-	for k := 0; k < n; k++ {
-		i := b.at(k)
-		*ctxs = append(*ctxs, C.uintptr_t(t.putLocked(pending{rec: b.results[i].Record, batch: b, idx: i})))
+	defer t.mu.Unlock()
+	for len(ps) > 0 {
+		n := len(ps)
+		if n > slotRecords {
+			n = slotRecords
+		}
+		var i uintptr
+		if k := len(t.free); k > 0 {
+			i = t.free[k-1]
+			t.free = t.free[:k-1]
+		} else {
+			if len(t.slots) == 0 {
+				t.slots = append(t.slots, slot{})
+			}
+			t.slots = append(t.slots, slot{})
+			i = uintptr(len(t.slots) - 1)
+		}
+		s := &t.slots[i]
+		if spare == nil {
+			spare = s.pend[:0]
+		}
+		s.pend, s.left = ps[:n:n], n
+		for k := 0; k < n; k++ {
+			*ctxs = append(*ctxs, C.uintptr_t(i<<slotShift|uintptr(k)))
+		}
+		ps = ps[n:]
 	}
-	t.mu.Unlock()
+	return spare
 }
 
-// putPending adds Produce's buffered records and appends their contexts to
-// ctxs (one lock for the batch).
-func (t *table) putPending(ps []pending, ctxs *[]C.uintptr_t) {
-	t.mu.Lock()
-	for _, e := range ps {
-		*ctxs = append(*ctxs, C.uintptr_t(t.putLocked(e)))
+func (t *table) takeLocked(ctx uintptr) pending {
+	i := ctx >> slotShift
+	s := &t.slots[i]
+	p := &s.pend[ctx&(slotRecords-1)]
+	e := *p
+	*p = pending{}
+	if s.left--; s.left == 0 {
+		t.free = append(t.free, i)
 	}
-	t.mu.Unlock()
-}
-
-func (t *table) takeLocked(i uintptr) pending {
-	e := t.entries[i]
-	t.entries[i] = pending{}
-	t.free = append(t.free, i)
 	return e
 }
 
-func (t *table) take(i uintptr) pending {
+func (t *table) take(ctx uintptr) pending {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.takeLocked(i)
+	return t.takeLocked(ctx)
 }
 
 // dqueue is the unbounded FIFO from the drains to the dispatcher.
@@ -993,10 +1018,10 @@ func (e *encoder) bytes(b []byte) (off, n uint64) {
 
 // add encodes a record; an error means kp would refuse it anyway.
 func (e *encoder) add(r *Record, manual bool) error {
-	if strings.IndexByte(r.Topic, 0) >= 0 || r.Topic == "" {
-		return newError(C.KP_ERR_INVALID_TOPIC, fmt.Sprintf("invalid topic name %q", r.Topic))
-	}
 	if len(e.blob) == 0 || r.Topic != e.topic {
+		if strings.IndexByte(r.Topic, 0) >= 0 || r.Topic == "" {
+			return newError(C.KP_ERR_INVALID_TOPIC, fmt.Sprintf("invalid topic name %q", r.Topic))
+		}
 		e.topicOff = uint64(len(e.blob))
 		e.blob = append(e.blob, r.Topic...)
 		e.blob = append(e.blob, 0)

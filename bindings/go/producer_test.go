@@ -121,10 +121,20 @@ func deref(s *string) string {
 // consecutive per partition, and the consumer reads the same values.
 func TestProduceSyncBatch(t *testing.T) {
 	t.Parallel()
+	produceSyncAndReadBack(t, 2000)
+}
+
+// A ProduceSync batch larger than one slot of the producer's context table
+// (65,536 records) spans several slots.
+func TestProduceSyncLargerThanASlot(t *testing.T) {
+	t.Parallel()
+	produceSyncAndReadBack(t, 70000)
+}
+
+func produceSyncAndReadBack(t *testing.T, n int) {
 	topic := newTopic(t, 2)
 	p := newProducer(t, nil)
 	defer p.Close(context.Background())
-	const n = 2000
 	recs := make([]*kp.Record, n)
 	for i := range recs {
 		recs[i] = &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}

@@ -31,6 +31,11 @@ trap 'rm -rf "$work"' EXIT
 make -s -C "$REPO" install PREFIX="$work/prefix" >"$work/install.log" 2>&1 \
     || { tail -5 "$work/install.log" >&2; exit 1; }
 export PKG_CONFIG_PATH=$work/prefix/lib/pkgconfig
+# A build cache of their own: Go's cache does not notice a change of
+# pkg-config's output or of an installed header or library (golang/go#24544,
+# #24355), so a package compiled against an earlier run's prefix (since
+# deleted) would be linked again.
+export GOCACHE=$work/gocache
 go build -o "$work/producer-shared" ./examples/producer
 go build -tags kp_static -o "$work/producer-static" ./examples/producer
 if ldd "$work/producer-static" | grep -q libkp; then

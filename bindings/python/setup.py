@@ -1,9 +1,13 @@
-"""Build step that puts libkp into the package.
+"""Build step that puts libkp into the package and compiles kp._native.
 
 `pip install ./bindings/python` runs `cargo build --release --lib` in the repository
 root (this file's grandparent) and bundles target/release/libkp.so (CARGO_TARGET_DIR
 is honoured). Set KP_LIBRARY=/path/to/libkp.so to bundle an already built library
-instead (then cargo is not needed).
+instead (then cargo is not needed). kp/_native.c (produce(), poll(), flush() and
+delivery reports in C) is compiled against the repository's include/kp.h (or the
+kp.h in KP_INCLUDE, a directory) with the C compiler Python was built with; it does
+not link libkp: it finds libkp's functions at import time in the library
+kp/_ffi.py loaded.
 """
 
 import os
@@ -12,9 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
-from setuptools.dist import Distribution
 
 LIBNAME = "libkp.dylib" if sys.platform == "darwin" else "libkp.so"
 
@@ -34,6 +37,13 @@ def libkp() -> Path:
     return target / "release" / LIBNAME
 
 
+def kp_include() -> str:
+    inc = Path(os.environ.get("KP_INCLUDE") or Path(__file__).resolve().parents[2] / "include")
+    if not (inc / "kp.h").is_file():
+        sys.exit(f"kp: {inc / 'kp.h'} not found; set KP_INCLUDE to the directory of kp.h")
+    return str(inc)
+
+
 class BuildPyWithLibkp(build_py):
     def run(self) -> None:
         super().run()
@@ -45,11 +55,12 @@ class BuildPyWithLibkp(build_py):
         shutil.copy2(lib, dest)
 
 
-class BinaryDistribution(Distribution):
-    """The wheel carries a native library: tag it for this platform."""
+native = Extension(
+    "kp._native",
+    ["kp/_native.c"],
+    include_dirs=[kp_include()],
+    libraries=[] if sys.platform == "darwin" else ["dl"],
+    extra_compile_args=["-O2"],
+)
 
-    def has_ext_modules(self) -> bool:
-        return True
-
-
-setup(cmdclass={"build_py": BuildPyWithLibkp}, distclass=BinaryDistribution)
+setup(cmdclass={"build_py": BuildPyWithLibkp}, ext_modules=[native])

@@ -23,11 +23,17 @@ impl Backoff {
 
     /// The delay before retry number `attempt` (1 = the first retry).
     pub fn delay(&self, attempt: u32) -> Duration {
+        self.delay_with(attempt, fastrand::f64())
+    }
+
+    /// The delay before retry number `attempt`, its jitter given by `unit`
+    /// in [0, 1] (0: -20%, 1: +20%): retries that share a draw go together.
+    pub fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
         let base = self.base.as_millis() as u64;
         let max = self.max.as_millis() as u64;
         let exp = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(max.max(base));
         let jitter = exp / 5;
-        let v = if jitter > 0 { exp - jitter + fastrand::u64(0..=2 * jitter) } else { exp };
+        let v = exp - jitter + ((2 * jitter) as f64 * unit.clamp(0.0, 1.0)) as u64;
         Duration::from_millis(v)
     }
 
@@ -82,6 +88,15 @@ mod tests {
             let d30 = b.delay(30).as_millis();
             assert!((800..=1200).contains(&d30), "capped {d30}");
         }
+    }
+
+    #[test]
+    fn one_jitter_draw_gives_one_delay() {
+        let b = Backoff::from_millis(100, 1000);
+        assert_eq!(b.delay_with(1, 0.0), Duration::from_millis(80));
+        assert_eq!(b.delay_with(1, 1.0), Duration::from_millis(120));
+        assert_eq!(b.delay_with(2, 0.5), Duration::from_millis(200));
+        assert_eq!(b.delay_with(3, 0.37), b.delay_with(3, 0.37));
     }
 
     #[test]

@@ -501,15 +501,15 @@ impl Producer {
         if !inner.lifecycle.begin_close(send_queued) {
             return Ok(());
         }
-        if !send_queued {
-            inner.purge_queued(
+        let failed_at_once = !send_queued
+            && inner.purge_queued(
                 error::CLOSED,
                 "the producer was closed (zero timeout) before the record was sent",
-            );
-        }
+            ) > 0;
         inner.core.memory.wake_all();
         inner.sender_wake.notify_one();
-        let complete = inner.core.reports.wait_all_done(timeout, self.serve_here());
+        let complete =
+            inner.core.reports.wait_all_done(timeout, self.serve_here()) && !failed_at_once;
         if !complete {
             inner.purge_queued(
                 error::CLOSED,

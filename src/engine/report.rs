@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,7 +153,9 @@ pub struct ReportQueue {
     done_lock: Mutex<()>,
     done_cv: Condvar,
     eventfd: i32,
-    shutting_down: std::sync::atomic::AtomicBool,
+    /// Set after each write to `eventfd`: an empty poll skips the read(2).
+    eventfd_set: AtomicBool,
+    shutting_down: AtomicBool,
     /// Log lines are delivered where reports are served (see crate::log).
     log: Log,
 }
@@ -178,6 +180,7 @@ impl ReportQueue {
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
             eventfd: fd,
+            eventfd_set: AtomicBool::new(false),
             shutting_down: Default::default(),
             log: Log::default(),
         }
@@ -202,6 +205,7 @@ impl ReportQueue {
             let one: u64 = 1;
             // SAFETY: eventfd is open for the queue's lifetime; 8-byte write.
             unsafe { libc::write(self.eventfd, &one as *const u64 as *const libc::c_void, 8) };
+            self.eventfd_set.store(true, Ordering::Release);
         }
     }
 
@@ -317,8 +321,11 @@ impl ReportQueue {
         });
     }
 
+    /// Reads only when something was written since the last read: writers set
+    /// `eventfd_set` after writing and this clears it before reading, so every
+    /// write is followed by a set flag that makes this or a later call read it.
     fn clear_eventfd(&self) {
-        if self.eventfd >= 0 {
+        if self.eventfd >= 0 && self.eventfd_set.swap(false, Ordering::AcqRel) {
             let mut v: u64 = 0;
             // SAFETY: non-blocking read of 8 bytes into a local.
             unsafe { libc::read(self.eventfd, &mut v as *mut u64 as *mut libc::c_void, 8) };

@@ -160,6 +160,12 @@ fn eventfd_is_readable_while_reports_wait() {
     let (_, d) = recorder();
     q.serve(&*d, Duration::ZERO);
     assert!(!readable(), "cleared once served");
+    q.serve(&*d, Duration::ZERO);
+    assert!(!readable(), "an empty poll leaves it clear");
+    q.wake();
+    assert!(readable(), "readable again when woken (log lines wait)");
+    q.serve(&*d, Duration::ZERO);
+    assert!(!readable(), "cleared by the next poll");
     assert_eq!(ReportQueue::new(false).fd(), -1, "thread mode needs no fd");
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple
 
 from cffi import FFI  # type: ignore[import-untyped]
 
@@ -129,7 +129,7 @@ def _candidates() -> list[Path]:
     return [here / name, here.parents[2] / "target" / "release" / name]
 
 
-def _load() -> Any:
+def _load() -> Tuple[Any, str]:
     tried = []
     for path in _candidates():
         if path.is_file():
@@ -140,7 +140,7 @@ def _load() -> Any:
                     f"{path} is kp {ffi.string(lib.kp_version_str()).decode()}, "
                     f"this binding needs {HEADER_MAJOR}.{HEADER_MINOR}.x"
                 )
-            return lib
+            return lib, str(path)
         tried.append(str(path))
     raise ImportError(
         "libkp not found (tried " + ", ".join(tried) + "); set KP_LIBRARY to the path of "
@@ -148,4 +148,5 @@ def _load() -> Any:
     )
 
 
-lib = _load()
+# path_loaded: the file lib came from (kp._native looks its functions up in it).
+lib, path_loaded = _load()

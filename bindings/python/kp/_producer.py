@@ -1,26 +1,26 @@
 """kp.Producer: confluent_kafka.Producer's API on kp's engine, through kp's C ABI.
 
-Delivery reports are served only on the caller's thread, inside poll(), flush(),
-the transactional calls and close() (the producer runs kp with
-delivery.report.mode=poll), so no Python code ever runs on a kp thread. kp's log
-lines come the same way (see _log_callback).
-Waits happen in slices of at most _SLICE_MS so that Ctrl-C (KeyboardInterrupt)
-interrupts them; cffi releases the GIL for every call into kp.
+produce(), poll(), flush(), the delivery callback and Message are in C
+(kp/_native.c); the rest calls libkp through cffi (kp/_ffi.py). Delivery reports
+are served only on the caller's thread, inside poll(), flush(), the transactional
+calls and close() (the producer runs kp with delivery.report.mode=poll), so no
+Python code ever runs on a kp thread. kp's log lines come the same way (see
+_log_callback).
+Waits happen in slices of at most 100 ms so that Ctrl-C (KeyboardInterrupt)
+interrupts them; the GIL is released while kp waits.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import threading
-import time
 import weakref
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._errors import KP_ERR_QUEUE_FULL, KP_ERR_TIMED_OUT, KafkaError, KafkaException, from_kp_error
-from ._ffi import ffi, lib
+from . import _native
+from ._errors import KafkaError, KafkaException, from_kp_error
+from ._ffi import ffi, lib, path_loaded
 
 log = logging.getLogger("kp")
 
@@ -28,14 +28,16 @@ TIMESTAMP_NOT_AVAILABLE = 0
 TIMESTAMP_CREATE_TIME = 1
 TIMESTAMP_LOG_APPEND_TIME = 2
 
-_SLICE_MS = 100
 _INT32_MAX = 2**31 - 1
 _ERRSTR = 512
 
 Bytesish = Union[str, bytes, bytearray, memoryview]
 HeaderValue = Optional[Bytesish]
 Headers = Union[Mapping[str, HeaderValue], Sequence[Tuple[str, HeaderValue]]]
-DeliveryCallback = Callable[[Optional[KafkaError], "Message"], Any]
+# A delivered (or failed) record as delivery callbacks get it: topic(), partition(),
+# offset(), key(), value(), headers(), timestamp(), error(), len().
+Message = _native.Message
+DeliveryCallback = Callable[[Optional[KafkaError], Message], Any]
 
 # confluent_kafka configuration keys that are Python objects, not librdkafka properties.
 _PY_KEYS = {"on_delivery", "error_cb", "throttle_cb", "stats_cb", "logger", "oauth_cb"}
@@ -66,77 +68,6 @@ def _ms(timeout: Optional[float]) -> int:
     return min(int(timeout * 1000), _INT32_MAX)
 
 
-def _deadline(timeout: Optional[float]) -> Optional[float]:
-    return None if timeout is None or timeout < 0 else time.monotonic() + timeout
-
-
-def _next_slice(deadline: Optional[float]) -> Tuple[int, bool]:
-    """The next wait in ms (at most _SLICE_MS, so that signals are seen between
-    waits) and whether it is the last one before the deadline."""
-    if deadline is None:
-        return _SLICE_MS, False
-    left = int((deadline - time.monotonic()) * 1000)
-    return max(0, min(left, _SLICE_MS)), left <= _SLICE_MS
-
-
-class Message:
-    """A delivered (or failed) record, as passed to delivery callbacks."""
-
-    __slots__ = ("_topic", "_partition", "_offset", "_key", "_value", "_headers", "_ts", "_error")
-
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: Optional[bytes],
-        value: Optional[bytes],
-        headers: Optional[List[Tuple[str, Optional[bytes]]]],
-        timestamp: int,
-        error: Optional[KafkaError],
-    ) -> None:
-        self._topic = topic
-        self._partition = partition
-        self._offset = offset
-        self._key = key
-        self._value = value
-        self._headers = headers
-        self._ts = timestamp
-        self._error = error
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> Optional[bytes]:
-        return self._key
-
-    def value(self) -> Optional[bytes]:
-        return self._value
-
-    def headers(self) -> Optional[List[Tuple[str, Optional[bytes]]]]:
-        return self._headers
-
-    def timestamp(self) -> Tuple[int, int]:
-        if self._ts < 0:
-            return (TIMESTAMP_NOT_AVAILABLE, 0)
-        return (TIMESTAMP_CREATE_TIME, self._ts)
-
-    def error(self) -> Optional[KafkaError]:
-        return self._error
-
-    def __len__(self) -> int:
-        return 0 if self._value is None else len(self._value)
-
-    def __repr__(self) -> str:
-        return f"Message(topic={self._topic!r}, partition={self._partition}, offset={self._offset})"
-
-
 class PartitionMetadata:
     def __init__(self, id: int, leader: int) -> None:
         self.id = id
@@ -165,58 +96,20 @@ class ClusterMetadata:
         self.orig_broker_name: Optional[str] = None
 
 
-# Records waiting for their report: id -> (callback, topic, key, value, headers).
-# The id travels through kp as the callback's ctx pointer.
-_pending: Dict[int, Tuple[DeliveryCallback, str, Optional[bytes], Optional[bytes], Any]] = {}
-_ids = itertools.count(1)
-# An exception raised by a delivery callback, re-raised by the call that served it.
-_tls = threading.local()
+def _headers_list(headers: Headers) -> List[Tuple[str, Optional[bytes]]]:
+    """produce()'s headers (a mapping or (name, value) pairs) as the list that
+    kp/_native.c sends and Message.headers() returns."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(k, None if v is None else _to_bytes(v)) for k, v in items]
 
 
-def _report_headers(hdrs: Any) -> Optional[List[Tuple[str, Optional[bytes]]]]:
-    if not hdrs:
-        return None
-    return [(k, v) for k, v in hdrs]
-
-
-def _serve_report(report: Any, ctx: Any) -> None:
-    # Runs inside kp_poll/kp_flush/kp_producer_close on the thread that called them.
-    try:
-        cb, topic, key, value, hdrs = _pending.pop(int(ffi.cast("uintptr_t", ctx)))
-        code = lib.kp_report_error(report)
-        error = None
-        if code != 0:
-            text = lib.kp_report_error_message(report)
-            error = KafkaError(
-                code,
-                ffi.string(text).decode(errors="replace") if text != ffi.NULL else None,
-                retriable=bool(lib.kp_report_is_retriable(report)),
-                in_report=True,
-            )
-        msg = Message(
-            topic,
-            lib.kp_report_partition(report),
-            lib.kp_report_offset(report),
-            key,
-            value,
-            _report_headers(hdrs),
-            lib.kp_report_timestamp(report),
-            error,
-        )
-        cb(error, msg)
-    except BaseException as e:  # noqa: BLE001 - handed to the caller of poll/flush
-        if getattr(_tls, "exc", None) is None:
-            _tls.exc = e
-
-
-# The one C callback for every record (ctx = the record's id in _pending).
-_on_report: Any = ffi.callback("void(const kp_report_t *, void *)", _serve_report)
+_native.bind(path_loaded, KafkaError, _headers_list)
 
 
 def _reraise() -> None:
-    exc = getattr(_tls, "exc", None)
+    """Raises the first exception a delivery callback raised on this thread."""
+    exc = _native.take_exception()
     if exc is not None:
-        _tls.exc = None
         raise exc
 
 
@@ -281,7 +174,7 @@ def _group_id(meta: Any) -> bytes:
     raise TypeError("group_metadata: expected a group id or Consumer.consumer_group_metadata()")
 
 
-class Producer:
+class Producer(_native.ProducerBase):
     """A Kafka producer with confluent_kafka.Producer's API.
 
     `conf` takes kp's property names (Java's, and librdkafka's where they mean
@@ -312,6 +205,7 @@ class Producer:
             raise ValueError("the Python binding serves delivery reports in poll()/flush() only")
         settings.setdefault("partitioner", "consistent_random")
         settings.setdefault("max.block.ms", 0)
+        self._block = str(settings["max.block.ms"]).strip() not in ("0", "0.0")
         settings["delivery.report.mode"] = "poll"
         cfg = lib.kp_config_new()
         errstr = ffi.new("char[]", _ERRSTR)
@@ -335,7 +229,7 @@ class Producer:
             if cfg != ffi.NULL:
                 lib.kp_config_destroy(cfg)
         self._p = p
-        self._topics: Dict[str, Any] = {}
+        self._ptr = int(ffi.cast("uintptr_t", p))
         _live.add(self)
 
     # -- internals -------------------------------------------------------------------
@@ -354,117 +248,19 @@ class Producer:
             raise KafkaException(KafkaError(-110, "the producer is closed"))
         return self._p
 
-    def _topic(self, topic: str) -> Any:
-        c = self._topics.get(topic)
-        if c is None:
-            c = self._topics[topic] = ffi.new("char[]", topic.encode())
-        return c
-
     def _fatal(self) -> None:
         errstr = ffi.new("char[]", _ERRSTR)
         code = lib.kp_producer_fatal_error(self._p, errstr, _ERRSTR)
         if code != 0:
             raise KafkaException(KafkaError(code, ffi.string(errstr).decode(), fatal=True))
 
-    # -- producing -------------------------------------------------------------------
+    # -- producing: produce(), poll() and flush() are kp._native.ProducerBase's -----
 
-    def produce(
-        self,
-        topic: str,
-        value: Optional[Bytesish] = None,
-        key: Optional[Bytesish] = None,
-        partition: int = -1,
-        on_delivery: Optional[DeliveryCallback] = None,
-        timestamp: int = 0,
-        headers: Optional[Headers] = None,
-        callback: Optional[DeliveryCallback] = None,
-    ) -> None:
-        """Queues a record. Raises BufferError when the buffer is full (call poll()),
-        KafkaException when the record is rejected."""
-        p = self._handle()
-        rec = getattr(_tls, "rec", None)
-        if rec is None:  # one record struct per thread, reused (kp copies the record)
-            rec = _tls.rec = ffi.new("kp_record_t *")
-            rec.struct_size = ffi.sizeof("kp_record_t")
-        rec.topic = self._topic(topic)
-        rec.partition = partition
-        rec.timestamp_ms = timestamp
-        kb = vb = None
-        if key is None:
-            rec.key = ffi.NULL
-        else:
-            kb = _to_bytes(key)
-            rec.key = kbuf = ffi.from_buffer(kb)  # noqa: F841 - alive until kp_send returns
-            rec.key_len = len(kb)
-        if value is None:
-            rec.value = ffi.NULL
-        else:
-            vb = _to_bytes(value)
-            rec.value = vbuf = ffi.from_buffer(vb)  # noqa: F841
-            rec.value_len = len(vb)
-        hdrs: Optional[List[Tuple[str, Optional[bytes]]]] = None
-        if headers:
-            items = headers.items() if isinstance(headers, Mapping) else headers
-            hdrs = [(k, None if v is None else _to_bytes(v)) for k, v in items]
-            arr = ffi.new("kp_header_t[]", len(hdrs))
-            keep = []
-            for i, (hk, hv) in enumerate(hdrs):
-                kbytes = hk.encode()
-                keep.append(kbytes)
-                arr[i].key = ffi.from_buffer(kbytes)
-                arr[i].key_len = len(kbytes)
-                if hv is not None:
-                    arr[i].value = ffi.from_buffer(hv)
-                    arr[i].value_len = len(hv)
-            rec.headers = arr
-            rec.header_count = len(hdrs)
-        else:
-            rec.headers = ffi.NULL
-            rec.header_count = 0
-        cb = on_delivery or callback or self._default_cb
-        if cb is None:
-            err = lib.kp_send(p, rec, ffi.NULL, ffi.NULL)
-        else:
-            rid = next(_ids)
-            _pending[rid] = (cb, topic, kb, vb, hdrs)
-            err = lib.kp_send(p, rec, _on_report, ffi.cast("void *", rid))
-            if err != 0:
-                del _pending[rid]
-        if err != 0:
-            if err == KP_ERR_QUEUE_FULL:
-                raise BufferError("kp: the producer's buffer is full (buffer.memory); call poll()")
-            self._fatal()
-            raise KafkaException(KafkaError(err))
-
-    def poll(self, timeout: Optional[float] = None) -> int:
-        """Serves delivery reports (runs their callbacks), waiting up to `timeout`
-        seconds (None or -1: until one comes) for the first. Returns how many."""
-        p = self._handle()
-        deadline = _deadline(timeout)
-        while True:
-            ms, last = _next_slice(deadline)
-            n = lib.kp_poll(p, ms)
-            _reraise()
-            if n < 0:
-                raise KafkaException(KafkaError(n))
-            if n > 0 or last:
-                return int(n)
-
-    def flush(self, timeout: Optional[float] = None) -> int:
-        """Sends everything queued and serves reports until none is outstanding or
-        `timeout` seconds (None or -1: no limit) passed. Returns len(self)."""
-        p = self._handle()
-        deadline = _deadline(timeout)
-        while True:
-            ms, last = _next_slice(deadline)
-            rc = lib.kp_flush(p, ms)
-            _reraise()
-            if rc == 0:
-                return 0
-            if rc != KP_ERR_TIMED_OUT:
-                raise KafkaException(KafkaError(rc))
-            if last:
-                return len(self)
+    def _raise(self, err: int) -> None:
+        """Raises KafkaException for kp error `err` (kp/_native.c calls it), with
+        the producer's fatal error when it has one."""
+        self._fatal()
+        raise KafkaException(KafkaError(err))
 
     def __len__(self) -> int:
         if self._forked or self._p == ffi.NULL:
@@ -545,7 +341,7 @@ class Producer:
         try:
             left = self.flush(timeout)
         finally:
-            p, self._p = self._p, ffi.NULL
+            p, self._p, self._ptr = self._p, ffi.NULL, 0
             _live.discard(self)
             lib.kp_producer_close(p, 0)
             lib.kp_producer_destroy(p)
@@ -566,6 +362,6 @@ class Producer:
     def __del__(self) -> None:
         if getattr(self, "_forked", True) or getattr(self, "_p", ffi.NULL) == ffi.NULL:
             return
-        p, self._p = self._p, ffi.NULL
+        p, self._p, self._ptr = self._p, ffi.NULL, 0
         lib.kp_producer_destroy(p)  # serves the remaining reports (failed) here
-        _tls.exc = None  # nobody to raise a callback's exception to
+        _native.take_exception()  # nobody to raise a callback's exception to

@@ -394,3 +394,49 @@ def test_threads_share_a_producer(bootstrap: str, new_topic: Any) -> None:
     want = {b"t%d-%d" % (t, i): (None if i % 2 == 0 else [("t", b"%d" % t)])
             for t in range(4) for i in range(500)}
     assert {m.value(): m.headers() for m in got} == want and len(got) == 2000
+
+
+def test_produce_argument_forms_and_reentrant_callbacks(bootstrap: str, new_topic: Any) -> None:
+    """produce() as confluent_kafka takes it (positional order, str/bytearray/
+    memoryview for key and value, the config's on_delivery as default), refusing
+    bad arguments before anything is queued; a callback that produces and polls
+    again gets its own records' reports too, each exactly once."""
+    topic = new_topic(1)
+    default: List[kp.Message] = []
+    nested: List[kp.Message] = []
+    conf = {"bootstrap.servers": bootstrap, "on_delivery": lambda err, msg: default.append(msg)}
+    with kp.Producer(conf) as p:
+        p.produce(topic, "v-str", "k-str")
+        p.produce(topic, bytearray(b"v-bytearray"), memoryview(b"k-memoryview"))
+        p.produce(topic, None, b"k-tombstone", 0, None, 1_700_000_000_000, [("h", "x")])
+
+        def produce_more(err: Optional[kp.KafkaError], msg: kp.Message) -> None:
+            nested.append(msg)
+            if len(nested) == 1:
+                p.produce(topic, b"from-callback", on_delivery=produce_more)
+                p.poll(0)
+
+        p.produce(topic, b"first", on_delivery=produce_more)
+        with pytest.raises(TypeError):
+            p.produce(topic, b"x", bogus=1)
+        with pytest.raises(TypeError):
+            p.produce(value=b"no topic")
+        with pytest.raises(TypeError):
+            p.produce(topic, b"x", partition="zero")
+        assert p.flush(30) == 0
+        deadline = time.monotonic() + 30
+        while len(nested) < 2 and time.monotonic() < deadline:
+            p.poll(0.1)
+    assert [m.value() for m in default] == [b"v-str", b"v-bytearray", None]
+    assert [m.key() for m in default] == [b"k-str", b"k-memoryview", b"k-tombstone"]
+    assert default[2].headers() == [("h", b"x")] and default[2].timestamp() == (1, 1_700_000_000_000)
+    assert [len(m) for m in default] == [5, 11, 0]
+    assert [m.value() for m in nested] == [b"first", b"from-callback"]
+    for m in default + nested:
+        assert m.error() is None and m.offset() >= 0 and m.topic() == topic
+        assert repr(m) == f"Message(topic={topic!r}, partition=0, offset={m.offset()})"
+    got = consume_all(bootstrap, topic, 5)
+    assert sorted((m.key() or b"", m.value() or b"") for m in got) == sorted(
+        [(b"k-str", b"v-str"), (b"k-memoryview", b"v-bytearray"), (b"k-tombstone", b""),
+         (b"", b"first"), (b"", b"from-callback")]
+    )

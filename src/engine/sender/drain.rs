@@ -31,8 +31,13 @@ pub(super) struct Drain<'a> {
     pub requests: HashMap<i32, RequestDraft>,
     /// Some partition has more ready batches than this pass took.
     pub more_ready: bool,
+    /// A ready batch stayed behind because its request was full (the next
+    /// pass should start at that partition, so the tail is not starved).
+    pub out_of_room: bool,
     /// Some partition has no (known) leader.
     pub need_metadata: bool,
+    /// Partitions whose due batch waits for its broker (see `holds`).
+    held: Vec<(i32, Arc<PartitionQueue>)>,
     /// When the next pass is due at the latest.
     pub next_wake: Instant,
 }
@@ -50,7 +55,9 @@ impl<'a> Drain<'a> {
             max_request: inner.cfg.max_request_size,
             requests: HashMap::new(),
             more_ready: false,
+            out_of_room: false,
             need_metadata: false,
+            held: Vec::new(),
             next_wake: now + Duration::from_millis(500),
         }
     }
@@ -63,7 +70,7 @@ impl<'a> Drain<'a> {
         let expired = self.take_expired(&mut st);
         let leader = pq.leader.load(Ordering::Acquire);
         let broker = if leader >= 0 { self.inner.broker(leader) } else { None };
-        self.close_due_batch(&mut st, broker.as_ref());
+        self.close_due_batch(pq, &mut st, leader, broker.as_ref());
         if !st.ready.is_empty() {
             match broker {
                 None => self.need_metadata = true,
@@ -116,7 +123,13 @@ impl<'a> Drain<'a> {
 
     /// Moves the open batch to the ready queue when it is due and can be
     /// sent in this pass; otherwise notes when to look again.
-    fn close_due_batch(&mut self, st: &mut PartitionState, broker: Option<&Arc<Broker>>) {
+    fn close_due_batch(
+        &mut self,
+        pq: &Arc<PartitionQueue>,
+        st: &mut PartitionState,
+        leader: i32,
+        broker: Option<&Arc<Broker>>,
+    ) {
         let Some(open) = &st.open else { return };
         let due = open.created + self.linger;
         if !(open.full || self.flushing || self.now >= due) {
@@ -127,6 +140,10 @@ impl<'a> Drain<'a> {
         // really send it: closing it early would leave a queue of tiny
         // batches behind a busy broker.
         if st.ready.is_empty() && broker.is_some_and(|b| self.can_send_to(b)) {
+            if broker.is_some_and(|b| self.holds(open, b)) {
+                self.held.push((leader, pq.clone()));
+                return;
+            }
             let mut b = st.open.take().expect("open");
             b.settle(0);
             st.last_full_records = None;
@@ -135,6 +152,38 @@ impl<'a> Drain<'a> {
             self.next_wake = self.next_wake.min(self.now + rem);
         } else if broker.is_none() {
             self.need_metadata = true;
+        }
+    }
+
+    /// Whether a due batch waits for its broker's requests in flight to come
+    /// back (a response wakes the sender), growing meanwhile, unless a
+    /// request to that broker goes in this pass anyway (`take_held`). With
+    /// many partitions, sending every due batch at once fills requests with
+    /// hundreds of tiny batches, and a broker's work is per batch as much as
+    /// per byte. Not with linger.ms=0 (latency first), nor for full batches
+    /// or a flush.
+    fn holds(&self, open: &Batch, broker: &Broker) -> bool {
+        !open.full
+            && !self.flushing
+            && !self.linger.is_zero()
+            && broker.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// After the pass: held batches whose broker gets a request now ride
+    /// along in it.
+    pub fn take_held(&mut self) {
+        for (leader, pq) in std::mem::take(&mut self.held) {
+            let Some(broker) = self.requests.get(&leader).map(|r| r.broker.clone()) else {
+                continue;
+            };
+            let mut st = pq.state.lock();
+            if !st.ready.is_empty() || pq.leader.load(Ordering::Acquire) != leader {
+                continue;
+            }
+            let Some(mut b) = st.open.take() else { continue };
+            b.settle(0);
+            st.ready.push_back(b);
+            self.take_ready(&pq, &mut st, leader, broker);
         }
     }
 
@@ -176,6 +225,7 @@ impl<'a> Drain<'a> {
         });
         if draft.bytes != 0 && draft.bytes + size > self.max_request {
             self.more_ready = true;
+            self.out_of_room = true;
             return;
         }
         let mut batch = st.ready.pop_front().expect("front");

@@ -40,6 +40,8 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
     // The partitions with something open, ready or in flight.
     let mut active: Vec<Arc<PartitionQueue>> = Vec::new();
     let mut idle_until = Instant::now();
+    // Where in `active` the next pass starts.
+    let mut start = 0;
     loop {
         let stopped = inner.lifecycle.stopped();
         if inner.lifecycle.is_shut_down() {
@@ -63,14 +65,26 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
         let parts = std::mem::take(&mut active);
         let mut drain = Drain::new(&inner, now, gate(&inner));
         let n = parts.len();
+        // When requests filled up, the next pass starts at the first
+        // partition that did not fit (as Java's drain index); otherwise where
+        // this one started. Every partition gets its turn at the head of the
+        // requests, also when thousands of them are ready at once.
+        let mut first_left_out = None;
+        let mut first_kept = None;
         for i in 0..n {
-            // The list comes back rotated by one each pass: every partition
-            // gets its turn at the head of the requests.
-            let pq = &parts[(i + 1) % n];
-            if drain.partition(pq) {
+            let pq = &parts[(start + i) % n];
+            let had_room = !drain.out_of_room;
+            let keep = drain.partition(pq);
+            if had_room && drain.out_of_room {
+                first_left_out = Some(active.len());
+            }
+            if keep {
+                first_kept.get_or_insert(active.len());
                 active.push(pq.clone());
             }
         }
+        start = first_left_out.or(first_kept).unwrap_or(0);
+        drain.take_held();
         if drain.need_metadata {
             inner.request_metadata();
         }

@@ -21,6 +21,16 @@ use super::super::report::Persistence;
 use super::super::{group_by_topic, Inner};
 use super::{expired_error, next_sequence, waits_for_earlier, InFlight};
 
+/// When an answer (or its failure) came back, and the one jitter draw that
+/// the retries of its batches share: batches that fail together retry
+/// together, in one request, not each at its own random moment (after a new
+/// topic's NOT_LEADER_OR_FOLLOWER answers that was one request per batch).
+#[derive(Clone, Copy)]
+struct Answered {
+    now: Instant,
+    jitter: f64,
+}
+
 pub(super) async fn send_produce(
     inner: Arc<Inner>,
     broker: Arc<Broker>,
@@ -49,6 +59,7 @@ pub(super) async fn send_produce(
     let _reporting = broker.report_turn(ticket).await;
     broker.in_flight.fetch_sub(1, Ordering::AcqRel);
     let now = Instant::now();
+    let answered = Answered { now, jitter: fastrand::f64() };
     for f in batches.iter_mut() {
         f.batch.in_request = false;
     }
@@ -74,7 +85,7 @@ pub(super) async fn send_produce(
             let mut at = (0usize, 0usize);
             for f in batches {
                 let pr = response_for(&resp, &mut at, &f.pq.topic.name, f.pq.partition);
-                handle_partition_response(&inner, &broker, f, pr, now);
+                handle_partition_response(&inner, &broker, f, pr, answered);
             }
         }
         Err(e) => {
@@ -83,7 +94,7 @@ pub(super) async fn send_produce(
             }
             for mut f in batches {
                 f.batch.ambiguous = true;
-                retry_or_fail(&inner, f, e.clone(), now);
+                retry_or_fail(&inner, f, e.clone(), answered);
             }
         }
     }
@@ -221,12 +232,12 @@ fn handle_partition_response(
     broker: &Broker,
     mut f: InFlight,
     pr: Option<&PartitionProduceResponse>,
-    now: Instant,
+    at: Answered,
 ) {
     let Some(p) = pr else {
         let e =
             Error::new(error::BAD_RESPONSE, "the produce response did not mention the partition");
-        return retry_or_fail(inner, f, e, now);
+        return retry_or_fail(inner, f, e, at);
     };
     let code = p.error_code as i32;
     // DUPLICATE_SEQUENCE_NUMBER: the broker already has it.
@@ -263,7 +274,7 @@ fn handle_partition_response(
     if code == error::REQUEST_TIMED_OUT || code == error::NOT_ENOUGH_REPLICAS_AFTER_APPEND {
         f.batch.ambiguous = true;
     }
-    retry_or_fail(inner, f, Error::new(code, msg), now);
+    retry_or_fail(inner, f, Error::new(code, msg), at);
 }
 
 /// Whether a failed batch may be retried. Transactional: epoch and sequence
@@ -311,7 +322,8 @@ fn retriable_for_producer(
     }
 }
 
-fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
+fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered) {
+    let now = at.now;
     let InFlight { pq, mut batch } = f;
     let delivery_timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
     if error::needs_metadata_refresh(err.code) {
@@ -333,7 +345,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, now: Instant) {
         batch.last_error = Some(err);
         let backoff =
             Backoff::from_millis(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms);
-        batch.retry_at = Some(now + backoff.delay(batch.attempts));
+        batch.retry_at = Some(now + backoff.delay_with(batch.attempts, at.jitter));
         st.requeue(batch);
         return;
     }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -167,8 +168,8 @@ func main() {
 			note(err)
 			return
 		}
-		if promiseCount%*clockEvery == 0 {
-			promiseNow = time.Now()
+		if promiseCount%*clockEvery == 0 || promiseNow.Before(r.Timestamp) {
+			promiseNow = time.Now() // never older than the send stamp
 		}
 		promiseCount++
 		lat.add(promiseNow.Sub(r.Timestamp))
@@ -291,6 +292,10 @@ func main() {
 	}
 	fmt.Printf("client cpu %.2f s (user %.2f s, sys %.2f s), %.2f cpu-s per million records, peak rss %.1f MiB.\n",
 		user+sys, user, sys, perM, float64(vmHWM(ru.Maxrss))/1024)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "go heap: %.1f bytes allocated per record, %d GC cycles.\n",
+		float64(ms.TotalAlloc)/float64(*numRecords), ms.NumGC)
 	if f := failed.Load(); f > 0 {
 		fmt.Printf("%d records failed.\n", f)
 		rc = 1

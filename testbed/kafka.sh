@@ -13,6 +13,8 @@
 #   testbed/kafka.sh console-produce T [ConsoleProducer args...]   (reads stdin)
 #   testbed/kafka.sh dump-log T PARTITION [NODE]
 #   testbed/kafka.sh java CLASS [args...]          any class, testbed classpath, tools logging
+#   testbed/kafka.sh jmx OBJECT-NAME ATTR[,ATTR]   read broker MBeans of every running node
+#                                                  (one line each: node N OBJECT-NAME:ATTR=VALUE)
 #
 # Ports (all bound to 127.0.0.1):
 #   1 node : PLAINTEXT ${KP_TESTBED_PORT:-39092}, CONTROLLER KP_TESTBED_PORT+1 (39093)
@@ -23,6 +25,7 @@
 #            JWTs; sessions expire after 10 s: connections.max.reauth.ms), SSL P+3 (client
 #            certificate required), SASL_PLAINTEXT P+4 (PLAIN, SCRAM-SHA-256), EXPIRED_SSL P+5
 #            and NOTYET_SSL P+6 (TLS with a broker certificate expired / not yet valid).
+#   JMX (no auth, 127.0.0.1 only) on P+7 of each node: broker metrics for `jmx`.
 #            Certificates are made per start
 #            with openssl in .testbed/cluster/tls (ca.pem, client.pem/.key, client-enc.key,
 #            client.p12, ca.p12, other-ca.pem). Users: alice/alice-secret (may write and
@@ -317,6 +320,14 @@ create_acls() {
         || { cat "$CLUSTER_DIR/acls.log" >&2; die "creating ACLs failed"; }
 }
 
+# JMX remote on 127.0.0.1:$1 only (registry and RMI on one port), no auth: the
+# test bed's broker metrics (e.g. KIP-368 re-authentication counts) for `jmx`.
+jmx_opts() {
+    echo "-Dcom.sun.management.jmxremote.port=$1 -Dcom.sun.management.jmxremote.rmi.port=$1" \
+        "-Dcom.sun.management.jmxremote.host=127.0.0.1 -Djava.rmi.server.hostname=127.0.0.1" \
+        "-Dcom.sun.management.jmxremote.authenticate=false -Dcom.sun.management.jmxremote.ssl=false"
+}
+
 launch_node() {
     local n=$1 dir
     dir=$(node_dir "$n")
@@ -326,8 +337,9 @@ launch_node() {
     port_open "$pp" && die "port 127.0.0.1:$pp already in use (another Kafka? try: $0 stop)"
     echo "===== $(date -Is) start node $n =====" >>"$dir/server.log"
     # setsid: brokers survive the caller's process group (e.g. a test harness timeout).
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086,SC2046
     setsid "$JAVA" $BROKER_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        $(jmx_opts "$((pp + 7))") \
         -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2-broker.properties" \
         -cp "$JARS_DIR/*" kafka.Kafka "$dir/server.properties" \
         >>"$dir/server.log" 2>&1 </dev/null &
@@ -619,6 +631,26 @@ cmd_dump_log() {
     run_tool kafka.tools.DumpLogSegments --files "$joined" --deep-iteration --print-data-log
 }
 
+# Reads ATTRS of the MBeans matching OBJECT-NAME (patterns like networkProcessor=*
+# allowed) from every running node with Kafka's JmxTool, one line per value:
+#   node N OBJECT-NAME:ATTR=VALUE
+cmd_jmx() {
+    (($# == 2)) || die "usage: $0 jmx OBJECT-NAME ATTR[,ATTR...]"
+    local nodes n pp out any=0
+    nodes=$(cluster_nodes)
+    for ((n = 1; n <= nodes; n++)); do
+        [[ -n $(node_pid "$n") ]] || continue
+        pp=$(ports_for "$nodes" "$n" | cut -d' ' -f1)
+        out=$(run_tool org.apache.kafka.tools.JmxTool --one-time true --report-format properties \
+            --jmx-url "service:jmx:rmi:///jndi/rmi://127.0.0.1:$((pp + 7))/jmxrmi" \
+            --object-name "$1" --attributes "$2" 2>"$CLUSTER_DIR/jmx.log") \
+            || { cat "$CLUSTER_DIR/jmx.log" >&2; die "JmxTool failed on node $n"; }
+        printf '%s\n' "$out" | sed -n "s/^\(kafka\.[^=]*:[^=]*=.*\)/node $n \1/p"
+        any=1
+    done
+    ((any)) || die "no running node"
+}
+
 cmd_java() {
     (($# >= 1)) || die "usage: $0 java CLASS [args...]"
     KP_TOOLS_FAST=0 run_tool "$@"
@@ -640,6 +672,7 @@ main() {
         console-produce) cmd_console_produce "$@" ;;
         dump-log) cmd_dump_log "$@" ;;
         java) cmd_java "$@" ;;
+        jmx) cmd_jmx "$@" ;;
         -h | --help | help | "") usage ;;
         *) log "unknown subcommand: $cmd"; usage ;;
     esac

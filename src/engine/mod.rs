@@ -82,8 +82,12 @@ pub enum Phase {
     /// kp_producer_close was called: no new records; what is queued is sent
     /// at once (as in a flush).
     Closing = 1,
+    /// kp_producer_close was called with a zero timeout: no new records and
+    /// nothing more is sent (queued records fail with CLOSED instead of
+    /// racing the close onto the wire).
+    ClosingWithoutSending = 2,
     /// The engine's tasks stop; nothing more is sent.
-    ShutDown = 2,
+    ShutDown = 3,
 }
 
 /// The producer's lifecycle: its [`Phase`] (which only moves forward) and
@@ -93,10 +97,6 @@ pub(crate) struct Lifecycle {
     /// `phase >= Closing`, as the flag that `MemoryPool::reserve` watches
     /// (a caller blocked on buffer.memory gives up when the producer closes).
     closing: AtomicBool,
-    /// Whether a closing producer still sends what is queued (false after
-    /// a close with a zero timeout: queued records fail with CLOSED instead
-    /// of racing the close onto the wire).
-    send_while_closing: AtomicBool,
     stopped: Notify,
     flushers: AtomicUsize,
 }
@@ -106,7 +106,6 @@ impl Lifecycle {
         Lifecycle {
             phase: AtomicU8::new(Phase::Open as u8),
             closing: AtomicBool::new(false),
-            send_while_closing: AtomicBool::new(true),
             stopped: Notify::new(),
             flushers: AtomicUsize::new(0),
         }
@@ -116,6 +115,7 @@ impl Lifecycle {
         match self.phase.load(Ordering::Acquire) {
             0 => Phase::Open,
             1 => Phase::Closing,
+            2 => Phase::ClosingWithoutSending,
             _ => Phase::ShutDown,
         }
     }
@@ -128,21 +128,13 @@ impl Lifecycle {
         self.phase() == Phase::ShutDown
     }
 
-    /// Open -> Closing. True for the one caller that made the move.
-    /// `send_queued`: whether what is queued still goes out (see
-    /// `wants_flush`).
+    /// Open -> Closing (or ClosingWithoutSending when `send_queued` is
+    /// false). True for the one caller that made the move.
     fn begin_close(&self, send_queued: bool) -> bool {
-        if self.phase() == Phase::Open {
-            self.send_while_closing.store(send_queued, Ordering::Release);
-        }
+        let to = if send_queued { Phase::Closing } else { Phase::ClosingWithoutSending };
         let moved = self
             .phase
-            .compare_exchange(
-                Phase::Open as u8,
-                Phase::Closing as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
+            .compare_exchange(Phase::Open as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         self.closing.store(true, Ordering::Release);
         moved
@@ -178,7 +170,7 @@ impl Lifecycle {
     /// waiting or the producer is closing (with a timeout to send in).
     pub fn wants_flush(&self) -> bool {
         self.flushers.load(Ordering::Acquire) > 0
-            || (self.phase() != Phase::Open && self.send_while_closing.load(Ordering::Acquire))
+            || matches!(self.phase(), Phase::Closing | Phase::ShutDown)
     }
 }
 
@@ -418,6 +410,8 @@ mod tests {
         // A close with a zero timeout sends nothing more (a flush still does).
         let l = Lifecycle::new();
         assert!(l.begin_close(false));
+        assert_eq!(l.phase(), Phase::ClosingWithoutSending);
+        assert!(!l.is_open() && !l.begin_close(true));
         assert!(!l.wants_flush() && l.closing_flag().load(Ordering::Acquire));
         l.flush_started();
         assert!(l.wants_flush());

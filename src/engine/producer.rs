@@ -483,9 +483,10 @@ impl Producer {
 
     /// Closes the producer: stops accepting records, sends what is queued and
     /// waits up to `timeout` for it; what is still unreported then fails with
-    /// CLOSED (with a zero timeout, what is queued fails at once). Every accepted record has had its report when this returns
-    /// (in thread mode the delivery thread has run them; in poll mode they ran
-    /// on this thread).
+    /// CLOSED (with a zero timeout, what is queued fails at once). Every
+    /// accepted record has had its report when this returns (in thread mode
+    /// the delivery thread has run them; in poll mode they ran on this
+    /// thread).
     pub fn close(&self, timeout: Duration) -> Result<(), Error> {
         if self.on_delivery_thread() {
             return Err(Error::new(

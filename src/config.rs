@@ -59,7 +59,9 @@ pub static REGISTRY: &[Def] = &[
     def!("linger.ms", ["queue.buffering.max.ms"], Kind::Int { min: 0, max: 900_000 }, "5",
         "How long a partition's batch may wait for more records before it is sent."),
     def!("batch.size", [], Kind::Int { min: 1, max: 100_000_000 }, "131072",
-        "Target uncompressed size in bytes of one partition's batch; a full batch is sent at once."),
+        "Target uncompressed size in bytes of one partition's batch; a full batch is sent at once. \
+         Batches grow as records arrive, so this is a cap, not memory reserved per partition \
+         (why 128 KiB: BENCHMARKS.md, W6 session 7)."),
     def!("buffer.memory", ["queue.buffering.max.kbytes"], Kind::Int { min: 1024, max: 1 << 40 }, "33554432",
         "Total bytes of records kp may hold unsent; beyond it kp_send blocks up to max.block.ms.",
         scale "queue.buffering.max.kbytes" => 1024),

@@ -122,8 +122,14 @@ pub struct VectoredWriter {
     min_shared: usize,
 }
 
-/// Shared payloads smaller than this are copied into the frame buffer.
-pub const DEFAULT_MIN_SHARED: usize = 1024;
+/// Shared payloads smaller than this are copied into the frame buffer. One
+/// byte: every record batch is referenced, never copied. A request waiting
+/// in a busy connection's queue then holds no second copy of the batches
+/// buffer.memory already counts (with thousands of partitions, batches are
+/// small and a copied request was up to 1 MiB outside the bound); the
+/// connection's write buffer coalesces small segments, so this costs no
+/// extra system calls.
+pub const DEFAULT_MIN_SHARED: usize = 1;
 
 impl VectoredWriter {
     fn new(min_shared: usize) -> Self {
@@ -219,8 +225,8 @@ pub fn encode_request<R: Request>(
 
 /// Encode a complete request frame as segments for a vectored write
 /// (`write_vectored` / `writev`). Concatenating the segments yields exactly
-/// what [`encode_request`] writes. Record batches of Produce requests that
-/// are at least [`DEFAULT_MIN_SHARED`] bytes long are returned as clones of
+/// what [`encode_request`] writes. Record batches of Produce requests
+/// (every non-empty one: [`DEFAULT_MIN_SHARED`]) are returned as clones of
 /// the caller's `Bytes` (no copy).
 pub fn encode_request_vectored<R: Request>(
     req: &R,

@@ -6,7 +6,7 @@
 //! [`api::decode_request`] / [`api::encode_response`].
 //!
 //! Vectored writes: [`api::encode_request_vectored`] returns the frame as a
-//! `Vec<Bytes>`; record batches of Produce requests (>= 1 KiB) are the
+//! `Vec<Bytes>`; record batches of Produce requests (all of them) are the
 //! caller's own `Bytes` (refcount bump, no copy), everything else is packed
 //! into small owned segments. Concatenated, the segments are byte-identical
 //! to [`api::encode_request`]'s output.

@@ -17,7 +17,9 @@ make -s header-check examples examples-asan c-tests
 echo "== unit and property tests"
 cargo test --release --lib
 
+main_testbed=0
 if [ -z "${KP_BOOTSTRAP:-}" ]; then
+  main_testbed=1
   bash testbed/kafka.sh start 3
   trap 'bash testbed/kafka.sh stop' EXIT
   # shellcheck disable=SC1091
@@ -60,3 +62,8 @@ bash bindings/java/run-tests.sh
 
 echo "== Ruby binding (Debian ruby + ruby-ffi; minitest against $KP_BOOTSTRAP)"
 bash bindings/ruby/run-tests.sh
+
+# One cluster at a time: the 4.1.1 cluster stops before the other versions start.
+if [ "$main_testbed" = 1 ]; then bash testbed/kafka.sh stop; fi
+echo "== other Kafka versions (${KP_KAFKA_VERSIONS-3.9.2 4.4.0}): smoke set on a 3-node cluster of each"
+bash scripts/kafka-versions.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# kp test bed: a real Apache Kafka 4.1.1 (KRaft) cluster run from Maven Central jars.
+# kp test bed: a real Apache Kafka (KRaft) cluster run from Maven Central jars: 4.1.1 by
+# default, or another version with KP_KAFKA_VERSION (3.9.x and 4.x; see below).
 #
 #   testbed/kafka.sh fetch                         download jars into .testbed/jars (cached)
 #   testbed/kafka.sh start 1|3                     wipe, format and start 1 or 3 nodes, wait until ready
@@ -40,7 +41,7 @@
 #
 # Environment knobs:
 #   KP_TESTBED_DIR        state dir (default <repo>/.testbed)
-#   KP_TESTBED_JARS       jar dir (default $KP_TESTBED_DIR/jars)
+#   KP_TESTBED_JARS       jar dir (default $KP_TESTBED_DIR/jars; jars-<version> for other versions)
 #   KP_TESTBED_TIMEOUT    seconds to wait for node readiness on start (default 120)
 #   KP_TESTBED_RESTART_TIMEOUT seconds to wait for start-node (default 300: a node
 #                         restarted after SIGKILL recovers every log it holds first)
@@ -49,20 +50,43 @@
 #   KP_BROKER_HEAP        broker heap opts (default "-Xms256m -Xmx512m")
 #   KP_TOOLS_JAVA_OPTS    JVM opts for tools (default "-Xms32m -Xmx512m")
 #   KP_TESTBED_SECURITY   1 (default): add the secured listeners, users and ACLs; 0: PLAINTEXT only
+#   KP_KAFKA_VERSION      Kafka version (default 4.1.1; subcommands other than start and
+#                         fetch default to the version `start` recorded in the state dir).
+#                         Other versions keep their jars in $KP_TESTBED_DIR/jars-<version> and
+#                         differ only where Kafka does: 3.x logs through reload4j
+#                         (testbed/log4j-*.properties; jars from testbed/pom-3.x.xml), uses a
+#                         static controller.quorum.voters on 1 node too, and names some tools
+#                         kafka.admin.* / kafka.tools.*; commands, ports and listeners are the
+#                         same. Tested: 3.9.2, 4.1.1, 4.4.0 (scripts/kafka-versions.sh).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 TB_DIR=${KP_TESTBED_DIR:-$REPO_ROOT/.testbed}
-JARS_DIR=${KP_TESTBED_JARS:-$TB_DIR/jars}
 CLUSTER_DIR=$TB_DIR/cluster
+DEFAULT_KAFKA_VERSION=4.1.1
+# `start` and `fetch` take KP_KAFKA_VERSION or the default; the other subcommands also
+# fall back to the version `start` recorded, so they use the running cluster's tools.
+KAFKA_VERSION=${KP_KAFKA_VERSION:-}
+if [[ -z $KAFKA_VERSION && ${1:-} != start && ${1:-} != fetch ]]; then
+    KAFKA_VERSION=$(cat "$CLUSTER_DIR/kafka-version" 2>/dev/null || true)
+fi
+KAFKA_VERSION=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
+[[ $KAFKA_VERSION =~ ^[34]\.[0-9]+\.[0-9]+$ ]] || { echo "kafka.sh: error: KP_KAFKA_VERSION=$KAFKA_VERSION: expected 3.x.y or 4.x.y" >&2; exit 1; }
+if [[ $KAFKA_VERSION == "$DEFAULT_KAFKA_VERSION" ]]; then
+    JARS_DIR=${KP_TESTBED_JARS:-$TB_DIR/jars}
+else
+    JARS_DIR=${KP_TESTBED_JARS:-$TB_DIR/jars-$KAFKA_VERSION}
+fi
+# Kafka 3.x: log4j 1 (reload4j) and the 3.x tool class names; 4.x: log4j2.
+KAFKA3=0
+[[ $KAFKA_VERSION == 3.* ]] && KAFKA3=1
 ENV_FILE=$CLUSTER_DIR/env
 READY_TIMEOUT=${KP_TESTBED_TIMEOUT:-120}
 RESTART_TIMEOUT=${KP_TESTBED_RESTART_TIMEOUT:-300}
 STOP_GRACE=${KP_TESTBED_STOP_GRACE:-20}
 SINGLE_PORT=${KP_TESTBED_PORT:-39092}
 MULTI_BASE=${KP_TESTBED_BASE:-30092}
-KAFKA_VERSION=4.1.1
 JAVA=${JAVA:-java}
 BROKER_HEAP=${KP_BROKER_HEAP:--Xms256m -Xmx512m}
 TOOLS_JAVA_OPTS=${KP_TOOLS_JAVA_OPTS:--Xms32m -Xmx512m}
@@ -79,9 +103,34 @@ usage() {
 
 # ---------------------------------------------------------------- jars / java
 
+# The slf4j binding: log4j2's for 4.x, reload4j's for 3.x (pom-3.x.xml).
+binding_jar() {
+    if ((KAFKA3)); then echo slf4j-reload4j-1.7.36.jar; else echo log4j-slf4j-impl-2.24.3.jar; fi
+}
+
 jars_present() {
     [[ -f $JARS_DIR/kafka_2.13-$KAFKA_VERSION.jar && -f $JARS_DIR/kafka-tools-$KAFKA_VERSION.jar \
-        && -f $JARS_DIR/log4j-slf4j-impl-2.24.3.jar && -f $JARS_DIR/.complete ]]
+        && -f $JARS_DIR/$(binding_jar) && -f $JARS_DIR/.complete ]]
+}
+
+# Logging of a JVM we start: $1 = broker or tools.
+log_opts() {
+    if ((KAFKA3)); then
+        echo "-Dlog4j.configuration=file:$SCRIPT_DIR/log4j-$1.properties"
+    else
+        echo "-Dlog4j2.configurationFile=$SCRIPT_DIR/log4j2-$1.properties"
+    fi
+}
+
+# A tool's class: $1 (its 4.x name in kafka-tools) if this version's kafka-tools jar has
+# it, else $2 (the older name in the kafka_2.13 jar). Zip entry names are stored
+# uncompressed, so grep finds them without unpacking.
+tool_class() {
+    if LC_ALL=C grep -qF "${1//.//}.class" "$JARS_DIR/kafka-tools-$KAFKA_VERSION.jar"; then
+        echo "$1"
+    else
+        echo "$2"
+    fi
 }
 
 cmd_fetch() {
@@ -93,8 +142,10 @@ cmd_fetch() {
     log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $JARS_DIR ..."
     rm -rf "$JARS_DIR"
     mkdir -p "$JARS_DIR"
+    local pom=$SCRIPT_DIR/pom.xml
+    ((KAFKA3)) && pom=$SCRIPT_DIR/pom-3.x.xml
     # (sed strips the stray ANSI resets Maven 3.8 prints even with -B -q)
-    mvn -B -q -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+    mvn -B -q -f "$pom" dependency:copy-dependencies -Dkafka.version="$KAFKA_VERSION" \
         -DoutputDirectory="$JARS_DIR" -DincludeScope=runtime -Dstyle.color=never 2>&1 \
         | sed -e $'s/\x1b\\[[0-9;]*m//g' -e '/^$/d' >&2 \
         || die "maven fetch failed"
@@ -117,8 +168,7 @@ run_tool() {
     [[ ${KP_TOOLS_FAST:-1} == 1 ]] && fast=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC)
     # shellcheck disable=SC2086
     "$JAVA" $TOOLS_JAVA_OPTS "${fast[@]}" -Djava.awt.headless=true \
-        -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2-tools.properties" \
-        -cp "$JARS_DIR/*" "$@"
+        "$(log_opts tools)" -cp "$JARS_DIR/*" "$@"
 }
 
 # ---------------------------------------------------------------- cluster layout
@@ -200,7 +250,11 @@ write_props() {
         echo "controller.listener.names=CONTROLLER"
         echo "log.dirs=$dir/data"
         if [[ $nodes == 1 ]]; then
-            echo "controller.quorum.bootstrap.servers=127.0.0.1:$cp"
+            if ((KAFKA3)); then
+                echo "controller.quorum.voters=1@127.0.0.1:$cp"
+            else
+                echo "controller.quorum.bootstrap.servers=127.0.0.1:$cp"
+            fi
             echo "num.partitions=1"
             echo "default.replication.factor=1"
             echo "min.insync.replicas=1"
@@ -313,7 +367,7 @@ scram_args() {
 
 # alice may write and describe topics and transactional ids prefixed "sec-".
 create_acls() {
-    run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$1" --add \
+    run_tool "$(tool_class org.apache.kafka.tools.AclCommand kafka.admin.AclCommand)" --bootstrap-server "$1" --add \
         --allow-principal User:alice --operation Write --operation Describe \
         --topic sec- --resource-pattern-type prefixed \
         --transactional-id sec- >"$CLUSTER_DIR/acls.log" 2>&1 \
@@ -340,8 +394,7 @@ launch_node() {
     # shellcheck disable=SC2086,SC2046
     setsid "$JAVA" $BROKER_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
         $(jmx_opts "$((pp + 7))") \
-        -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2-broker.properties" \
-        -cp "$JARS_DIR/*" kafka.Kafka "$dir/server.properties" \
+        "$(log_opts broker)" -cp "$JARS_DIR/*" kafka.Kafka "$dir/server.properties" \
         >>"$dir/server.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
     log "node $n starting (pid $!, PLAINTEXT 127.0.0.1:$pp, log $dir/server.log)"
@@ -386,6 +439,7 @@ cmd_start() {
     log "wiping $CLUSTER_DIR"
     rm -rf "$CLUSTER_DIR"
     mkdir -p "$CLUSTER_DIR"
+    echo "$KAFKA_VERSION" >"$CLUSTER_DIR/kafka-version"
     local t0=$SECONDS n cluster_id boot="" scram=()
     if [[ $SECURITY == 1 ]]; then
         gen_certs
@@ -394,12 +448,12 @@ cmd_start() {
     cluster_id=$(run_tool kafka.tools.StorageTool random-uuid | tail -1)
     [[ -n $cluster_id ]] || die "StorageTool random-uuid returned nothing"
     # Format all nodes in parallel (one short JVM each). 1 node: dynamic quorum with
-    # --standalone; 3 nodes: static controller.quorum.voters, no --standalone.
+    # --standalone (3.x: static voters); 3 nodes: static controller.quorum.voters.
     local fmt_pids=()
     for ((n = 1; n <= nodes; n++)); do
         write_props "$nodes" "$n"
         local fmt=(format -t "$cluster_id" -c "$(node_dir "$n")/server.properties")
-        [[ $nodes == 1 ]] && fmt+=(--standalone)
+        [[ $nodes == 1 ]] && ((!KAFKA3)) && fmt+=(--standalone)
         fmt+=("${scram[@]}")
         run_tool kafka.tools.StorageTool "${fmt[@]}" >"$(node_dir "$n")/format.log" 2>&1 &
         fmt_pids+=($!)
@@ -428,7 +482,7 @@ cmd_start() {
         envs+=$(printf '\nKP_TLS_DIR=%s' "$TLS_DIR")
     fi
     printf '%s\n' "$envs" >"$ENV_FILE"
-    log "cluster of $nodes node(s) ready in $((SECONDS - t0))s: KP_BOOTSTRAP=$boot (also in $ENV_FILE)"
+    log "Kafka $KAFKA_VERSION: cluster of $nodes node(s) ready in $((SECONDS - t0))s: KP_BOOTSTRAP=$boot (also in $ENV_FILE)"
 }
 
 cmd_stop() {
@@ -607,7 +661,7 @@ cmd_console_produce() {
     (($# >= 1)) || die "usage: $0 console-produce TOPIC [ConsoleProducer args...]  (lines on stdin)"
     local topic=$1
     shift
-    run_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$(bootstrap)" \
+    run_tool "$(tool_class org.apache.kafka.tools.ConsoleProducer kafka.tools.ConsoleProducer)" --bootstrap-server "$(bootstrap)" \
         --topic "$topic" "$@"
 }
 
@@ -628,7 +682,7 @@ cmd_dump_log() {
     log "node $node: ${files[*]}"
     local joined
     joined=$(IFS=,; echo "${files[*]}")
-    run_tool kafka.tools.DumpLogSegments --files "$joined" --deep-iteration --print-data-log
+    run_tool "$(tool_class org.apache.kafka.tools.DumpLogSegments kafka.tools.DumpLogSegments)" --files "$joined" --deep-iteration --print-data-log
 }
 
 # Reads ATTRS of the MBeans matching OBJECT-NAME (patterns like networkProcessor=*

@@ -20,17 +20,18 @@ cargo test --release --lib
 main_testbed=0
 if [ -z "${KP_BOOTSTRAP:-}" ]; then
   main_testbed=1
-  bash testbed/kafka.sh start 3
+  # KP_TESTBED_PROXY=1: each node's listener PROXIED, for tests/faults.rs's fault proxy
+  KP_TESTBED_PROXY=1 bash testbed/kafka.sh start 3
   trap 'bash testbed/kafka.sh stop' EXIT
   # shellcheck disable=SC1091
   source .testbed/cluster/env
-  export KP_BOOTSTRAP KP_TESTBED_NODES
+  export KP_BOOTSTRAP KP_TESTBED_NODES KP_PROXIED_BOOTSTRAP
   # the same cluster's secured listeners (TLS, SASL), for tests/security.rs
   export KP_SASL_SSL_BOOTSTRAP KP_SSL_BOOTSTRAP KP_SASL_PLAINTEXT_BOOTSTRAP KP_TLS_DIR \
     KP_EXPIRED_SSL_BOOTSTRAP KP_NOTYET_SSL_BOOTSTRAP
 fi
 
-suites=(--test integration --test transactions --test metrics --test abi)
+suites=(--test integration --test transactions --test metrics --test abi --test faults)
 if [ -n "${KP_SASL_SSL_BOOTSTRAP:-}" ]; then
   suites+=(--test security)
 else

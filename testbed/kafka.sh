@@ -58,6 +58,10 @@
 #                         static controller.quorum.voters on 1 node too, and names some tools
 #                         kafka.admin.* / kafka.tools.*; commands, ports and listeners are the
 #                         same. Tested: 3.9.2, 4.1.1, 4.4.0 (scripts/kafka-versions.sh).
+#   KP_TESTBED_PROXY      1: add listener PROXIED (plaintext) on P+8 of each node, advertised
+#                         as 127.0.0.1:P+9, where a test's fault-injection proxy listens and
+#                         forwards to P+8 (tests/faults.rs); the env file then has
+#                         KP_PROXIED_BOOTSTRAP (the P+9 addresses). 0 (default): no such listener
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -91,6 +95,7 @@ JAVA=${JAVA:-java}
 BROKER_HEAP=${KP_BROKER_HEAP:--Xms256m -Xmx512m}
 TOOLS_JAVA_OPTS=${KP_TOOLS_JAVA_OPTS:--Xms32m -Xmx512m}
 SECURITY=${KP_TESTBED_SECURITY:-1}
+PROXY=${KP_TESTBED_PROXY:-0}
 TLS_DIR=$CLUSTER_DIR/tls
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -225,6 +230,11 @@ node_pid() {
     fi
 }
 
+# KP_TESTBED_PROXY=1: listener PROXIED (plaintext) on P+8, advertised as P+9 where a
+# test's fault-injection proxy listens and forwards to P+8.
+proxied() { [[ $PROXY == 1 ]] && echo ",PROXIED://127.0.0.1:$(($1 + $2))"; return 0; }
+proxied_map() { [[ $PROXY == 1 ]] && echo ",PROXIED:PLAINTEXT"; return 0; }
+
 write_props() {
     local nodes=$1 n=$2 dir pp cp voters="" i
     dir=$(node_dir "$n")
@@ -237,14 +247,14 @@ write_props() {
         if [[ $SECURITY == 1 ]]; then
             local sec="SASL_SSL://127.0.0.1:$((pp + 2)),SSL://127.0.0.1:$((pp + 3)),SASL_PLAINTEXT://127.0.0.1:$((pp + 4))"
             sec+=",EXPIRED_SSL://127.0.0.1:$((pp + 5)),NOTYET_SSL://127.0.0.1:$((pp + 6))"
-            echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp,$sec"
-            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp,$sec"
-            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,EXPIRED_SSL:SSL,NOTYET_SSL:SSL"
+            echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp,$sec$(proxied "$pp" 8)"
+            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp,$sec$(proxied "$pp" 9)"
+            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,EXPIRED_SSL:SSL,NOTYET_SSL:SSL$(proxied_map)"
             security_props
         else
-            echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp"
-            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp"
-            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+            echo "listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp$(proxied "$pp" 8)"
+            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$pp,CONTROLLER://127.0.0.1:$cp$(proxied "$pp" 9)"
+            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT$(proxied_map)"
         fi
         echo "inter.broker.listener.name=PLAINTEXT"
         echo "controller.listener.names=CONTROLLER"
@@ -466,8 +476,14 @@ cmd_start() {
     log "formatted $nodes node(s) in $((SECONDS - t0))s, cluster id $cluster_id"
     for ((n = 1; n <= nodes; n++)); do launch_node "$n"; done
     for ((n = 1; n <= nodes; n++)); do wait_ready "$n"; done
-    local envs
+    local envs b=""
     envs=$(printf 'KP_BOOTSTRAP=%s\nKP_TESTBED_NODES=%s\n' "$boot" "$nodes")
+    if [[ $PROXY == 1 ]]; then
+        for ((n = 1; n <= nodes; n++)); do
+            b+="${b:+,}127.0.0.1:$(($(ports_for "$nodes" "$n" | cut -d' ' -f1) + 9))"
+        done
+        envs+=$(printf '\nKP_PROXIED_BOOTSTRAP=%s' "$b")
+    fi
     if [[ $SECURITY == 1 ]]; then
         create_acls "$boot"
         local off name b

@@ -116,19 +116,6 @@ fn every_codec_round_trips_byte_identical() {
     }
 }
 
-fn leader_of(p: &TestProducer, topic: &str, partition: i32) -> i32 {
-    let t = CString::new(topic).unwrap();
-    let mut info = std::ptr::null_mut();
-    let mut err = [0 as c_char; 512];
-    let rc = unsafe {
-        kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len())
-    };
-    assert_eq!(rc, KP_OK, "{}", cstr_buf(&err));
-    let leader = unsafe { kp_topic_info_leader(info, partition) };
-    unsafe { kp_topic_info_destroy(info) };
-    leader
-}
-
 fn partitions_seen_by_console_consumer(topic: &str, n: usize) -> HashMap<String, i32> {
     let out = kafka(&["consume", topic, &n.to_string()]);
     let mut m = HashMap::new();

@@ -400,6 +400,20 @@ impl Drop for TestProducer {
     }
 }
 
+/// The leader's node id of `topic`/`partition`, as kp's metadata says.
+pub fn leader_of(p: &TestProducer, topic: &str, partition: i32) -> i32 {
+    let t = CString::new(topic).unwrap();
+    let mut info = std::ptr::null_mut();
+    let mut err = [0 as std::ffi::c_char; 512];
+    let rc = unsafe {
+        kp_partitions_for(p.p, t.as_ptr(), 10_000, &mut info, err.as_mut_ptr(), err.len())
+    };
+    assert_eq!(rc, KP_OK, "{}", cstr_buf(&err));
+    let leader = unsafe { kp_topic_info_leader(info, partition) };
+    unsafe { kp_topic_info_destroy(info) };
+    leader
+}
+
 /// Exactly one report per tag 0..n; panics naming the first offender.
 pub fn assert_one_report_each(reports: &[Report], n: usize) {
     let mut seen = vec![0u32; n];

@@ -14,8 +14,11 @@ cargo clippy --release --all-targets -- -D warnings
 echo "== build, header check (C99 and C++)"
 make -s header-check examples examples-asan c-tests
 
-echo "== unit and property tests"
+echo "== unit and property tests (incl. the replay of the committed fuzz corpora)"
 cargo test --release --lib
+
+echo "== fuzz smoke: 5 s of libFuzzer per target (skips without nightly + cargo-fuzz)"
+bash fuzz/run.sh smoke 5
 
 if [ -z "${KP_BOOTSTRAP:-}" ]; then
   bash testbed/kafka.sh start 3

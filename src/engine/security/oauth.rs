@@ -243,9 +243,10 @@ pub fn unsecured_jwt(config: &str) -> Result<Token, String> {
         "\"sasl.oauthbearer.config\" needs principal=<name> for an unsecured JWT".to_string(),
     )?;
     let now = now_ms();
-    let expiry_ms = life_s.checked_mul(1000).and_then(|ms| now.checked_add(ms)).ok_or_else(|| {
-        format!("\"sasl.oauthbearer.config\": lifeSeconds \"{life_s}\" is too large")
-    })?;
+    let expiry_ms =
+        life_s.checked_mul(1000).and_then(|ms| now.checked_add(ms)).ok_or_else(|| {
+            format!("\"sasl.oauthbearer.config\": lifeSeconds \"{life_s}\" is too large")
+        })?;
     let mut claims = format!(
         "{{{}:{},\"iat\":{:.3},\"exp\":{:.3}",
         json_str(&principal_claim),

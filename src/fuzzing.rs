@@ -23,9 +23,12 @@ use crate::protocol::messages::*;
 use crate::protocol::record_batch::{restamp, restamp_bytes, ProducerStamp, BATCH_HEADER_LEN};
 use crate::protocol::test_support::{decode_batches_with_limit, decompress};
 
+/// A fuzz target's entry function.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/fuzz_targets/<name>.rs` and
 /// `fuzz/corpus/<name>/` name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("responses", responses),
     ("record_batch", record_batch),
     ("compression", compression),

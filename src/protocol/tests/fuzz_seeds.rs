@@ -142,8 +142,11 @@ fn config_seeds() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Named seed inputs of one target.
+type Seeds = Vec<(String, Vec<u8>)>;
+
 /// Every target's seeds, by target name.
-pub(crate) fn seeds() -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
+pub(crate) fn seeds() -> Vec<(&'static str, Seeds)> {
     vec![
         ("responses", response_seeds()),
         ("record_batch", batch_seeds()),

@@ -13,7 +13,7 @@ LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
 CTESTS   := fork log
 
-.PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall memcheck fuzz-smoke
+.PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall fuzz-smoke
 
 all: lib examples
 
@@ -73,11 +73,6 @@ build/cpp-asan/%: examples-cpp/%.cpp include/kp.hpp include/kp.h | lib
 	mkdir -p build/cpp-asan
 	$(CXX) -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CXXWARN) -Iinclude $< -o $@ $(LDKP)
 examples-cpp: lib build/cpp/producer build/cpp-asan/producer
-
-# The C examples, C tests and C++ API test under valgrind memcheck against
-# the cluster $$KP_BOOTSTRAP points at (minutes; not part of `make test`).
-memcheck: lib examples c-tests
-	bash tests/memcheck.sh
 
 # A few seconds of libFuzzer per fuzz target (nightly + cargo-fuzz; skips
 # otherwise). The long campaigns: fuzz/run.sh campaign, docs/FUZZING.md.

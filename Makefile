@@ -13,7 +13,7 @@ LDKP    := -L$(LIBDIR) -lkp -Wl,-rpath,$(LIBDIR) -lpthread -ldl -lm
 EXAMPLES := producer console_producer transactional
 CTESTS   := fork log
 
-.PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall
+.PHONY: all lib header-check header-diff c-tests examples examples-asan examples-cpp demo test bench clean install uninstall fuzz-smoke
 
 all: lib examples
 
@@ -73,6 +73,11 @@ build/cpp-asan/%: examples-cpp/%.cpp include/kp.hpp include/kp.h | lib
 	mkdir -p build/cpp-asan
 	$(CXX) -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(CXXWARN) -Iinclude $< -o $@ $(LDKP)
 examples-cpp: lib build/cpp/producer build/cpp-asan/producer
+
+# A few seconds of libFuzzer per fuzz target (nightly + cargo-fuzz; skips
+# otherwise). The long campaigns: fuzz/run.sh campaign, docs/FUZZING.md.
+fuzz-smoke:
+	bash fuzz/run.sh smoke 5
 
 demo: lib examples
 	bash scripts/demo.sh

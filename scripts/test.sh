@@ -14,8 +14,15 @@ cargo clippy --release --all-targets -- -D warnings
 echo "== build, header check (C99 and C++)"
 make -s header-check examples examples-asan c-tests
 
-echo "== unit and property tests"
+echo "== unit and property tests (incl. the replay of the committed fuzz corpora)"
 cargo test --release --lib
+
+# libFuzzer itself (nightly, cargo-fuzz, an ASan build of every target: tens of
+# minutes the first time) only when asked; the corpora replay above always runs.
+if [ "${KP_FUZZ_SMOKE:-0}" = 1 ]; then
+  echo "== fuzz smoke: 5 s of libFuzzer per target"
+  bash fuzz/run.sh smoke 5
+fi
 
 main_testbed=0
 if [ -z "${KP_BOOTSTRAP:-}" ]; then

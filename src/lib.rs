@@ -14,6 +14,9 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ffi;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod protocol;
 

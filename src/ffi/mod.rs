@@ -11,7 +11,7 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod boundary;
+pub(crate) mod boundary;
 
 pub mod config;
 pub mod errors;

@@ -21,7 +21,7 @@ pub mod compression;
 pub mod errors;
 pub mod messages;
 pub mod record_batch;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod test_support;
 pub mod wire;
 

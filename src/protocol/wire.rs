@@ -63,7 +63,7 @@ impl<'a> Reader<'a> {
 
     /// Skip `n` bytes.
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.get_slice(n).map(|_| ())
     }
@@ -98,7 +98,7 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes(self.fixed()?))
     }
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn get_u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.fixed()?))
     }
@@ -148,7 +148,7 @@ impl<'a> Reader<'a> {
 
     /// Zig-zag signed varint (record fields).
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn get_varint(&mut self) -> Result<i32, DecodeError> {
         let v = self.get_uvarint()?;
         Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
@@ -156,7 +156,7 @@ impl<'a> Reader<'a> {
 
     /// Zig-zag signed varlong (record fields).
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn get_varlong(&mut self) -> Result<i64, DecodeError> {
         let v = self.get_uvarlong()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))

@@ -13,9 +13,9 @@
 //! delivery.timeout.ms. Secrets never reach a message: only user names,
 //! mechanisms, setting names and file paths do.
 
-mod oauth;
-mod sasl;
-mod scram;
+pub(crate) mod oauth;
+pub(crate) mod sasl;
+pub(crate) mod scram;
 mod tls;
 
 use std::collections::HashSet;

@@ -243,7 +243,10 @@ pub fn unsecured_jwt(config: &str) -> Result<Token, String> {
         "\"sasl.oauthbearer.config\" needs principal=<name> for an unsecured JWT".to_string(),
     )?;
     let now = now_ms();
-    let expiry_ms = now + life_s * 1000;
+    let expiry_ms =
+        life_s.checked_mul(1000).and_then(|ms| now.checked_add(ms)).ok_or_else(|| {
+            format!("\"sasl.oauthbearer.config\": lifeSeconds \"{life_s}\" is too large")
+        })?;
     let mut claims = format!(
         "{{{}:{},\"iat\":{:.3},\"exp\":{:.3}",
         json_str(&principal_claim),
@@ -304,6 +307,11 @@ mod tests {
         assert!(unsecured_jwt("scope=a").unwrap_err().contains("principal"));
         assert!(unsecured_jwt("principal=a lifeSeconds=0").unwrap_err().contains("lifeSeconds"));
         assert!(unsecured_jwt("principal=a what=1").unwrap_err().contains("what"));
+        // found while writing the fuzz target: the expiry overflowed i64
+        // (a panic in debug builds, a "not in the future" token in release)
+        let e = unsecured_jwt("principal=a lifeSeconds=9223372036854775807").unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        assert!(unsecured_jwt("principal=a lifeSeconds=9223372036854775").is_err());
         assert_eq!(json_str("a\"\\\n"), "\"a\\\"\\\\\\u000a\"");
     }
 

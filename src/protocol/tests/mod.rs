@@ -3,6 +3,7 @@
 mod batch_tests;
 mod broker_side;
 mod compression_tests;
+mod fuzz_seeds;
 mod oracle_batches;
 mod oracle_messages;
 mod robustness;

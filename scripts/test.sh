@@ -28,7 +28,7 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
     KP_EXPIRED_SSL_BOOTSTRAP KP_NOTYET_SSL_BOOTSTRAP
 fi
 
-suites=(--test integration --test transactions --test metrics --test abi)
+suites=(--test integration --test transactions --test metrics --test abi --test leader)
 if [ -n "${KP_SASL_SSL_BOOTSTRAP:-}" ]; then
   suites+=(--test security)
 else

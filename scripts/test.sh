@@ -38,7 +38,7 @@ if [ -z "${KP_BOOTSTRAP:-}" ]; then
     KP_EXPIRED_SSL_BOOTSTRAP KP_NOTYET_SSL_BOOTSTRAP
 fi
 
-suites=(--test integration --test transactions --test metrics --test abi --test faults)
+suites=(--test integration --test transactions --test metrics --test abi --test faults --test leader)
 if [ -n "${KP_SASL_SSL_BOOTSTRAP:-}" ]; then
   suites+=(--test security)
 else

@@ -87,6 +87,10 @@ pub static REGISTRY: &[Def] = &[
     def!("max.request.size", ["message.max.bytes"], Kind::Int { min: 1000, max: 1_000_000_000 }, "1048576",
         "Largest produce request in bytes; a larger record is rejected at kp_send."),
     def!("metadata.max.age.ms", [], Kind::Int { min: 1, max: I32MAX }, "300000", "Metadata is refreshed at least this often."),
+    def!("metadata.recovery.strategy", [], Kind::Enum(&["rebootstrap", "none"]), "rebootstrap",
+        "What to do when no known broker can be reached (KIP-899): rebootstrap forgets the known brokers and connects to bootstrap.servers again, resolving their names anew (also when a broker answers REBOOTSTRAP_REQUIRED); none keeps to the known brokers once metadata came."),
+    def!("metadata.recovery.rebootstrap.trigger.ms", [], Kind::Int { min: 0, max: I32MAX }, "300000",
+        "With metadata.recovery.strategy=rebootstrap: rebootstrap also when no metadata came from any known broker for this long (KIP-1102)."),
     def!("reconnect.backoff.ms", [], Kind::Int { min: 0, max: I32MAX }, "50", "First wait before reconnecting to a broker."),
     def!("reconnect.backoff.max.ms", [], Kind::Int { min: 0, max: I32MAX }, "1000", "Upper bound of the reconnect backoff."),
     def!("socket.connection.setup.timeout.ms", [], Kind::Int { min: 1, max: I32MAX }, "10000",
@@ -295,6 +299,13 @@ pub enum Partitioner {
     RoundRobin,
 }
 
+/// metadata.recovery.strategy (KIP-899).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataRecovery {
+    None,
+    Rebootstrap,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryMode {
     Thread,
@@ -321,6 +332,8 @@ pub struct ProducerConfig {
     pub max_in_flight: usize,
     pub max_request_size: usize,
     pub metadata_max_age_ms: u64,
+    pub metadata_recovery: MetadataRecovery,
+    pub rebootstrap_trigger_ms: u64,
     pub reconnect_backoff_ms: u64,
     pub reconnect_backoff_max_ms: u64,
     pub connection_setup_timeout_ms: u64,
@@ -398,6 +411,12 @@ impl ProducerConfig {
             max_in_flight,
             max_request_size: m.int("max.request.size") as usize,
             metadata_max_age_ms: m.int("metadata.max.age.ms") as u64,
+            metadata_recovery: if m.get("metadata.recovery.strategy").as_deref() == Some("none") {
+                MetadataRecovery::None
+            } else {
+                MetadataRecovery::Rebootstrap
+            },
+            rebootstrap_trigger_ms: m.int("metadata.recovery.rebootstrap.trigger.ms") as u64,
             reconnect_backoff_ms: m.int("reconnect.backoff.ms") as u64,
             reconnect_backoff_max_ms: m
                 .int("reconnect.backoff.max.ms")

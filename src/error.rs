@@ -52,6 +52,8 @@ pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Code = 53;
 pub const UNKNOWN_PRODUCER_ID: Code = 59;
 pub const PRODUCER_FENCED: Code = 90;
 pub const TRANSACTION_ABORTABLE: Code = 120;
+pub const FENCED_LEADER_EPOCH: Code = 74;
+pub const REBOOTSTRAP_REQUIRED: Code = 129;
 
 /// What a caller can do about an error, after KIP-1050 (the Java client's
 /// error classes since Kafka 4.1).
@@ -198,6 +200,7 @@ pub static TABLE: &[ErrorInfo] = {
         e(105, "TRANSACTIONAL_ID_NOT_FOUND", ApplicationRecoverable, "The transactionalId could not be found"),
         e(108, "NEW_LEADER_ELECTED", ApplicationRecoverable, "A new leader was elected"),
         e(120, "TRANSACTION_ABORTABLE", Abortable, "The server encountered an error with the transaction; the client can abort the transaction to continue using this transactional ID"),
+        e(129, "REBOOTSTRAP_REQUIRED", Retriable, "Client metadata is stale; the client should rebootstrap to obtain new metadata"),
     ]
 };
 

@@ -489,16 +489,53 @@ impl PartitionState {
 pub struct PartitionQueue {
     pub topic: Arc<TopicName>,
     pub partition: i32,
-    pub leader: AtomicI32,
+    /// The leader's node id (high half) and its leader epoch (low half):
+    /// one word, so a reader never pairs a leader with another's epoch.
+    leadership: AtomicU64,
     pub state: Mutex<PartitionState>,
+}
+
+/// A partition's leader and the epoch it leads in (-1: unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    pub leader: i32,
+    pub epoch: i32,
+}
+
+impl Leadership {
+    fn pack(self) -> u64 {
+        ((self.leader as u32 as u64) << 32) | self.epoch as u32 as u64
+    }
+
+    fn unpack(v: u64) -> Leadership {
+        Leadership { leader: (v >> 32) as u32 as i32, epoch: v as u32 as i32 }
+    }
+}
+
+/// Where news of a partition's leader comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderNews {
+    /// A metadata answer: taken unless its epoch is older than the known one.
+    Metadata,
+    /// A produce answer's CurrentLeader (KIP-951): taken only when its epoch
+    /// is newer than the known one.
+    ProduceAnswer,
 }
 
 impl PartitionQueue {
     pub fn new(topic: Arc<TopicName>, partition: i32, leader: i32) -> Arc<PartitionQueue> {
+        Self::with_epoch(topic, partition, Leadership { leader, epoch: -1 })
+    }
+
+    pub fn with_epoch(
+        topic: Arc<TopicName>,
+        partition: i32,
+        leadership: Leadership,
+    ) -> Arc<PartitionQueue> {
         Arc::new(PartitionQueue {
             topic,
             partition,
-            leader: AtomicI32::new(leader),
+            leadership: AtomicU64::new(leadership.pack()),
             state: Mutex::new(PartitionState {
                 open: None,
                 ready: VecDeque::new(),
@@ -515,6 +552,52 @@ impl PartitionQueue {
 }
 
 impl PartitionQueue {
+    /// The leader's node id (-1: none known).
+    pub fn leader(&self) -> i32 {
+        self.leadership().leader
+    }
+
+    pub fn leadership(&self) -> Leadership {
+        Leadership::unpack(self.leadership.load(Ordering::Acquire))
+    }
+
+    /// Takes news of the partition's leader unless it is older than what is
+    /// known (see [`LeaderNews`]); an unknown epoch (-1) on either side never
+    /// blocks metadata. Returns the leadership it replaced, if it did.
+    pub fn update_leader(&self, new: Leadership, news: LeaderNews) -> Option<Leadership> {
+        let mut cur = self.leadership.load(Ordering::Acquire);
+        loop {
+            let old = Leadership::unpack(cur);
+            let take = match news {
+                LeaderNews::Metadata => new.epoch < 0 || old.epoch < 0 || new.epoch >= old.epoch,
+                LeaderNews::ProduceAnswer => {
+                    new.leader >= 0 && new.epoch >= 0 && new.epoch > old.epoch
+                }
+            };
+            if !take {
+                return None;
+            }
+            if old == new {
+                return Some(old);
+            }
+            match self.leadership.compare_exchange(
+                cur,
+                new.pack(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(old),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Forgets the leader epoch (e.g. when the brokers are replaced
+    /// behind the bootstrap addresses, or the topic was re-created).
+    pub fn forget_epoch(&self) {
+        let _ = self.leadership.fetch_or(u32::MAX as u64, Ordering::AcqRel);
+    }
+
     /// Takes every batch not in flight (ready and open), in send order.
     pub fn take_queued(&self) -> Vec<Batch> {
         let mut st = self.state.lock();
@@ -636,6 +719,8 @@ pub struct TopicMeta {
     pub partitions: Vec<Arc<PartitionQueue>>,
     pub known: bool,
     pub last_error: Option<Error>,
+    /// The topic id the last metadata answer gave (zeros: none yet).
+    pub topic_id: [u8; 16],
 }
 
 pub struct TopicHandle {
@@ -650,7 +735,12 @@ impl TopicHandle {
     pub fn new(name: &str) -> Arc<TopicHandle> {
         Arc::new(TopicHandle {
             name: TopicName::new(name),
-            meta: RwLock::new(TopicMeta { partitions: Vec::new(), known: false, last_error: None }),
+            meta: RwLock::new(TopicMeta {
+                partitions: Vec::new(),
+                known: false,
+                last_error: None,
+                topic_id: [0; 16],
+            }),
             pending: Mutex::new(Vec::new()),
             sticky: AtomicI32::new(-1),
             round_robin: AtomicU32::new(0),
@@ -689,6 +779,31 @@ pub fn validate_topic_name(name: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leader_news_older_than_the_known_epoch_is_ignored() {
+        let l = |leader, epoch| Leadership { leader, epoch };
+        let pq = PartitionQueue::with_epoch(TopicName::new("t"), 0, l(1, 5));
+        // A produce answer moves the partition only with a newer epoch.
+        assert_eq!(pq.update_leader(l(2, 5), LeaderNews::ProduceAnswer), None);
+        assert_eq!(pq.update_leader(l(2, 4), LeaderNews::ProduceAnswer), None);
+        assert_eq!(pq.update_leader(l(-1, 9), LeaderNews::ProduceAnswer), None);
+        assert_eq!(pq.update_leader(l(2, 6), LeaderNews::ProduceAnswer), Some(l(1, 5)));
+        assert_eq!(pq.leadership(), l(2, 6));
+        // Metadata: older epochs are stale, equal or newer ones are taken.
+        assert_eq!(pq.update_leader(l(1, 5), LeaderNews::Metadata), None);
+        assert_eq!(pq.leader(), 2);
+        assert_eq!(pq.update_leader(l(3, 6), LeaderNews::Metadata), Some(l(2, 6)));
+        assert_eq!(pq.update_leader(l(-1, 7), LeaderNews::Metadata), Some(l(3, 6)));
+        assert_eq!(pq.leadership(), l(-1, 7));
+        // Without an epoch (Metadata before v7, or forgotten) anything goes.
+        pq.forget_epoch();
+        assert_eq!(pq.leadership(), l(-1, -1));
+        assert_eq!(pq.update_leader(l(4, 2), LeaderNews::Metadata), Some(l(-1, -1)));
+        assert_eq!(pq.update_leader(l(5, -1), LeaderNews::Metadata), Some(l(4, 2)));
+        assert_eq!(pq.leadership(), l(5, -1));
+        assert_eq!(pq.update_leader(l(6, 0), LeaderNews::ProduceAnswer), Some(l(5, -1)));
+    }
 
     #[test]
     fn topic_names() {

@@ -5,18 +5,21 @@
 //! delivery.timeout.ms.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
+use crate::config::MetadataRecovery;
 use crate::error::{self, Error};
 use crate::log::kp_log;
-use crate::protocol::messages::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+use crate::protocol::messages::{
+    LeaderIdAndEpoch, MetadataRequest, MetadataRequestTopic, MetadataResponse, NodeEndpoint,
+};
 
-use super::accumulator::{PartitionQueue, TopicHandle};
+use super::accumulator::{LeaderNews, Leadership, PartitionQueue, TopicHandle};
 use super::backoff::Backoff;
 use super::conn::Broker;
 use super::{Attempt, FnvBuild, Inner};
@@ -31,6 +34,8 @@ pub(crate) struct MetadataState {
     refreshed: Condvar,
     /// Why the last refresh failed, if it did (or why no producer id).
     last_cluster_error: Mutex<Option<Error>>,
+    /// Rebootstraps so far (KIP-899).
+    pub rebootstraps: AtomicU64,
 }
 
 impl MetadataState {
@@ -41,6 +46,7 @@ impl MetadataState {
             refreshes: Mutex::new(0),
             refreshed: Condvar::new(),
             last_cluster_error: Mutex::new(None),
+            rebootstraps: AtomicU64::new(0),
         }
     }
 
@@ -91,6 +97,8 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
     let mut unsettled: u32 = 0;
     let mut last_attempt: Option<Instant> = None;
     let mut last_success = Instant::now();
+    let rebootstrap = inner.cfg.metadata_recovery == MetadataRecovery::Rebootstrap;
+    let trigger = Duration::from_millis(inner.cfg.rebootstrap_trigger_ms);
     loop {
         let stopped = inner.lifecycle.stopped();
         if inner.lifecycle.is_shut_down() {
@@ -121,7 +129,14 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
         state.needed.store(false, Ordering::Release);
         last_attempt = Some(Instant::now());
         let topics: Vec<Arc<str>> = inner.topics.read().keys().cloned().collect();
-        match fetch_metadata(&inner, &topics).await {
+        let answer = fetch_metadata(&inner, &topics).await.and_then(|r| match r.error_code {
+            0 => Ok(r),
+            code => Err(Error::new(
+                code as i32,
+                format!("metadata answer: {}", error::description(code as i32)),
+            )),
+        });
+        match answer {
             Ok(resp) => {
                 failures = 0;
                 last_success = Instant::now();
@@ -136,6 +151,15 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
             Err(e) => {
                 failures += 1;
                 kp_log!(inner.cfg.log, WARNING, METADATA, "metadata refresh failed: {}", e.message);
+                if rebootstrap {
+                    if let Some(why) =
+                        rebootstrap_reason(&inner, &e, last_success.elapsed(), trigger)
+                    {
+                        inner.rebootstrap(&why).await;
+                        // The bootstrap brokers are asked at once.
+                        failures = 0;
+                    }
+                }
                 state.set_cluster_error(Some(e));
                 state.needed.store(true, Ordering::Release);
             }
@@ -144,6 +168,35 @@ pub(crate) async fn metadata_loop(inner: Arc<Inner>) {
         state.refresh_done();
         inner.sender_wake.notify_one();
     }
+}
+
+/// Why to rebootstrap after a failed refresh (KIP-899, KIP-1102), if so: a
+/// broker asked for it (REBOOTSTRAP_REQUIRED), every known broker is
+/// unreachable (in reconnect backoff after failed connections), or no
+/// metadata came for metadata.recovery.rebootstrap.trigger.ms.
+fn rebootstrap_reason(
+    inner: &Inner,
+    e: &Error,
+    since_success: Duration,
+    trigger: Duration,
+) -> Option<String> {
+    if e.code == error::REBOOTSTRAP_REQUIRED {
+        return Some("a broker answered REBOOTSTRAP_REQUIRED".into());
+    }
+    let brokers = inner.brokers.read();
+    if brokers.is_empty() {
+        // Only the bootstrap brokers were asked: nothing to start over from.
+        return None;
+    }
+    if brokers.values().all(|b| b.in_backoff()) {
+        return Some(format!("none of the {} known broker(s) can be reached", brokers.len()));
+    }
+    (since_success >= trigger).then(|| {
+        format!(
+            "no metadata for {} ms (metadata.recovery.rebootstrap.trigger.ms)",
+            since_success.as_millis()
+        )
+    })
 }
 
 /// Records waiting for metadata past delivery.timeout.ms fail, saying why.
@@ -250,9 +303,23 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
             .map(|p| PartitionLeader {
                 partition: p.partition_index,
                 leader: if p.error_code == 0 || p.leader_id >= 0 { p.leader_id } else { -1 },
+                epoch: p.leader_epoch,
             })
             .collect();
         leaders.sort_by_key(|p| (p.partition, p.leader));
+        {
+            // A new topic id: the topic was deleted and created again, its
+            // leader epochs start over.
+            let mut meta = handle.meta.write();
+            if t.topic_id != [0; 16] && meta.topic_id != t.topic_id {
+                if meta.topic_id != [0; 16] {
+                    for pq in &meta.partitions {
+                        pq.forget_epoch();
+                    }
+                }
+                meta.topic_id = t.topic_id;
+            }
+        }
         let update = update_partitions(inner, handle, &leaders);
         // No partition usable yet (none listed, or not from 0 on): as good
         // as leaderless.
@@ -266,21 +333,62 @@ fn apply_metadata(inner: &Inner, resp: MetadataResponse) -> bool {
 
 /// Adds brokers the response names, and replaces those that moved.
 fn update_brokers(inner: &Inner, resp: &MetadataResponse) {
-    let mut brokers = inner.brokers.write();
     for b in &resp.brokers {
-        let port = b.port as u16;
-        let replace = match brokers.get(&b.node_id) {
-            Some(old) => old.host != b.host || old.port != port,
-            None => true,
-        };
-        if replace {
-            kp_log!(inner.cfg.log, DEBUG, METADATA, "broker {} at {}:{port}", b.node_id, b.host);
-            brokers.insert(
-                b.node_id,
-                Broker::new(b.node_id, b.host.clone(), port, inner.conn_settings.clone()),
-            );
+        upsert_broker(inner, b.node_id, &b.host, b.port);
+    }
+}
+
+/// Adds a broker, or replaces it when it moved; returns it.
+pub(crate) fn upsert_broker(inner: &Inner, node_id: i32, host: &str, port: i32) -> Arc<Broker> {
+    let port = port as u16;
+    let mut brokers = inner.brokers.write();
+    match brokers.get(&node_id) {
+        Some(old) if old.host == host && old.port == port => old.clone(),
+        _ => {
+            kp_log!(inner.cfg.log, DEBUG, METADATA, "broker {node_id} at {host}:{port}");
+            let b = Broker::new(node_id, host.to_string(), port, inner.conn_settings.clone());
+            brokers.insert(node_id, b.clone());
+            b
         }
     }
+}
+
+/// A produce answer named the partition's current leader (KIP-951,
+/// NOT_LEADER_OR_FOLLOWER from Produce v10 on): moves the partition there
+/// when that leader epoch is newer than the one known, connecting to the
+/// leader's endpoint (from the same answer) when the broker is new. A
+/// metadata refresh is asked for either way (by the caller's retry).
+pub(crate) fn follow_current_leader(
+    inner: &Inner,
+    pq: &PartitionQueue,
+    current: LeaderIdAndEpoch,
+    endpoints: &[NodeEndpoint],
+) {
+    if current.leader_id < 0 || current.leader_epoch <= pq.leadership().epoch {
+        return;
+    }
+    match endpoints.iter().find(|e| e.node_id == current.leader_id) {
+        Some(e) => {
+            upsert_broker(inner, e.node_id, &e.host, e.port);
+        }
+        None if inner.broker(current.leader_id).is_some() => {}
+        // A leader we cannot reach without metadata.
+        None => return,
+    }
+    let new = Leadership { leader: current.leader_id, epoch: current.leader_epoch };
+    let Some(old) = pq.update_leader(new, LeaderNews::ProduceAnswer) else { return };
+    kp_log!(
+        inner.cfg.log,
+        INFO,
+        METADATA,
+        "{} [{}]: leader {} -> {} (epoch {} -> {}, from a produce answer)",
+        pq.topic.name,
+        pq.partition,
+        old.leader,
+        new.leader,
+        old.epoch,
+        new.epoch
+    );
 }
 
 #[derive(Clone, Copy)]
@@ -288,6 +396,8 @@ struct PartitionLeader {
     partition: i32,
     /// -1: no leader now.
     leader: i32,
+    /// -1: unknown (Metadata before v7).
+    epoch: i32,
 }
 
 struct PartitionsUpdate {
@@ -313,21 +423,37 @@ fn update_partitions(
             leaderless = true;
         }
         let idx = p.partition as usize;
+        let news = Leadership { leader: p.leader, epoch: p.epoch };
         if idx < have {
-            let old = meta.partitions[idx].leader.swap(p.leader, Ordering::AcqRel);
-            if old != p.leader {
-                kp_log!(
+            match meta.partitions[idx].update_leader(news, LeaderNews::Metadata) {
+                Some(old) if old.leader != p.leader => kp_log!(
                     inner.cfg.log,
                     INFO,
                     METADATA,
-                    "{} [{}]: leader {old} -> {}",
+                    "{} [{}]: leader {} -> {} (epoch {} -> {})",
                     handle.name.name,
                     p.partition,
-                    p.leader
-                );
+                    old.leader,
+                    p.leader,
+                    old.epoch,
+                    p.epoch
+                ),
+                Some(_) => {}
+                None => kp_log!(
+                    inner.cfg.log,
+                    DEBUG,
+                    METADATA,
+                    "{} [{}]: kept leader {} (epoch {}) over stale metadata (leader {}, epoch {})",
+                    handle.name.name,
+                    p.partition,
+                    meta.partitions[idx].leader(),
+                    meta.partitions[idx].leadership().epoch,
+                    p.leader,
+                    p.epoch
+                ),
             }
         } else if idx == meta.partitions.len() {
-            let pq = PartitionQueue::new(handle.name.clone(), p.partition, p.leader);
+            let pq = PartitionQueue::with_epoch(handle.name.clone(), p.partition, news);
             meta.partitions.push(pq.clone());
             added.push(pq);
         }
@@ -378,6 +504,7 @@ mod tests {
                 topic_authorized_operations: i32::MIN,
             }],
             cluster_authorized_operations: i32::MIN,
+            error_code: 0,
         }
     }
 

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
-use crate::config::ProducerConfig;
+use crate::config::{MetadataRecovery, ProducerConfig};
 use crate::error::{self, Error};
 
 use accumulator::{Core, PartitionQueue, TopicHandle};
@@ -193,7 +193,9 @@ pub(crate) struct Inner {
     pub topics: RwLock<HashMap<Arc<str>, Arc<TopicHandle>, FnvBuild>>,
     pub all_partitions: RwLock<Vec<Arc<PartitionQueue>>>,
     pub brokers: RwLock<HashMap<i32, Arc<Broker>>>,
-    pub bootstrap: Vec<Arc<Broker>>,
+    /// One broker per bootstrap.servers address (node ids -1, -2, ...);
+    /// made anew by each rebootstrap.
+    pub bootstrap: RwLock<Vec<Arc<Broker>>>,
     pub conn_settings: ConnSettings,
     pub placement: Placement,
     pub lifecycle: Lifecycle,
@@ -233,13 +235,40 @@ pub(crate) enum Attempt<T> {
 }
 
 impl Inner {
-    /// Known brokers (those not in reconnect backoff first), then bootstrap.
+    /// Known brokers (those not in reconnect backoff first), then bootstrap
+    /// (with metadata.recovery.strategy=none, only until brokers are known).
     pub fn any_brokers(&self) -> Vec<Arc<Broker>> {
         let mut v: Vec<Arc<Broker>> = self.brokers.read().values().cloned().collect();
         fastrand::shuffle(&mut v);
         v.sort_by_key(|b| b.in_backoff());
-        v.extend(self.bootstrap.iter().cloned());
+        if v.is_empty() || self.cfg.metadata_recovery == MetadataRecovery::Rebootstrap {
+            v.extend(self.bootstrap.read().iter().cloned());
+        }
         v
+    }
+
+    /// KIP-899: forgets every known broker and starts over from
+    /// bootstrap.servers, with new connections (their names resolved again
+    /// on connect). Partitions wait for the next metadata for their leaders;
+    /// leader epochs are forgotten, as the brokers behind the bootstrap
+    /// addresses may be another cluster.
+    pub async fn rebootstrap(&self, why: &str) {
+        crate::log::kp_log!(
+            self.cfg.log,
+            WARNING,
+            METADATA,
+            "rebootstrapping from bootstrap.servers: {why}"
+        );
+        let old: Vec<Arc<Broker>> = self.brokers.write().drain().map(|(_, b)| b).collect();
+        let fresh = bootstrap_brokers(&self.cfg, &self.conn_settings);
+        let old_bootstrap = std::mem::replace(&mut *self.bootstrap.write(), fresh);
+        for pq in self.all_partitions.read().iter() {
+            pq.forget_epoch();
+        }
+        for b in old.iter().chain(&old_bootstrap) {
+            b.reset().await;
+        }
+        self.metadata.rebootstraps.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tries `call` on each broker of `any_brokers` until one answers,
@@ -272,7 +301,8 @@ impl Inner {
 
     /// Every broker connection there is (known brokers, then bootstrap).
     pub fn all_brokers(&self) -> Vec<Arc<Broker>> {
-        self.brokers.read().values().cloned().chain(self.bootstrap.iter().cloned()).collect()
+        let bootstrap = self.bootstrap.read().clone();
+        self.brokers.read().values().cloned().chain(bootstrap).collect()
     }
 
     pub fn request_metadata(&self) {
@@ -369,6 +399,15 @@ impl Inner {
         self.purge_queued(err.code, &format!("the producer hit a fatal error: {}", err.message));
         self.sender_wake.notify_one();
     }
+}
+
+/// One broker per bootstrap.servers address, node ids -1, -2, ...
+pub(crate) fn bootstrap_brokers(cfg: &ProducerConfig, settings: &ConnSettings) -> Vec<Arc<Broker>> {
+    cfg.bootstrap
+        .iter()
+        .enumerate()
+        .map(|(i, (h, p))| Broker::new(-1 - i as i32, h.clone(), *p, settings.clone()))
+        .collect()
 }
 
 /// Groups `(topic, item)` pairs by topic, topics in order of first

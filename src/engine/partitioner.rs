@@ -112,11 +112,8 @@ impl Placement {
 /// that has a leader. Returns the new partition.
 pub fn next_sticky_partition(topic: &TopicHandle, parts: &[Arc<PartitionQueue>], cur: i32) -> i32 {
     let n = parts.len() as i32;
-    let available: Vec<i32> = parts
-        .iter()
-        .filter(|p| p.leader.load(Ordering::Relaxed) >= 0)
-        .map(|p| p.partition)
-        .collect();
+    let available: Vec<i32> =
+        parts.iter().filter(|p| p.leader() >= 0).map(|p| p.partition).collect();
     let next = if available.len() > 1 {
         loop {
             let c = available[fastrand::usize(0..available.len())];

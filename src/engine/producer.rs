@@ -17,10 +17,10 @@ use crate::log::kp_log;
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
 use super::accumulator::{Core, MemoryPool, RECORD_META_BYTES};
-use super::conn::{Broker, ConnSettings};
+use super::conn::ConnSettings;
 use super::partitioner::{PartitionerFn, Placement};
 use super::report::{self, Dispatch, ReportView, Token};
-use super::{idempotence, metadata, metrics, sender, txn, Inner, Lifecycle};
+use super::{bootstrap_brokers, idempotence, metadata, metrics, sender, txn, Inner, Lifecycle};
 
 /// Partition value meaning "let the partitioner choose".
 pub const PARTITION_ANY: i32 = -1;
@@ -73,12 +73,7 @@ impl Inner {
             security: cfg.security.for_producer(),
             log: cfg.log.clone(),
         };
-        let bootstrap = cfg
-            .bootstrap
-            .iter()
-            .enumerate()
-            .map(|(i, (h, p))| Broker::new(-1 - i as i32, h.clone(), *p, conn_settings.clone()))
-            .collect();
+        let bootstrap = RwLock::new(bootstrap_brokers(&cfg, &conn_settings));
         let txn = cfg
             .transactional_id
             .clone()
@@ -431,11 +426,7 @@ impl Producer {
             {
                 let m = t.meta.read();
                 if m.known {
-                    return Ok(m
-                        .partitions
-                        .iter()
-                        .map(|p| (p.partition, p.leader.load(Ordering::Acquire)))
-                        .collect());
+                    return Ok(m.partitions.iter().map(|p| (p.partition, p.leader())).collect());
                 }
             }
             if Instant::now() >= deadline {

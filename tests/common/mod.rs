@@ -226,6 +226,8 @@ pub struct Report {
     pub retriable: bool,
     pub persistence: i32,
     pub thread: std::thread::ThreadId,
+    /// When the callback ran.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -256,6 +258,7 @@ pub unsafe extern "C" fn collect_cb(r: *const kp_report_t, ctx: *mut c_void) {
         retriable: kp_report_is_retriable(r),
         persistence: kp_report_persistence(r),
         thread: std::thread::current().id(),
+        at: Instant::now(),
     };
     ctx.collector.reports.lock().unwrap().push(rep);
 }

@@ -68,7 +68,7 @@ impl<'a> Drain<'a> {
     pub fn partition(&mut self, pq: &Arc<PartitionQueue>) -> bool {
         let mut st = pq.state.lock();
         let expired = self.take_expired(&mut st);
-        let leader = pq.leader.load(Ordering::Acquire);
+        let leader = pq.leader();
         let broker = if leader >= 0 { self.inner.broker(leader) } else { None };
         self.close_due_batch(pq, &mut st, leader, broker.as_ref());
         if !st.ready.is_empty() {
@@ -177,7 +177,7 @@ impl<'a> Drain<'a> {
                 continue;
             };
             let mut st = pq.state.lock();
-            if !st.ready.is_empty() || pq.leader.load(Ordering::Acquire) != leader {
+            if !st.ready.is_empty() || pq.leader() != leader {
                 continue;
             }
             let Some(mut b) = st.open.take() else { continue };

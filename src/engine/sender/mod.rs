@@ -203,6 +203,8 @@ struct RequestDraft {
 }
 
 #[cfg(test)]
+mod leader_tests;
+#[cfg(test)]
 mod ordering_tests;
 
 #[cfg(test)]

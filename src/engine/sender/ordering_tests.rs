@@ -174,6 +174,7 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                     controller_id: 1,
                     topics,
                     cluster_authorized_operations: i32::MIN,
+                    error_code: 0,
                 };
                 api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
             }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{self, Error};
 use crate::log::kp_log;
 use crate::protocol::messages::{
-    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
     TopicProduceData,
 };
 use crate::protocol::record_batch::restamp_bytes;
@@ -17,6 +17,7 @@ use crate::protocol::record_batch::restamp_bytes;
 use super::super::backoff::Backoff;
 use super::super::conn::{Broker, Turn};
 use super::super::idempotence;
+use super::super::metadata::follow_current_leader;
 use super::super::report::Persistence;
 use super::super::{group_by_topic, Inner};
 use super::{expired_error, next_sequence, waits_for_earlier, InFlight};
@@ -85,7 +86,7 @@ pub(super) async fn send_produce(
             let mut at = (0usize, 0usize);
             for f in batches {
                 let pr = response_for(&resp, &mut at, &f.pq.topic.name, f.pq.partition);
-                handle_partition_response(&inner, &broker, f, pr, answered);
+                handle_partition_response(&inner, &broker, f, pr, &resp.node_endpoints, answered);
             }
         }
         Err(e) => {
@@ -94,7 +95,7 @@ pub(super) async fn send_produce(
             }
             for mut f in batches {
                 f.batch.ambiguous = true;
-                retry_or_fail(&inner, f, e.clone(), answered);
+                retry_or_fail(&inner, f, e.clone(), answered, false);
             }
         }
     }
@@ -232,12 +233,13 @@ fn handle_partition_response(
     broker: &Broker,
     mut f: InFlight,
     pr: Option<&PartitionProduceResponse>,
+    endpoints: &[NodeEndpoint],
     at: Answered,
 ) {
     let Some(p) = pr else {
         let e =
             Error::new(error::BAD_RESPONSE, "the produce response did not mention the partition");
-        return retry_or_fail(inner, f, e, at);
+        return retry_or_fail(inner, f, e, at, false);
     };
     let code = p.error_code as i32;
     // DUPLICATE_SEQUENCE_NUMBER: the broker already has it.
@@ -274,7 +276,19 @@ fn handle_partition_response(
     if code == error::REQUEST_TIMED_OUT || code == error::NOT_ENOUGH_REPLICAS_AFTER_APPEND {
         f.batch.ambiguous = true;
     }
-    retry_or_fail(inner, f, Error::new(code, msg), at);
+    // KIP-951: the answer names the partition's new leader. Moving there now
+    // saves the metadata round trip (still asked for, in the background).
+    // A batch refused by a broker that no longer leads its partition (moved
+    // by this answer, or by an earlier one or metadata while it was in
+    // flight) retries at once: its new leader has not refused it.
+    let moved = matches!(code, error::NOT_LEADER_OR_FOLLOWER | error::FENCED_LEADER_EPOCH) && {
+        if let Some(l) = p.current_leader {
+            follow_current_leader(inner, &f.pq, l, endpoints);
+        }
+        let now = f.pq.leader();
+        now >= 0 && now != broker.node_id
+    };
+    retry_or_fail(inner, f, Error::new(code, msg), at, moved);
 }
 
 /// Whether a failed batch may be retried. Transactional: epoch and sequence
@@ -322,7 +336,9 @@ fn retriable_for_producer(
     }
 }
 
-fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered) {
+/// `leader_moved`: the partition has a new leader since the batch was sent,
+/// so the retry goes without backoff (as Java's producer does).
+fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered, leader_moved: bool) {
     let now = at.now;
     let InFlight { pq, mut batch } = f;
     let delivery_timeout = Duration::from_millis(inner.cfg.delivery_timeout_ms);
@@ -345,7 +361,8 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered) {
         batch.last_error = Some(err);
         let backoff =
             Backoff::from_millis(inner.cfg.retry_backoff_ms, inner.cfg.retry_backoff_max_ms);
-        batch.retry_at = Some(now + backoff.delay_with(batch.attempts, at.jitter));
+        batch.retry_at =
+            (!leader_moved).then(|| now + backoff.delay_with(batch.attempts, at.jitter));
         st.requeue(batch);
         return;
     }

@@ -14,7 +14,7 @@ pub struct MetadataRequestTopic {
     pub name: Option<String>,
 }
 
-/// Metadata request, v4..=12 (v9+ flexible).
+/// Metadata request, v4..=13 (v9+ flexible; v13 has v12's body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataRequest {
     /// `None` = all topics.
@@ -62,7 +62,7 @@ impl MetadataRequest {
 }
 
 impl Request for MetadataRequest {
-    request_ids!(API_METADATA, 4..=12, MetadataResponse);
+    request_ids!(API_METADATA, 4..=13, MetadataResponse);
 
     fn encode_body(&self, version: i16, out: &mut BytesMut) {
         let flex = version >= 9;
@@ -123,7 +123,7 @@ pub struct MetadataTopic {
     pub topic_authorized_operations: i32,
 }
 
-/// Metadata response, v4..=12.
+/// Metadata response, v4..=13.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataResponse {
     pub throttle_time_ms: i32,
@@ -133,6 +133,8 @@ pub struct MetadataResponse {
     pub topics: Vec<MetadataTopic>,
     /// v8..=10 (default i32::MIN)
     pub cluster_authorized_operations: i32,
+    /// v13+: the top-level error (e.g. REBOOTSTRAP_REQUIRED, KIP-1102); 0 before.
+    pub error_code: i16,
 }
 
 impl Response for MetadataResponse {
@@ -170,6 +172,7 @@ impl Response for MetadataResponse {
         })?;
         let cluster_authorized_operations =
             if (8..=10).contains(&version) { r.get_i32()? } else { i32::MIN };
+        let error_code = if version >= 13 { r.get_i16()? } else { 0 };
         r.tagged_fields_if(flex)?;
         Ok(MetadataResponse {
             throttle_time_ms,
@@ -178,6 +181,7 @@ impl Response for MetadataResponse {
             controller_id,
             topics,
             cluster_authorized_operations,
+            error_code,
         })
     }
 }
@@ -245,6 +249,9 @@ impl EncodeResponse for MetadataResponse {
         }
         if (8..=10).contains(&version) {
             out.put_i32(self.cluster_authorized_operations);
+        }
+        if version >= 13 {
+            out.put_i16(self.error_code);
         }
         put_tagged_fields_if(out, flex);
     }

@@ -90,7 +90,7 @@ fn requests_roundtrip_through_the_broker_side_decoder() {
         include_topic_authorized_operations: true,
         ..MetadataRequest::for_topics(&["a", "b"], false)
     };
-    for v in 4..=12 {
+    for v in 4..=13 {
         roundtrip(&md, v);
         roundtrip(&MetadataRequest::all_topics(), v);
     }

@@ -97,7 +97,7 @@ fn flexible_versions_match_oracle_header_versions() {
         }
     }
     check::<km::ProduceRequest, km::ProduceResponse>(API_PRODUCE, 3, 12);
-    check::<km::MetadataRequest, km::MetadataResponse>(API_METADATA, 0, 12);
+    check::<km::MetadataRequest, km::MetadataResponse>(API_METADATA, 0, 13);
     check::<km::ApiVersionsRequest, km::ApiVersionsResponse>(API_API_VERSIONS, 0, 4);
     check::<km::FindCoordinatorRequest, km::FindCoordinatorResponse>(API_FIND_COORDINATOR, 0, 6);
     check::<km::InitProducerIdRequest, km::InitProducerIdResponse>(API_INIT_PRODUCER_ID, 0, 5);
@@ -251,7 +251,7 @@ fn metadata_request() {
     };
     let all = MetadataRequest::all_topics();
     let empty = MetadataRequest::for_topics::<&str>(&[], true);
-    for v in 4..=12 {
+    for v in 4..=13 {
         let o: km::MetadataRequest = kp_to_oracle(&named, v);
         let topics = o.topics.unwrap();
         let names: Vec<String> =
@@ -314,6 +314,9 @@ pub(super) fn oracle_metadata(v: i16) -> km::MetadataResponse {
     if (8..=10).contains(&v) {
         o.cluster_authorized_operations = 0x1ff;
     }
+    if v >= 13 {
+        o.error_code = 129;
+    }
     o
 }
 
@@ -357,12 +360,13 @@ fn from_oracle_metadata(o: &km::MetadataResponse) -> MetadataResponse {
             })
             .collect(),
         cluster_authorized_operations: o.cluster_authorized_operations,
+        error_code: o.error_code,
     }
 }
 
 #[test]
 fn metadata_response() {
-    for v in 4..=12 {
+    for v in 4..=13 {
         let o = oracle_metadata(v);
         let r = oracle_to_kp::<MetadataRequest, _>(&o, v);
         assert_eq!(r, from_oracle_metadata(&o), "v{v}");

@@ -128,7 +128,7 @@ pub(super) fn valid_frames() -> Vec<(i16, i16, Vec<u8>)> {
     for v in 0..=4 {
         out.push((API_API_VERSIONS, v, frame(&oracle_api_versions(v, 0), v)));
     }
-    for v in 4..=12 {
+    for v in 4..=13 {
         out.push((API_METADATA, v, frame(&oracle_metadata(v), v)));
     }
     for v in 3..=12 {

@@ -14,16 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::{ConfigMap, ProducerConfig};
 use crate::error;
-use crate::protocol::api::{self, Request};
+use crate::protocol::api;
 use crate::protocol::messages::*;
 use crate::protocol::test_support::led_partition;
 
 use crate::engine::{Dispatch, Producer, Record, ReportView, Token};
+
+use super::ordering_tests::{ranges, read_frame};
 
 struct Mock {
     /// Ports of nodes 1 and 2.
@@ -39,31 +41,6 @@ struct Mock {
     /// Metadata lists node 2 (not node 1) as the only broker and leader.
     metadata_names_node2: AtomicBool,
     next_offset: Mutex<i64>,
-}
-
-fn ranges() -> Vec<ApiVersionRange> {
-    let r = |api_key: i16, min_version: i16, max_version: i16| ApiVersionRange {
-        api_key,
-        min_version,
-        max_version,
-    };
-    vec![
-        r(ApiVersionsRequest::API_KEY, 0, 3),
-        r(MetadataRequest::API_KEY, MetadataRequest::MIN_VERSION, MetadataRequest::MAX_VERSION),
-        r(ProduceRequest::API_KEY, ProduceRequest::MIN_VERSION, ProduceRequest::MAX_VERSION),
-        r(
-            InitProducerIdRequest::API_KEY,
-            InitProducerIdRequest::MIN_VERSION,
-            InitProducerIdRequest::MAX_VERSION,
-        ),
-    ]
-}
-
-async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let len = s.read_i32().await.ok()?;
-    let mut buf = vec![0u8; len as usize];
-    s.read_exact(&mut buf).await.ok()?;
-    Some(buf)
 }
 
 fn metadata_answer(mock: &Mock, req: MetadataRequest, node: usize) -> MetadataResponse {

@@ -102,14 +102,14 @@ struct Mock {
     requests: Mutex<Vec<Vec<i32>>>,
 }
 
-async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+pub(super) async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     let len = s.read_i32().await.ok()?;
     let mut buf = vec![0u8; len as usize];
     s.read_exact(&mut buf).await.ok()?;
     Some(buf)
 }
 
-fn ranges() -> Vec<ApiVersionRange> {
+pub(super) fn ranges() -> Vec<ApiVersionRange> {
     let r = |api_key: i16, min_version: i16, max_version: i16| ApiVersionRange {
         api_key,
         min_version,

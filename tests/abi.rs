@@ -660,6 +660,11 @@ fn transaction_states_are_logged_at_debug_and_a_fenced_producer_logs_its_fatal_e
         .unwrap_or_else(|| panic!("a fatal error line: {:?}", logged.lines()));
     assert_eq!(fatal.1, "producer");
     assert!(fatal.2.starts_with("fatal error: ") && fatal.2.contains("fenced"), "{}", fatal.2);
+    // Lines reach the callback from kp's delivery thread, in order but not
+    // before the calls return: the abort's own line comes after the fatal one.
+    logged
+        .wait_for(Duration::from_secs(10), |l| l.1 == "txn" && l.2.starts_with("abort_transaction"))
+        .unwrap_or_else(|| panic!("the abort_transaction line: {:?}", logged.lines()));
     // The second begin_transaction line equals the first: logged once
     // (repeats within 30 s are counted, not logged).
     let txn: Vec<String> =

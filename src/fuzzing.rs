@@ -39,20 +39,25 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// Output cap for decompression (per batch / per container), as the tests use.
 pub const DECOMPRESS_LIMIT: usize = 1 << 20;
 
-/// Every response the client decodes, with the versions it may negotiate.
+/// Every response the client decodes, with the versions it may negotiate:
+/// each request type's own range, so a version added there is fuzzed too.
 pub const RESPONSES: &[(i16, i16, i16)] = &[
-    (API_API_VERSIONS, 0, 4),
-    (API_METADATA, 4, 12),
-    (API_PRODUCE, 3, 12),
-    (API_INIT_PRODUCER_ID, 0, 5),
-    (API_FIND_COORDINATOR, 0, 6),
-    (API_ADD_PARTITIONS_TO_TXN, 0, 3),
-    (API_ADD_OFFSETS_TO_TXN, 0, 4),
-    (API_END_TXN, 0, 5),
-    (API_TXN_OFFSET_COMMIT, 0, 5),
-    (API_SASL_HANDSHAKE, 0, 1),
-    (API_SASL_AUTHENTICATE, 0, 2),
+    range::<ApiVersionsRequest>(),
+    range::<MetadataRequest>(),
+    range::<ProduceRequest>(),
+    range::<InitProducerIdRequest>(),
+    range::<FindCoordinatorRequest>(),
+    range::<AddPartitionsToTxnRequest>(),
+    range::<AddOffsetsToTxnRequest>(),
+    range::<EndTxnRequest>(),
+    range::<TxnOffsetCommitRequest>(),
+    range::<SaslHandshakeRequest>(),
+    range::<SaslAuthenticateRequest>(),
 ];
+
+const fn range<R: Request>() -> (i16, i16, i16) {
+    (R::API_KEY, R::MIN_VERSION, R::MAX_VERSION)
+}
 
 /// Input prefix that selects `api` at `version` in [`responses`].
 pub fn response_selector(api: i16, version: i16) -> [u8; 2] {

@@ -40,6 +40,9 @@ Environment
   BENCH_OUT            results dir (default perf/results)
   BENCH_KP_REV=REV     (perf/setup.sh) benchmark a clean build of commit REV instead of
                        the working tree, e.g. BENCH_KP_REV=HEAD perf/run.sh
+  BENCH_KP_BASELINE=DIR  a second kp build made by perf/baseline.sh REV DIR, run as client
+                       "kp-baseline" (name it in BENCH_CLIENTS) alternating with "kp": the
+                       ratio table then reads kp / baseline (before/after comparisons)
 
   harness.py --report perf/results/STAMP.csv   rebuild STAMP.md/.json/.png from a CSV
 """
@@ -91,6 +94,12 @@ CLIENTS = {
     "java": [os.path.join(BENCH, "java-perf.sh")],
     "kp-java": [os.path.join(REPO, "bindings", "java", "perf.sh")],  # kp's Java binding (run only when named)
 }
+# A baseline kp build (perf/baseline.sh), run only when named: BENCH_CLIENTS=kp,kp-baseline.
+KP_BASELINE = os.environ.get("BENCH_KP_BASELINE", "")
+if KP_BASELINE:
+    CLIENTS["kp-baseline"] = [os.path.join(os.path.abspath(KP_BASELINE), "kp-perf")]
+ONLY_WHEN_NAMED = ("kp-java", "kp-baseline")
+KP_NATIVE = ("kp", "kp-baseline")  # kp-perf programs (same flags, same library API)
 
 # id, target, description, flags (records scaled by BENCH_SCALE)
 WORKLOADS = [
@@ -217,7 +226,7 @@ class Target:
             kafka_sh("stop", check=False)
 
 
-SECURE_CLIENTS = ("kp", "librdkafka")  # the clients whose perf programs take security properties
+SECURE_CLIENTS = ("kp", "kp-baseline", "librdkafka")  # the clients whose perf programs take security properties
 
 
 def shown(cmd):
@@ -229,7 +238,7 @@ def client_args(client, endpoint, topic, w):
     bootstrap, security = endpoint
     idem = bool(w.get("idempotence"))
     note = ""
-    if client == "kp" and idem and not KP_IDEMPOTENCE:
+    if client in KP_NATIVE and idem and not KP_IDEMPOTENCE:
         idem = False
         note = "kp without idempotence (BENCH_KP_IDEMPOTENCE=0)"
     if client == "java" and (w.get("keys") or w.get("threads", 1) > 1):
@@ -303,6 +312,10 @@ def versions():
     else:
         v["kp"] = "kp @ " + sh("git rev-parse --short HEAD") + \
             (" + uncommitted changes in the working tree" if sh("git status --porcelain -- src Cargo.toml") else "")
+    if KP_BASELINE:
+        base_rev = os.path.join(KP_BASELINE, "kp-rev")
+        v["kp-baseline"] = "kp @ " + (open(base_rev).read().strip()[:12] if os.path.exists(base_rev) else "?") + \
+            f" (perf/baseline.sh build in {KP_BASELINE}, with that commit's own kp-perf driver)"
     rs = sh("grep -A1 'name = \"rdkafka-sys\"' perf/rdkafka-driver/Cargo.lock | sed -n 's/version = \"\\(.*\\)\"/\\1/p'")
     v["librdkafka"] = f"librdkafka {rs.split('+')[-1]} (crate rdkafka-sys {rs}, static build)"
     v["franz-go"] = "franz-go " + sh("grep -o 'twmb/franz-go v[0-9.]*' perf/franz-driver/go.mod | cut -d' ' -f2") + \
@@ -513,10 +526,12 @@ def report_from_csv(path):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--report":
         return report_from_csv(sys.argv[2])
-    clients = [c for c in os.environ.get("BENCH_CLIENTS", ",".join(c for c in CLIENTS if c != "kp-java")).split(",") if c]
+    clients = [c for c in os.environ.get("BENCH_CLIENTS", ",".join(c for c in CLIENTS if c not in ONLY_WHEN_NAMED)).split(",") if c]
     wanted = [w for w in os.environ.get("BENCH_WORKLOADS", "").split(",") if w]
     wls = [w for w in WORKLOADS if (w[0] in wanted if wanted else not (w[0].startswith("W6-") or w[3].get("sasl")))]
     for c in clients:
+        if c == "kp-baseline" and not KP_BASELINE:
+            sys.exit("client kp-baseline needs BENCH_KP_BASELINE=DIR (made by perf/baseline.sh REV DIR)")
         if c not in CLIENTS:
             sys.exit(f"unknown client {c}; known: {', '.join(CLIENTS)}")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if QUICK else "")

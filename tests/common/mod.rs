@@ -235,6 +235,33 @@ pub struct Collector {
     pub reports: Mutex<Vec<Report>>,
 }
 
+impl Collector {
+    /// Heap bytes the collected reports take (the vector and each report's
+    /// strings, malloc's chunk header included): the test's own memory, for
+    /// telling it apart from kp's in RSS measurements.
+    pub fn heap_bytes(&self) -> usize {
+        // malloc_usable_size + the 8-byte chunk header glibc keeps per allocation.
+        fn chunk(ptr: *const u8, cap: usize) -> usize {
+            if cap == 0 {
+                0
+            } else {
+                // SAFETY: ptr is the start of a live allocation of the global
+                // allocator (glibc malloc: the test binary sets no other).
+                unsafe { libc::malloc_usable_size(ptr as *mut c_void) + 8 }
+            }
+        }
+        let r = self.reports.lock().unwrap();
+        let vec = chunk(r.as_ptr() as *const u8, r.capacity() * std::mem::size_of::<Report>());
+        vec + r
+            .iter()
+            .map(|x| {
+                chunk(x.topic.as_ptr(), x.topic.capacity())
+                    + x.message.as_ref().map_or(0, |m| chunk(m.as_ptr(), m.capacity()))
+            })
+            .sum::<usize>()
+    }
+}
+
 pub struct Ctx {
     collector: Arc<Collector>,
     tag: usize,
@@ -384,16 +411,17 @@ impl TestProducer {
         self.collector.reports.lock().unwrap().clone()
     }
 
+    pub fn report_count(&self) -> usize {
+        self.collector.reports.lock().unwrap().len()
+    }
+
     /// Waits until `n` reports arrived (or the timeout) and returns them.
     pub fn wait_reports(&self, n: usize, timeout: Duration) -> Vec<Report> {
         let deadline = Instant::now() + timeout;
-        loop {
-            let r = self.reports();
-            if r.len() >= n || Instant::now() >= deadline {
-                return r;
-            }
+        while self.report_count() < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.reports()
     }
 }
 

@@ -76,6 +76,7 @@ impl<'a> Drain<'a> {
                 None => self.need_metadata = true,
                 Some(broker) => self.take_ready(pq, &mut st, leader, broker),
             }
+            st.release_ready();
         }
         let again = !st.idle();
         st.queued = again;
@@ -147,7 +148,7 @@ impl<'a> Drain<'a> {
             let mut b = st.open.take().expect("open");
             b.settle(0);
             st.last_full_records = None;
-            st.ready.push_back(b);
+            st.push_ready(b);
         } else if let Some(rem) = broker.and_then(|b| b.throttle_remaining()) {
             self.next_wake = self.next_wake.min(self.now + rem);
         } else if broker.is_none() {
@@ -182,7 +183,7 @@ impl<'a> Drain<'a> {
             }
             let Some(mut b) = st.open.take() else { continue };
             b.settle(0);
-            st.ready.push_back(b);
+            st.push_ready(b);
             self.take_ready(&pq, &mut st, leader, broker);
         }
     }

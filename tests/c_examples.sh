@@ -27,7 +27,15 @@ for ex in producer console_producer transactional; do
     fi
 done
 
-for variant in build build/asan; do
+# The plain builds a third time under valgrind memcheck (tests/valgrind.sh).
+. tests/valgrind.sh
+variants=(build build/asan)
+if valgrind_enabled; then
+    valgrind_wrappers build/valgrind build/producer build/console_producer build/transactional
+    variants+=(build/valgrind)
+fi
+
+for variant in "${variants[@]}"; do
     topic="cex-producer-${variant//\//-}-$$"
     bash testbed/kafka.sh create-topic "$topic" 3 "$RF" >/dev/null 2>&1
     if out=$("$variant/producer" "$KP_BOOTSTRAP" "$topic" 20 2>&1); then
@@ -118,6 +126,10 @@ if [ -n "${KP_SASL_SSL_BOOTSTRAP:-}" ]; then
     else
         bad "console_producer wrong-password message: $err"
     fi
+fi
+
+if valgrind_enabled; then
+    if out=$(valgrind_verdict build/valgrind); then ok "${out#ok: }"; else bad "${out#FAILED: }"; fi
 fi
 
 echo "c examples: $passed passed, $failed failed"

@@ -124,10 +124,20 @@ fn check_log(topic: &str, reports: &[Report], sent: usize, idempotent: bool) -> 
         offsets.entry(tag).or_default().push((c.partition, c.offset));
         if idempotent {
             if let Some(prev) = last.insert(c.partition, tag) {
+                let report = |t: usize| {
+                    by_tag.get(&t).map(|r| (r.error, r.persistence, r.partition, r.offset))
+                };
                 assert!(
                     tag > prev,
-                    "partition {}: record {tag} after {prev} (out of order or duplicate)",
-                    c.partition
+                    "partition {}: record {tag} (offset {}) after {prev} (out of order or duplicate); \
+                     kp's reports (error, persistence, partition, offset): {tag}: {:?}, {prev}: {:?}; \
+                     where the log holds them: {tag}: {:?}, {prev}: {:?}",
+                    c.partition,
+                    c.offset,
+                    report(tag),
+                    report(prev),
+                    offsets.get(&tag),
+                    offsets.get(&prev)
                 );
             }
         }

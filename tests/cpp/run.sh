@@ -68,6 +68,17 @@ for cxx in "${compilers[@]}"; do
     done
 done
 
+# g++'s plain build a second time under valgrind memcheck (tests/valgrind.sh).
+. tests/valgrind.sh
+if valgrind_enabled && [ -x build/cpp-test/gxx-plain-test ] && [ -x build/cpp-test/gxx-plain-producer ]; then
+    # The test forks: its child has lost the parent's threads by design, so only
+    # the parent's leaks count (valgrind_verdict below reads its report); see
+    # tests/c/run.sh.
+    valgrind_wrapper build/cpp-test/gxx-valgrind-test build/cpp-test/gxx-plain-test --errors-for-leak-kinds=none
+    valgrind_wrapper build/cpp-test/gxx-valgrind-producer build/cpp-test/gxx-plain-producer
+    variants+=(build/cpp-test/gxx-valgrind)
+fi
+
 values_of() { # file -> sorted "key|value|headers" lines
     python3 - "$1" <<'PY'
 import base64, json, sys
@@ -138,5 +149,9 @@ print(sorted({json.loads(l)["partition"] for l in open(sys.argv[1]) if base64.b6
 
     check_cpp_example "$v-producer" "cpp-example-$name-$$" 20 "$name"
 done
+
+if valgrind_enabled && [ -x build/cpp-test/gxx-valgrind-test ]; then
+    if out=$(valgrind_verdict build/cpp-test); then ok "${out#ok: }"; else bad "${out#FAILED: }"; fi
+fi
 
 summary "c++ tests"

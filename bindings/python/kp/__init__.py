@@ -18,6 +18,7 @@ from ._producer import (
     TIMESTAMP_LOG_APPEND_TIME,
     TIMESTAMP_NOT_AVAILABLE,
     ClusterMetadata,
+    DeliveryFuture,
     Message,
     PartitionMetadata,
     Producer,
@@ -26,6 +27,7 @@ from ._producer import (
 
 __all__ = [
     "AIOProducer",
+    "DeliveryFuture",
     "KafkaError",
     "KafkaException",
     "Message",

@@ -12,8 +12,10 @@ interrupts them; the GIL is released while kp waits.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
+import time
 import weakref
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -174,6 +176,49 @@ def _group_id(meta: Any) -> bytes:
     raise TypeError("group_metadata: expected a group id or Consumer.consumer_group_metadata()")
 
 
+class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The delivery of one record sent with `Producer.send()`: resolves to its
+    `Message` (partition, offset, timestamp) or fails with `KafkaException`.
+
+    Delivery reports are served where confluent_kafka serves them: by `poll()` and
+    `flush()` on the application's threads (never on a kp thread). `result()` and
+    `exception()` serve them while they wait, so `producer.send(...).result()` works
+    without a poll loop; `concurrent.futures.wait()`, `as_completed()` and callbacks
+    added with `add_done_callback()` need the application to call `poll()` or
+    `flush()` (they run where the report is served). Do not wait on a future inside
+    a delivery callback: reports are served one at a time."""
+
+    def __init__(self, producer: "Producer") -> None:
+        super().__init__()
+        self._producer: Optional["Producer"] = producer
+
+    def _serve_until_done(self, timeout: Optional[float]) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done():
+            p = self._producer
+            if p is None or p._p == ffi.NULL:
+                return  # closed: close() served every report
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            p.poll(0.1 if left is None else min(left, 0.1))
+
+    def result(self, timeout: Optional[float] = None) -> "Message":
+        self._serve_until_done(timeout)
+        return super().result(0 if timeout is not None or not self.done() else None)
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        self._serve_until_done(timeout)
+        return super().exception(0 if timeout is not None or not self.done() else None)
+
+    def _settle(self, err: Optional[KafkaError], msg: "Message") -> None:
+        self._producer = None  # the future may outlive the producer
+        if err is None:
+            self.set_result(msg)
+        else:
+            self.set_exception(KafkaException(err))
+
+
 class Producer(_native.ProducerBase):
     """A Kafka producer with confluent_kafka.Producer's API.
 
@@ -275,6 +320,22 @@ class Producer(_native.ProducerBase):
         err = lib.kp_purge(self._handle(), flags)
         if err != 0:
             raise KafkaException(KafkaError(err))
+
+    def send(
+        self,
+        topic: str,
+        value: Optional[Bytesish] = None,
+        key: Optional[Bytesish] = None,
+        partition: int = -1,
+        timestamp: int = 0,
+        headers: Optional[Headers] = None,
+    ) -> DeliveryFuture:
+        """produce() returning a `concurrent.futures.Future` of the delivered
+        `Message` (see `DeliveryFuture`): `producer.send(t, b"v").result(10)`.
+        Raises BufferError (full buffer) and KafkaException like produce()."""
+        fut = DeliveryFuture(self)
+        self.produce(topic, value, key, partition, on_delivery=fut._settle, timestamp=timestamp, headers=headers)
+        return fut
 
     def list_topics(self, topic: Optional[str] = None, timeout: float = -1) -> ClusterMetadata:
         """Partitions (and leaders) of `topic`. kp looks topics up one at a time: the

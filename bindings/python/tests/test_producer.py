@@ -54,6 +54,50 @@ def test_three_send_modes(bootstrap: str, new_topic: Any) -> None:
         assert where[(m.partition(), m.offset())] == m.value()
 
 
+def test_send_returns_a_future_of_the_delivery(bootstrap: str, new_topic: Any) -> None:
+    """send() -> concurrent.futures.Future: result() serves reports while it waits (no
+    poll loop needed), wait()/as_completed() after flush(), failures as exceptions."""
+    import concurrent.futures
+
+    topic = new_topic(3)
+    with kp.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5}) as p:
+        first = p.send(topic, b"future-0", key=b"k0")
+        assert isinstance(first, concurrent.futures.Future)
+        m = first.result(30)
+        assert m.error() is None and m.topic() == topic and m.value() == b"future-0" and m.offset() >= 0
+        done_in_callback: List[kp.Message] = []
+        futs = [p.send(topic, b"future-%d" % i, partition=1, headers=[("h", b"v%d" % i)]) for i in range(1, 50)]
+        futs[0].add_done_callback(lambda f: done_in_callback.append(f.result()))
+        assert p.flush(30) == 0
+        finished, pending = concurrent.futures.wait(futs, timeout=0)
+        assert not pending and len(finished) == 49
+        assert [f.result().partition() for f in futs] == [1] * 49
+        assert len(done_in_callback) == 1 and done_in_callback[0].value() == b"future-1"
+        # refused at once (no such partition): raised by send() itself, like produce()
+        with pytest.raises(kp.KafkaException):
+            p.send(topic, b"x", partition=7)  # the topic has 3 partitions
+    # refused by the broker (larger than the topic's max.message.bytes): the future fails
+    with kp.Producer({"bootstrap.servers": bootstrap, "max.request.size": 4000000}) as big:
+        bad = big.send(topic, b"x" * 2_000_000)
+        with pytest.raises(kp.KafkaException) as e:
+            bad.result(30)
+        assert e.value.args[0].code() != 0
+        assert isinstance(bad.exception(0), kp.KafkaException)
+    # an unanswered future times out like any Future; close(0) fails the record
+    slow = kp.Producer({"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 60000})
+    never = slow.send(topic, b"never")
+    with pytest.raises(concurrent.futures.TimeoutError):
+        never.result(0.3)
+    slow.close(0)
+    assert isinstance(never.exception(5), kp.KafkaException)
+    got = consume_all(bootstrap, topic, 50)
+    where = {(r.partition(), r.offset()): r.value() for r in got}
+    assert where[(m.partition(), m.offset())] == b"future-0"
+    for f in futs:
+        r = f.result()
+        assert where[(r.partition(), r.offset())] == r.value()
+
+
 @pytest.mark.parametrize("partitioner", [None, "murmur2_random"])
 def test_keys_land_where_confluent_kafka_puts_them(bootstrap: str, new_topic: Any,
                                                    partitioner: Optional[str]) -> None:

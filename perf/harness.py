@@ -26,7 +26,9 @@ Environment
   BENCH_REPS=N         repetitions (default 3; quick 1)
   BENCH_SCALE=F        multiply every record count by F (default 1; quick 0.1)
   BENCH_CLIENTS=a,b    subset of kp,librdkafka,franz-go,java (default), or kp-java: kp's Java
-                       binding through JavaPerf (bindings/java/perf.sh)
+                       binding through JavaPerf (bindings/java/perf.sh), or kp-python /
+                       confluent-python: kp's Python binding / confluent-kafka-python from one
+                       Python thread (bindings/python/perf.sh; $KP_PYTHON or a venv it makes)
   BENCH_WORKLOADS=a,b  subset of workload ids (see WORKLOADS), e.g. W1-sink,W4-real1
   BENCH_KP_IDEMPOTENCE=0  run kp without idempotence in W2 (default 1: idempotent,
                        like the other clients; kp has it since commit 0f3b175)
@@ -93,12 +95,15 @@ CLIENTS = {
     "franz-go": [os.path.join(BUILD, "franz-perf")],
     "java": [os.path.join(BENCH, "java-perf.sh")],
     "kp-java": [os.path.join(REPO, "bindings", "java", "perf.sh")],  # kp's Java binding (run only when named)
+    # kp's Python binding and confluent-kafka-python, one Python thread each (run only when named)
+    "kp-python": [os.path.join(REPO, "bindings", "python", "perf.sh"), "kp"],
+    "confluent-python": [os.path.join(REPO, "bindings", "python", "perf.sh"), "confluent"],
 }
 # A baseline kp build (perf/baseline.sh), run only when named: BENCH_CLIENTS=kp,kp-baseline.
 KP_BASELINE = os.environ.get("BENCH_KP_BASELINE", "")
 if KP_BASELINE:
     CLIENTS["kp-baseline"] = [os.path.join(os.path.abspath(KP_BASELINE), "kp-perf")]
-ONLY_WHEN_NAMED = ("kp-java", "kp-baseline")
+ONLY_WHEN_NAMED = ("kp-java", "kp-baseline", "kp-python", "confluent-python")
 KP_NATIVE = ("kp", "kp-baseline")  # kp-perf programs (same flags, same library API)
 
 # id, target, description, flags (records scaled by BENCH_SCALE)
@@ -321,6 +326,12 @@ def versions():
     v["franz-go"] = "franz-go " + sh("grep -o 'twmb/franz-go v[0-9.]*' perf/franz-driver/go.mod | cut -d' ' -f2") + \
         " (" + sh("go version | cut -d' ' -f3") + ")"
     v["java"] = "Kafka Java client 4.1.1 (" + sh("java -version 2>&1 | head -1") + ")"
+    py = os.environ.get("KP_PYTHON", os.path.join(BUILD, "pyvenv", "bin", "python"))
+    if os.path.exists(py):
+        v["kp-python / confluent-python"] = sh(
+            f"{shlex.quote(py)} -c 'import sys, kp, confluent_kafka as c, importlib.metadata as m; "
+            f"print(\"Python\", sys.version.split()[0], \"- kp\", kp.version()[0], \"- confluent-kafka\", "
+            f"m.version(\"confluent-kafka\"), \"librdkafka\", c.libversion()[0])'")
     v["cpu"] = sh("lscpu | sed -n 's/^Model name: *//p' | head -1") + f", {os.cpu_count()} cores"
     v["mem"] = sh("free -g | awk '/Mem:/{print $2\" GiB\"}'")
     v["kernel"] = platform.release()
@@ -377,15 +388,18 @@ def markdown(med, clients, wls, v, stamp, failures):
                 continue
             L.append(f"| {wid} | {c} | {fmt(m['records_per_s'], 0)} | {fmt(m['mb_per_s'])} | {fmt(m['cpu_s_per_m'], 2)} | "
                      f"{fmt(m['peak_rss_mib'])} | {fmt(m['p50_ms'], 2)} | {fmt(m['p99_ms'], 2)} | {fmt(m['p999_ms'], 2)} | {m['n']} |")
-    L += ["", "Ratios kp / other (throughput: >1 = kp faster; CPU, RSS, p99: <1 = kp better):", ""]
+    # kp against the others; without "kp" in the run, the first kp client named
+    # (kp-python against confluent-python, kp-java against java, ...).
+    base = "kp" if "kp" in clients else next((c for c in clients if c.startswith("kp")), "kp")
+    L += ["", f"Ratios {base} / other (throughput: >1 = kp faster; CPU, RSS, p99: <1 = kp better):", ""]
     L.append("| workload | vs | records/s | CPU s / M rec | peak RSS | p99 |")
     L.append("|---|---|---:|---:|---:|---:|")
     for wid, _, _, _ in wls:
-        k = med.get((wid, "kp"))
+        k = med.get((wid, base))
         if not k:
             continue
         for c in clients:
-            if c == "kp" or (wid, c) not in med:
+            if c == base or (wid, c) not in med:
                 continue
             o = med[(wid, c)]
             L.append(f"| {wid} | {c} | {ratio(k['records_per_s'], o['records_per_s'])} | "

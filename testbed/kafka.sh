@@ -567,9 +567,17 @@ cmd_kill_node() {
     pid=$(node_pid "$n")
     [[ -n $pid ]] || die "node $n is not running"
     kill -KILL "$pid"
-    local deadline=$((SECONDS + 10))
+    local deadline=$((SECONDS + 10)) pp
     while alive "$pid"; do
         ((SECONDS < deadline)) || die "node $n (pid $pid) did not die after SIGKILL"
+        sleep 0.1
+    done
+    # The JVM's main thread can be a zombie while its other threads still exit
+    # and hold the sockets: wait until the listener is gone too, so that an
+    # immediate start-node finds its port free.
+    pp=$(grep -o 'PLAINTEXT://127.0.0.1:[0-9]*' "$(node_dir "$n")/server.properties" | head -1 | sed 's/.*://')
+    while port_open "$pp"; do
+        ((SECONDS < deadline + 20)) || die "node $n: port $pp still open 20 s after the process died"
         sleep 0.1
     done
     rm -f "$(node_dir "$n")/pid"

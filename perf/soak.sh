@@ -38,6 +38,7 @@ say() { printf '[%s] soak: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 [[ -x $PERF_BIN ]] || { say "missing $PERF_BIN: run perf/setup.sh first"; exit 1; }
 stamp=$(date +%Y%m%d-%H%M%S)
+rev=$(git -C "$REPO" rev-parse --short HEAD)$([[ -z $(git -C "$REPO" status --porcelain -- src) ]] || echo " + uncommitted src/ changes")
 mkdir -p "$OUT"
 csv=$OUT/soak-$stamp.csv
 md=$OUT/soak-$stamp.md
@@ -113,11 +114,11 @@ ok=1
     echo "# Soak $stamp"
     echo
     echo "- command: \`SOAK_SECONDS=$SECONDS_TOTAL SOAK_RATE=$RATE SOAK_RESTART_EVERY=$RESTART_EVERY perf/soak.sh\`"
-    echo "- kp @ $(git -C "$REPO" rev-parse --short HEAD), Kafka ${KP_KAFKA_VERSION:-4.1.1}, 3 brokers, topic soak (6 partitions, RF 3, min.insync.replicas 2)"
+    echo "- kp @ $rev (kp-perf as perf/setup.sh last built it), Kafka ${KP_KAFKA_VERSION:-4.1.1}, 3 brokers, topic soak (6 partitions, RF 3, min.insync.replicas 2)"
     echo "- producer: \`${cmd[*]#"$REPO/"}\`"
     echo "- ran ${elapsed} s; ${restarts} broker restarts (SIGKILL, then start-node), every ${RESTART_EVERY} s"
     echo "- kp-perf exit status $rc; ${failed:-0} failed records"
-    echo "- $(grep -E '^[0-9]+ records sent' "$log" || echo 'no summary line')"
+    echo "- $(grep -E '^[0-9]+ records sent, .* 99.9th' "$log" || echo 'no summary line')"
     echo "- records on the topic (sum of end offsets, GetOffsetShell): $on_topic of $records"
     echo "- samples every ${SAMPLE} s ($(($(wc -l <"$csv") - 1)) rows, soak-$stamp.csv):"
     sed 's/^/  - /' "$OUT/soak-$stamp.stats"

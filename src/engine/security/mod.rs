@@ -56,9 +56,13 @@ pub struct Security {
     tls: Option<Tls>,
     sasl: Option<Arc<SaslSettings>>,
     hook: Arc<OnceLock<AuthFailureHook>>,
-    /// Broker addresses a TLS handshake has completed with: a connection
-    /// such a broker closes during a later handshake is a restart, not a
-    /// plaintext listener.
+    /// Broker addresses a TLS handshake has completed with. Once there is
+    /// one, a connection any broker closes during a handshake is a broker
+    /// going down or starting up (retried), not a plaintext listener: the
+    /// brokers of a cluster share their listeners' security protocol, and a
+    /// restarting broker may reset connections before its TLS listener
+    /// serves (seen with Kafka 3.9 under a broker kill, to a broker this
+    /// producer had not connected to yet).
     tls_seen: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -163,7 +167,7 @@ impl Security {
             None => Stream::Plain(tcp),
             Some(t) => {
                 let tls = t.handshake(host, tcp).await.map_err(|e| {
-                    let seen = self.tls_seen.lock().map(|s| s.contains(addr)).unwrap_or(false);
+                    let seen = self.tls_seen.lock().map(|s| !s.is_empty()).unwrap_or(false);
                     tls_handshake_error(&e, addr, seen)
                 })?;
                 if let Ok(mut s) = self.tls_seen.lock() {
@@ -239,9 +243,9 @@ impl Reauth {
     }
 }
 
-/// `tls_seen`: a handshake with this address completed before, so a closed
-/// connection is a broker going down or starting up (retried), not a
-/// plaintext listener (fatal, said at once).
+/// `tls_seen`: a handshake with a broker of this cluster completed before,
+/// so a closed connection is a broker going down or starting up (retried),
+/// not a plaintext listener (fatal, said at once).
 fn tls_handshake_error(e: &std::io::Error, addr: &str, tls_seen: bool) -> Error {
     use std::io::ErrorKind::*;
     if let Some(r) = rustls_error(e) {
@@ -387,5 +391,16 @@ mod tests {
         let e = Security::from_config(&|n| (n == "security.protocol").then(|| "tls".into()))
             .unwrap_err();
         assert!(e.contains("security.protocol"));
+    }
+
+    #[test]
+    fn a_closed_handshake_is_fatal_only_before_any_tls_handshake_completed() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let first = tls_handshake_error(&reset, "127.0.0.1:9093", false);
+        assert_eq!(first.code, error::AUTHENTICATION);
+        assert!(first.message.contains("plaintext listener"), "{}", first.message);
+        // Another broker of a cluster that already spoke TLS: a restart, retried.
+        let later = tls_handshake_error(&reset, "127.0.0.1:9094", true);
+        assert_eq!(later.code, error::TRANSPORT);
     }
 }

@@ -18,9 +18,9 @@ pub(crate) mod sasl;
 pub(crate) mod scram;
 mod tls;
 
-use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -56,14 +56,14 @@ pub struct Security {
     tls: Option<Tls>,
     sasl: Option<Arc<SaslSettings>>,
     hook: Arc<OnceLock<AuthFailureHook>>,
-    /// Broker addresses a TLS handshake has completed with. Once there is
-    /// one, a connection any broker closes during a handshake is a broker
+    /// A TLS handshake has completed with a broker of this cluster. Since
+    /// then, a connection any broker closes during a handshake is a broker
     /// going down or starting up (retried), not a plaintext listener: the
     /// brokers of a cluster share their listeners' security protocol, and a
     /// restarting broker may reset connections before its TLS listener
     /// serves (seen with Kafka 3.9 under a broker kill, to a broker this
     /// producer had not connected to yet).
-    tls_seen: Arc<Mutex<HashSet<String>>>,
+    tls_seen: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Security {
@@ -167,14 +167,9 @@ impl Security {
             None => Stream::Plain(tcp),
             Some(t) => {
                 let tls = t.handshake(host, tcp).await.map_err(|e| {
-                    let seen = self.tls_seen.lock().map(|s| !s.is_empty()).unwrap_or(false);
-                    tls_handshake_error(&e, addr, seen)
+                    tls_handshake_error(&e, addr, self.tls_seen.load(Ordering::Relaxed))
                 })?;
-                if let Ok(mut s) = self.tls_seen.lock() {
-                    if !s.contains(addr) {
-                        s.insert(addr.to_string());
-                    }
-                }
+                self.tls_seen.store(true, Ordering::Relaxed);
                 Stream::Tls(Box::new(tls))
             }
         };

@@ -5,6 +5,10 @@
 #   fuzz/run.sh smoke [SECONDS]          every target for SECONDS (default 5)
 #   fuzz/run.sh campaign TARGET SECONDS  one long run; prints CPU time and
 #                                        libFuzzer's final stats
+#   fuzz/run.sh budget TARGET CPU_SECS   one run that is stopped (SIGINT, so
+#                                        libFuzzer prints its final stats) once
+#                                        the fuzzer has used CPU_SECS of CPU:
+#                                        a shared machine's wall time says little
 #   fuzz/run.sh merge TARGET             minimise the run's new inputs into
 #                                        the committed corpus
 #
@@ -54,12 +58,36 @@ campaign)
         nice -n 19 cargo +nightly fuzz run -O "$t" "corpus-run/$t" "corpus/$t" -- \
         "${FLAGS[@]}" -max_total_time="$s" -artifact_prefix="artifacts/$t/" -print_final_stats=1
     ;;
+budget)
+    t=${2:?target}
+    budget=${3:?cpu seconds}
+    mkdir -p "corpus-run/$t" "artifacts/$t"
+    cargo +nightly fuzz build -O "$t" || exit 1
+    bin=$(ls -d target/*/release/"$t" | head -1)
+    start=$(date +%s)
+    # nice execs the fuzzer, so $! is the fuzzer itself. No -max_total_time:
+    # libFuzzer counts wall time, the budget here is CPU time.
+    nice -n 19 "$bin" "corpus-run/$t" "corpus/$t" "${FLAGS[@]}" \
+        -artifact_prefix="artifacts/$t/" -print_final_stats=1 &
+    pid=$!
+    tick=$(getconf CLK_TCK)
+    cpu=0
+    while kill -0 "$pid" 2>/dev/null; do
+        # utime + stime of the fuzzer (fields 14 and 15 after the command name)
+        cpu=$(awk -v t="$tick" '{ sub(/^.*\) /, ""); print int(($12 + $13) / t) }' "/proc/$pid/stat" 2>/dev/null || echo "$cpu")
+        [ "$cpu" -ge "$budget" ] && kill -INT "$pid"
+        sleep 5
+    done
+    wait "$pid"; rc=$?
+    echo "budget: target $t cpu ${cpu} s of ${budget} s, wall $(( $(date +%s) - start )) s, exit $rc"
+    [ -z "$(ls -A "artifacts/$t")" ] || { echo "artifacts/$t is not empty"; exit 1; }
+    ;;
 merge)
     t=${2:?target}
     cargo +nightly fuzz run -O "$t" "corpus/$t" "corpus-run/$t" -- -merge=1 "${FLAGS[@]}"
     ;;
 *)
-    echo "usage: $0 smoke [SECONDS] | campaign TARGET SECONDS | merge TARGET" >&2
+    echo "usage: $0 smoke [SECONDS] | campaign TARGET SECONDS | budget TARGET CPU_SECONDS | merge TARGET" >&2
     exit 2
     ;;
 esac

@@ -764,7 +764,9 @@ extern "C" {
  come: KP_ERR_INVALID_ARG, KP_ERR_INVALID_TOPIC, KP_ERR_RECORD_TOO_LARGE,
  KP_ERR_UNKNOWN_PARTITION, KP_ERR_QUEUE_FULL (buffer full past
  max.block.ms), KP_ERR_CLOSED. May block up to max.block.ms when the
- buffer is full. Thread-safe. The record's buffers are copied before return.
+ buffer is full, or on a topic's first use while its metadata is being
+ fetched once 1 MiB of records already waits for it (then the record is
+ accepted and waits too). Thread-safe. The record's buffers are copied before return.
 
  # Safety
  `p` is NULL or a producer not yet destroyed; `record` is NULL or a

@@ -66,7 +66,7 @@ pub static REGISTRY: &[Def] = &[
         "Total bytes of records kp may hold unsent; beyond it kp_send blocks up to max.block.ms.",
         scale "queue.buffering.max.kbytes" => 1024),
     def!("max.block.ms", [], Kind::Int { min: 0, max: I32MAX }, "60000",
-        "How long kp_send may block when the buffer is full; 0 returns QUEUE_FULL at once."),
+        "How long kp_send may block when the buffer is full (0: QUEUE_FULL at once), or for a new topic's metadata once 1 MiB waits for it."),
     def!("compression.type", ["compression.codec"], Kind::Enum(COMPRESSION_NAMES), "none",
         "Batch compression: none, gzip, snappy, lz4 or zstd."),
     def!("compression.gzip.level", [], Kind::Int { min: -1, max: 9 }, "-1", "gzip level 1-9; -1 is the codec default (6)."),

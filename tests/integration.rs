@@ -494,7 +494,10 @@ fn full_buffer_blocks_up_to_max_block_ms_then_fails() {
         };
         assert_eq!(rc, KP_ERR_QUEUE_FULL, "{msg}");
         assert!(msg.contains("buffer.memory"), "{msg}");
-        assert!(accepted >= 50, "accepted only {accepted} records of 1 KB in 64 KB");
+        // Records may fill 7/8 of the pool (the rest is headroom for batch
+        // growth), and each one parked for metadata counts its copy's
+        // bookkeeping too (~150 B): about 47 fit.
+        assert!(accepted >= 40, "accepted only {accepted} records of 1 KB in 64 KB");
         if expect_wait {
             assert!(
                 waited >= Duration::from_millis(300),

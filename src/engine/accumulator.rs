@@ -748,6 +748,78 @@ pub struct PendingRecord {
     pub enqueued: Instant,
 }
 
+/// Records parked until their topic's metadata is known, in send order.
+///
+/// Kept in chunks of at most [`PENDING_CHUNK`] records so that no single
+/// allocation grows with the backlog: a start-up burst parks tens of
+/// thousands of records, and one contiguous block of several MB, once freed,
+/// raises glibc's mmap and trim thresholds for the whole arena, which then
+/// keeps that much freed memory resident for the rest of the process.
+#[derive(Default)]
+pub struct PendingRecords {
+    chunks: VecDeque<Vec<PendingRecord>>,
+    len: usize,
+    /// buffer.memory bytes the parked records hold.
+    bytes: usize,
+}
+
+/// Records per chunk of [`PendingRecords`]: a chunk stays far below glibc's
+/// default mmap threshold (128 KiB).
+pub const PENDING_CHUNK: usize = 256;
+
+impl PendingRecords {
+    pub fn push(&mut self, r: PendingRecord) {
+        self.bytes += r.reserved;
+        match self.chunks.back_mut() {
+            Some(c) if c.len() < PENDING_CHUNK => c.push(r),
+            _ => {
+                let mut c = Vec::with_capacity(PENDING_CHUNK);
+                c.push(r);
+                self.chunks.push_back(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// buffer.memory bytes the parked records hold.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PendingRecord> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Takes every record, in send order.
+    pub fn take_all(&mut self) -> impl Iterator<Item = PendingRecord> + use<> {
+        self.len = 0;
+        self.bytes = 0;
+        std::mem::take(&mut self.chunks).into_iter().flatten()
+    }
+
+    /// Takes the records `pred` selects, in send order; the others stay,
+    /// in their order.
+    pub fn take_where(&mut self, mut pred: impl FnMut(&PendingRecord) -> bool) -> PendingRecords {
+        let mut taken = PendingRecords::default();
+        for r in self.take_all() {
+            if pred(&r) {
+                taken.push(r);
+            } else {
+                self.push(r);
+            }
+        }
+        taken
+    }
+}
+
 pub struct TopicMeta {
     pub partitions: Vec<Arc<PartitionQueue>>,
     pub known: bool,
@@ -759,7 +831,9 @@ pub struct TopicMeta {
 pub struct TopicHandle {
     pub name: Arc<TopicName>,
     pub meta: RwLock<TopicMeta>,
-    pub pending: Mutex<Vec<PendingRecord>>,
+    pub pending: Mutex<PendingRecords>,
+    /// Notified (with `pending` held) when the topic becomes known.
+    pub became_known: Condvar,
     pub sticky: AtomicI32,
     pub round_robin: AtomicU32,
 }
@@ -774,7 +848,8 @@ impl TopicHandle {
                 last_error: None,
                 topic_id: [0; 16],
             }),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(PendingRecords::default()),
+            became_known: Condvar::new(),
             sticky: AtomicI32::new(-1),
             round_robin: AtomicU32::new(0),
         })
@@ -862,6 +937,40 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(50));
         pool.release(80);
         pool.reserve(30, Duration::ZERO, &closing).unwrap();
+    }
+
+    fn pending(n: i32) -> PendingRecord {
+        PendingRecord {
+            partition: n,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: 0,
+            token: Token::None,
+            reserved: 10,
+            enqueued: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn parked_records_are_chunked_and_keep_their_order() {
+        let mut p = PendingRecords::default();
+        for n in 0..1000 {
+            p.push(pending(n));
+        }
+        assert_eq!((p.len(), p.bytes()), (1000, 1000 * 10));
+        assert!(
+            p.chunks.iter().all(|c| c.capacity() <= PENDING_CHUNK),
+            "no block grows with the backlog"
+        );
+        assert!(PENDING_CHUNK * std::mem::size_of::<PendingRecord>() < 128 * 1024);
+        let odd = p.take_where(|r| r.partition % 2 == 1);
+        assert_eq!((odd.len(), odd.bytes()), (500, 5000));
+        assert_eq!((p.len(), p.bytes()), (500, 5000));
+        assert!(odd.iter().map(|r| r.partition).eq((0..1000).filter(|n| n % 2 == 1)));
+        assert!(p.iter().map(|r| r.partition).eq((0..1000).filter(|n| n % 2 == 0)));
+        assert!(p.take_all().map(|r| r.partition).eq((0..1000).step_by(2)));
+        assert!(p.is_empty() && p.bytes() == 0 && p.iter().next().is_none());
     }
 }
 

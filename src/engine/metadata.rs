@@ -508,6 +508,105 @@ mod tests {
         }
     }
 
+    /// A record to topic "t", no headers, timestamp now.
+    fn record_to_t<'a>(partition: i32, key: Option<&'a [u8]>, value: &'a [u8]) -> Record<'a> {
+        Record { topic: "t", partition, key, value: Some(value), headers: &[], timestamp_ms: 0 }
+    }
+
+    /// Once PARK_BYTES_BEFORE_WAITING wait for a topic's first metadata
+    /// answer, kp_send waits for it instead of parking more: up to
+    /// max.block.ms (then it parks anyway), or until the answer comes, which
+    /// wakes it and its record goes straight into a batch.
+    #[test]
+    fn send_waits_for_a_topics_first_metadata_once_a_megabyte_is_parked() {
+        use crate::engine::topics::PARK_BYTES_BEFORE_WAITING;
+        let mut m = ConfigMap::default();
+        m.set("bootstrap.servers", "127.0.0.1:1").unwrap();
+        m.set("max.block.ms", "300").unwrap();
+        let dispatch: Arc<Dispatch> = Arc::new(|_: &ReportView<'_>, _: &Token| {});
+        let p =
+            Arc::new(Producer::new(ProducerConfig::from_map(&m).unwrap(), dispatch, None).unwrap());
+        // One 1 KB record to topic "t" (unknown: it parks).
+        fn send(p: &Producer) {
+            p.send(&record_to_t(PARTITION_ANY, None, &[7u8; 1000]), Token::None).unwrap();
+        }
+        let topic = {
+            send(&p);
+            p.inner.topics.read().get("t").cloned().unwrap()
+        };
+        while topic.pending.lock().bytes() < PARK_BYTES_BEFORE_WAITING {
+            send(&p);
+        }
+        let parked = topic.pending.lock().len();
+        let t0 = Instant::now();
+        send(&p);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(300),
+            "waited max.block.ms: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(topic.pending.lock().len(), parked + 1, "then parked the record anyway");
+
+        // With a long max.block.ms, the metadata answer ends the wait.
+        let mut m = m.clone();
+        m.set("max.block.ms", "60000").unwrap();
+        let dispatch: Arc<Dispatch> = Arc::new(|_: &ReportView<'_>, _: &Token| {});
+        let p =
+            Arc::new(Producer::new(ProducerConfig::from_map(&m).unwrap(), dispatch, None).unwrap());
+        send(&p);
+        let topic = p.inner.topics.read().get("t").cloned().unwrap();
+        while topic.pending.lock().bytes() < PARK_BYTES_BEFORE_WAITING {
+            send(&p);
+        }
+        let parked = topic.pending.lock().len();
+        let waiting = {
+            let p = p.clone();
+            std::thread::spawn(move || send(&p))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiting.is_finished(), "kp_send waits for the topic's metadata");
+        assert_eq!(topic.pending.lock().len(), parked, "and parks nothing meanwhile");
+        apply_metadata(&p.inner, response("t", &[0, 1]));
+        waiting.join().unwrap();
+        assert!(topic.pending.lock().is_empty() && topic.meta.read().known);
+        let queued: usize = topic
+            .meta
+            .read()
+            .partitions
+            .iter()
+            .map(|pq| {
+                let st = pq.state.lock();
+                st.open.as_ref().map_or(0, |b| b.record_count())
+                    + st.ready.iter().map(|b| b.record_count()).sum::<usize>()
+            })
+            .sum();
+        assert_eq!(queued, parked + 1, "every record is in a batch");
+        let _ = p.close(Duration::ZERO);
+    }
+
+    /// A record parked until its topic's metadata is known holds a copy
+    /// (a PendingRecord and its key/value allocations) that counts against
+    /// buffer.memory, and all of it comes back when the record ends.
+    #[test]
+    fn a_parked_record_charges_its_copy_to_buffer_memory() {
+        let mut m = ConfigMap::default();
+        m.set("bootstrap.servers", "127.0.0.1:1").unwrap();
+        let dispatch: Arc<Dispatch> = Arc::new(|_: &ReportView<'_>, _: &Token| {});
+        let p = Producer::new(ProducerConfig::from_map(&m).unwrap(), dispatch, None).unwrap();
+        p.send(&record_to_t(PARTITION_ANY, Some(b"k"), b"v"), Token::None).unwrap();
+        let inner = &p.inner;
+        let topic = inner.topics.read().get("t").cloned().unwrap();
+        assert_eq!(topic.pending.lock().len(), 1);
+        let charged = topic.pending.lock().iter().map(|r| r.reserved).sum::<usize>();
+        assert_eq!(inner.core.memory.used(), charged);
+        assert!(
+            charged > std::mem::size_of::<crate::engine::accumulator::PendingRecord>() + 32,
+            "the parked copy is charged: {charged} bytes"
+        );
+        let _ = p.close(Duration::ZERO);
+        assert_eq!(inner.core.memory.used(), 0, "everything charged came back");
+    }
+
     /// A topic answered without error but without (usable) partitions —
     /// none, or not starting at 0 — leaves the records that wait for it
     /// waiting. It used to panic the metadata task while it held them
@@ -524,15 +623,7 @@ mod tests {
         });
         let p = Producer::new(ProducerConfig::from_map(&m).unwrap(), dispatch, None).unwrap();
         for partition in [1, PARTITION_ANY] {
-            let rec = Record {
-                topic: "t",
-                partition,
-                key: None,
-                value: Some(b"v"),
-                headers: &[],
-                timestamp_ms: 0,
-            };
-            p.send(&rec, Token::None).unwrap();
+            p.send(&record_to_t(partition, None, b"v"), Token::None).unwrap();
         }
         let inner = &p.inner;
         let topic = inner.topics.read().get("t").cloned().unwrap();

@@ -154,7 +154,7 @@ impl Lifecycle {
     }
 
     /// The flag `MemoryPool::reserve` watches.
-    fn closing_flag(&self) -> &AtomicBool {
+    pub(super) fn closing_flag(&self) -> &AtomicBool {
         &self.closing
     }
 

@@ -3,13 +3,19 @@
 //! topic's metadata is known.
 
 use std::cell::Cell;
+
+use parking_lot::MutexGuard;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
-use super::accumulator::{append, validate_topic_name, AppendRecord, PendingRecord, TopicHandle};
+use super::accumulator::{
+    append, validate_topic_name, AppendRecord, OwnedHeader, PendingRecord, PendingRecords,
+    TopicHandle,
+};
 use super::partitioner::next_sticky_partition;
 use super::report::{Persistence, RecordMeta, Token};
 use super::{Inner, Producer, Record, PARTITION_ANY};
@@ -105,6 +111,9 @@ impl Inner {
         };
         // Metadata not known yet: keep a copy until it is.
         let mut pending = topic.pending.lock();
+        if pending.bytes() >= PARK_BYTES_BEFORE_WAITING {
+            self.wait_for_first_metadata(topic, &mut pending);
+        }
         if topic.meta.read().known {
             drop(pending);
             return match self.append_to_topic(topic, &a, token, false) {
@@ -119,6 +128,12 @@ impl Inner {
                 }
             };
         }
+        // The parked copy costs more than the record's encoded size: the
+        // PendingRecord itself and an allocation per key, value and header
+        // part. Charge that too, never blocking (the record is reserved).
+        let copy = parked_copy_bytes(rec);
+        let reserved =
+            if self.core.memory.try_reserve_spare(copy) { reserved + copy } else { reserved };
         pending.push(PendingRecord {
             partition: rec.partition,
             key: rec.key.map(Into::into),
@@ -133,6 +148,40 @@ impl Inner {
         drop(pending);
         self.request_metadata();
         Ok(())
+    }
+
+    /// Parking is for a topic's first moments. Once
+    /// [`PARK_BYTES_BEFORE_WAITING`] wait for its first metadata answer,
+    /// kp_send waits for that answer (up to max.block.ms, as the Java
+    /// producer's send waits for metadata) instead of parking copies up to
+    /// buffer.memory: the I/O thread moves parked records into batches, so a
+    /// start-up burst would otherwise be held twice over, once as copies and
+    /// once as batches in another thread's allocator arena (measured: +3 to
+    /// +6 MiB peak RSS at 5,000 partitions). No wait once the topic's
+    /// metadata answered with an error (its records park, and fail at
+    /// delivery.timeout.ms if it stays so), with max.block.ms 0, or while
+    /// closing.
+    fn wait_for_first_metadata(
+        &self,
+        topic: &TopicHandle,
+        pending: &mut MutexGuard<'_, PendingRecords>,
+    ) {
+        let max_block = Duration::from_millis(self.cfg.max_block_ms);
+        let Some(deadline) = Instant::now().checked_add(max_block) else { return };
+        loop {
+            {
+                let meta = topic.meta.read();
+                if meta.known || meta.last_error.is_some() {
+                    return;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline || self.lifecycle.closing_flag().load(Ordering::Acquire) {
+                return;
+            }
+            // Slices: an error answer or close does not notify.
+            topic.became_known.wait_for(pending, (deadline - now).min(Duration::from_millis(20)));
+        }
     }
 
     /// `draining`: the caller holds the topic's pending lock and moves
@@ -197,8 +246,7 @@ impl Inner {
         if topic.meta.read().partitions.is_empty() {
             return;
         }
-        let pending: Vec<PendingRecord> = std::mem::take(&mut *guard);
-        for p in pending {
+        for p in guard.take_all() {
             let headers: Vec<RecordHeader<'_>> = p
                 .headers
                 .iter()
@@ -238,6 +286,7 @@ impl Inner {
             );
         }
         topic.meta.write().known = true;
+        topic.became_known.notify_all();
         drop(guard);
     }
 
@@ -249,16 +298,11 @@ impl Inner {
         err: &Error,
         only_older_than: Option<Instant>,
     ) {
-        let failed: Vec<PendingRecord> = {
+        let mut failed = {
             let mut pending = topic.pending.lock();
             match only_older_than {
                 None => std::mem::take(&mut *pending),
-                Some(limit) => {
-                    let (old, keep): (Vec<_>, Vec<_>) =
-                        pending.drain(..).partition(|p| p.enqueued <= limit);
-                    *pending = keep;
-                    old
-                }
+                Some(limit) => pending.take_where(|p| p.enqueued <= limit),
             }
         };
         if failed.is_empty() {
@@ -267,7 +311,7 @@ impl Inner {
         let err = Arc::new(err.clone());
         let mut reserved = 0;
         let metas = failed
-            .into_iter()
+            .take_all()
             .map(|p| {
                 reserved += p.reserved;
                 RecordMeta { token: p.token, timestamp: p.timestamp }
@@ -282,4 +326,17 @@ impl Inner {
             metas,
         );
     }
+}
+
+/// Bytes parked for a topic's first metadata answer beyond which kp_send
+/// waits for it (see `Inner::wait_for_first_metadata`).
+pub const PARK_BYTES_BEFORE_WAITING: usize = 1 << 20;
+
+/// What parking a copy of `rec` costs beyond its encoded size (allocator
+/// headers counted at 16 bytes per allocation).
+fn parked_copy_bytes(rec: &Record<'_>) -> usize {
+    const ALLOC_HEADER: usize = 16;
+    std::mem::size_of::<PendingRecord>()
+        + 2 * ALLOC_HEADER
+        + rec.headers.len() * (std::mem::size_of::<OwnedHeader>() + 2 * ALLOC_HEADER)
 }

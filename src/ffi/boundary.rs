@@ -72,19 +72,28 @@ impl OnPanic for kp_err_t {
 /// never an unwind across the C boundary (and is logged, never printed:
 /// see [`install_panic_hook`]).
 pub(crate) fn guard<T: OnPanic>(f: impl FnOnce() -> T) -> T {
-    let outer = enter_call();
-    let r = catch_unwind(AssertUnwindSafe(f));
-    CALL.with(|c| c.set(outer));
-    r.unwrap_or_else(|_| T::on_panic())
+    run_guarded(f).unwrap_or_else(T::on_panic)
 }
 
 /// [`guard`] with an explicit panic value, for results that are not error
 /// codes (partition -1, count 0, ...).
 pub(crate) fn guard_or<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
-    let outer = enter_call();
-    let r = catch_unwind(AssertUnwindSafe(f));
-    CALL.with(|c| c.set(outer));
-    r.unwrap_or(on_panic)
+    run_guarded(f).unwrap_or(on_panic)
+}
+
+/// Runs `f` marked as a kp call on this thread (None if it panicked). One
+/// thread-local access for entering and leaving: in the shared library each
+/// access is a call to `__tls_get_addr`, and kp_send is on the hot path.
+fn run_guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(install_panic_hook);
+    CALL.with(|c| {
+        let outer = c.get();
+        c.set(Call { depth: outer.depth + 1, log: outer.log });
+        let r = catch_unwind(AssertUnwindSafe(f));
+        c.set(outer);
+        r.ok()
+    })
 }
 
 /// The kp calls running on this thread: how deep, and the log of the
@@ -97,17 +106,6 @@ struct Call {
 
 thread_local! {
     static CALL: Cell<Call> = const { Cell::new(Call { depth: 0, log: std::ptr::null() }) };
-}
-
-/// Marks the thread as inside a kp call; returns the state to restore.
-fn enter_call() -> Call {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(install_panic_hook);
-    CALL.with(|c| {
-        let outer = c.get();
-        c.set(Call { depth: outer.depth + 1, log: outer.log });
-        outer
-    })
 }
 
 /// Names the producer the running call works on: a panic caught in the

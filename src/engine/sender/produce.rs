@@ -134,34 +134,40 @@ async fn exchange(
 /// sealed bytes, restamped when the producer id/epoch/sequence changed. A
 /// batch that cannot be sealed is reported and left out.
 fn seal_all(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
-    let mut sealed_ok = Vec::with_capacity(batches.len());
-    for mut f in batches {
-        if f.batch.sealed.is_some() && f.batch.sealed_stamp != f.batch.stamp {
-            let b = f.batch.sealed.take().expect("sealed");
-            f.batch.sealed = Some(restamp_bytes(b, f.batch.stamp));
-            f.batch.sealed_stamp = f.batch.stamp;
-        }
-        if f.batch.sealed.is_none() {
-            let builder = f.batch.builder.take().expect("unsealed batch has a builder");
-            match builder.seal(inner.cfg.compression, f.batch.stamp) {
-                Ok(s) => {
-                    inner.metrics.batch_sealed(s.bytes.len(), s.uncompressed_size);
-                    f.batch.sealed = Some(s.bytes);
-                    f.batch.sealed_stamp = f.batch.stamp;
-                }
-                Err(e) => {
-                    f.pq.state.lock().in_flight -= 1;
-                    f.batch.fail(
-                        Arc::new(Error::new(error::INTERNAL, format!("compression failed: {e}"))),
-                        Persistence::NotPersisted,
-                    );
-                    continue;
+    // filter_map + collect on a Vec's own iterator reuses its allocation: no
+    // second request-sized block per request.
+    batches
+        .into_iter()
+        .filter_map(|mut f| {
+            if f.batch.sealed.is_some() && f.batch.sealed_stamp != f.batch.stamp {
+                let b = f.batch.sealed.take().expect("sealed");
+                f.batch.sealed = Some(restamp_bytes(b, f.batch.stamp));
+                f.batch.sealed_stamp = f.batch.stamp;
+            }
+            if f.batch.sealed.is_none() {
+                let builder = f.batch.builder.take().expect("unsealed batch has a builder");
+                match builder.seal(inner.cfg.compression, f.batch.stamp) {
+                    Ok(s) => {
+                        inner.metrics.batch_sealed(s.bytes.len(), s.uncompressed_size);
+                        f.batch.sealed = Some(s.bytes);
+                        f.batch.sealed_stamp = f.batch.stamp;
+                    }
+                    Err(e) => {
+                        f.pq.state.lock().in_flight -= 1;
+                        f.batch.fail(
+                            Arc::new(Error::new(
+                                error::INTERNAL,
+                                format!("compression failed: {e}"),
+                            )),
+                            Persistence::NotPersisted,
+                        );
+                        return None;
+                    }
                 }
             }
-        }
-        sealed_ok.push(f);
-    }
-    sealed_ok
+            Some(f)
+        })
+        .collect()
 }
 
 fn build_request(inner: &Inner, batches: &[InFlight]) -> ProduceRequest {
@@ -187,6 +193,9 @@ fn build_request(inner: &Inner, batches: &[InFlight]) -> ProduceRequest {
 /// Returns the other batches.
 fn report_purged(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
     let generation = inner.purge_generation.load(Ordering::Acquire);
+    if batches.iter().all(|f| f.batch.sent_generation >= generation) {
+        return batches; // nothing purged: keep the request's own vector
+    }
     let (purged, batches): (Vec<InFlight>, Vec<InFlight>) =
         batches.into_iter().partition(|f| f.batch.sent_generation < generation);
     for f in purged {

@@ -757,8 +757,8 @@ pub struct PendingRecord {
 /// keeps that much freed memory resident for the rest of the process.
 #[derive(Default)]
 pub struct PendingRecords {
+    /// Never holds an empty chunk.
     chunks: VecDeque<Vec<PendingRecord>>,
-    len: usize,
     /// buffer.memory bytes the parked records hold.
     bytes: usize,
 }
@@ -766,19 +766,18 @@ pub struct PendingRecords {
 /// Records per chunk of [`PendingRecords`]: a chunk stays far below glibc's
 /// default mmap threshold (128 KiB).
 pub const PENDING_CHUNK: usize = 256;
+const _: () = assert!(PENDING_CHUNK.is_power_of_two());
 
 impl PendingRecords {
     pub fn push(&mut self, r: PendingRecord) {
         self.bytes += r.reserved;
         match self.chunks.back_mut() {
             Some(c) if c.len() < PENDING_CHUNK => c.push(r),
-            _ => {
-                let mut c = Vec::with_capacity(PENDING_CHUNK);
-                c.push(r);
-                self.chunks.push_back(c);
-            }
+            // Grown by doubling, so a topic parking a record or two does not
+            // hold a whole chunk; PENDING_CHUNK is a power of two, so no
+            // chunk's capacity passes it.
+            _ => self.chunks.push_back(vec![r]),
         }
-        self.len += 1;
     }
 
     /// buffer.memory bytes the parked records hold.
@@ -787,11 +786,11 @@ impl PendingRecords {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.chunks.iter().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.chunks.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &PendingRecord> {
@@ -800,7 +799,6 @@ impl PendingRecords {
 
     /// Takes every record, in send order.
     pub fn take_all(&mut self) -> impl Iterator<Item = PendingRecord> + use<> {
-        self.len = 0;
         self.bytes = 0;
         std::mem::take(&mut self.chunks).into_iter().flatten()
     }

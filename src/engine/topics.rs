@@ -3,11 +3,11 @@
 //! topic's metadata is known.
 
 use std::cell::Cell;
-
-use parking_lot::MutexGuard;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::MutexGuard;
 
 use crate::error::{self, Error};
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};

@@ -584,6 +584,45 @@ mod tests {
         let _ = p.close(Duration::ZERO);
     }
 
+    /// A kp_send waiting for a topic's first metadata when close begins is
+    /// refused with CLOSED: parked after close's purges, its record would
+    /// never get a report. Every record accepted gets exactly one.
+    #[test]
+    fn a_send_waiting_for_metadata_when_close_begins_is_refused() {
+        use crate::engine::topics::PARK_BYTES_BEFORE_WAITING;
+        let mut m = ConfigMap::default();
+        m.set("bootstrap.servers", "127.0.0.1:1").unwrap();
+        m.set("max.block.ms", "60000").unwrap();
+        let reports = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let r = reports.clone();
+        let dispatch: Arc<Dispatch> = Arc::new(move |_: &ReportView<'_>, _: &Token| {
+            r.fetch_add(1, Ordering::Relaxed);
+        });
+        let p =
+            Arc::new(Producer::new(ProducerConfig::from_map(&m).unwrap(), dispatch, None).unwrap());
+        let send =
+            |p: &Producer| p.send(&record_to_t(PARTITION_ANY, None, &[7u8; 1000]), Token::None);
+        send(&p).unwrap();
+        let topic = p.inner.topics.read().get("t").cloned().unwrap();
+        let mut accepted = 1;
+        while topic.pending.lock().bytes() < PARK_BYTES_BEFORE_WAITING {
+            send(&p).unwrap();
+            accepted += 1;
+        }
+        let waiting = {
+            let p = p.clone();
+            std::thread::spawn(move || send(&p))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!waiting.is_finished(), "kp_send waits for the topic's metadata");
+        let _ = p.close(Duration::ZERO);
+        let e = waiting.join().unwrap().expect_err("refused once close began");
+        assert_eq!(e.code, error::CLOSED, "{}", e.message);
+        assert_eq!(reports.load(Ordering::Relaxed), accepted, "one report per accepted record");
+        assert_eq!(p.outstanding(), 0);
+        assert_eq!(p.inner.core.memory.used(), 0, "the refused record's reservation came back");
+    }
+
     /// A record parked until its topic's metadata is known holds a copy
     /// (a PendingRecord and its key/value allocations) that counts against
     /// buffer.memory, and all of it comes back when the record ends.

@@ -128,6 +128,16 @@ impl Inner {
                 }
             };
         }
+        // Close fails parked records under this lock (purge_queued): once it
+        // has begun, a record parked now could come after its last purge
+        // and never be reported. Refuse it instead, as check_accepting does.
+        // (A sender that waited for metadata above may have slept through
+        // the start of close.)
+        if self.lifecycle.closing_flag().load(Ordering::Acquire) {
+            drop(pending);
+            self.core.memory.release(reserved);
+            return Err(Error::new(error::CLOSED, "the producer is closed or closing"));
+        }
         // The parked copy costs more than the record's encoded size: the
         // PendingRecord itself and an allocation per key, value and header
         // part. Charge that too, never blocking (the record is reserved).

@@ -505,6 +505,31 @@ impl PartitionState {
         }
     }
 
+    /// Idempotence: a ready batch went out under its sequence without a
+    /// clear answer (it may be in the log). It has to be resolved under the
+    /// current epoch before sequences restart at an epoch bump: sent again
+    /// under a new epoch, the broker could not tell it is a duplicate.
+    pub fn has_unresolved(&self) -> bool {
+        self.ready.iter().any(|b| b.ambiguous && b.base_seq.is_some())
+    }
+
+    /// Idempotence: the broker answered OUT_OF_ORDER_SEQUENCE_NUMBER to the
+    /// batch at `seq`, sent while nothing else of the partition could have
+    /// been written after it unseen (so a written copy would have been
+    /// answered as a duplicate): it does not hold that batch, nor, since it
+    /// appends in sequence order, any later one. Ready batches from `seq` up
+    /// to the next sequence to assign are known not to be in the log.
+    pub fn mark_unwritten_from(&mut self, seq: i32) {
+        const SEQUENCE_SPACE: i64 = i32::MAX as i64 + 1;
+        let from = |s: i32| (s as i64 - seq as i64).rem_euclid(SEQUENCE_SPACE);
+        let end = from(self.next_seq);
+        for b in self.ready.iter_mut() {
+            if b.base_seq.is_some_and(|s| from(s) < end) {
+                b.ambiguous = false;
+            }
+        }
+    }
+
     /// Puts a batch back for a retry, keeping sequence order (the partition
     /// stays queued while a batch is in flight).
     pub fn requeue(&mut self, b: Batch) {

@@ -34,7 +34,7 @@ mod sender;
 mod topics;
 pub mod txn;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ use tokio::sync::Notify;
 use crate::config::{MetadataRecovery, ProducerConfig};
 use crate::error::{self, Error};
 
-use accumulator::{Core, PartitionQueue, TopicHandle};
+use accumulator::{Batch, Core, PartitionQueue, TopicHandle};
 use conn::{Broker, ConnSettings};
 use partitioner::Placement;
 
@@ -343,16 +343,41 @@ impl Inner {
     }
 
     /// Takes a producer id/epoch: every partition's sequence restarts at 0.
+    /// A batch sent under the old one without a clear answer (the sender
+    /// resolves those before a bump, so only if that was cut short) is not
+    /// sent again under the new one, where the broker could not recognise
+    /// it as a duplicate: it is reported possibly persisted.
     pub fn set_producer_id(&self, pid: ProducerId) {
+        let mut unresolved = Vec::new();
         for pq in self.all_partitions.read().iter() {
             let mut st = pq.state.lock();
             st.next_seq = 0;
             st.acked_next = 0;
+            if st.has_unresolved() {
+                let ready = std::mem::take(&mut st.ready);
+                let (gone, kept): (VecDeque<Batch>, VecDeque<Batch>) =
+                    ready.into_iter().partition(|b| b.ambiguous && b.base_seq.is_some());
+                st.ready = kept;
+                unresolved.extend(gone);
+            }
             for b in st.ready.iter_mut() {
                 b.base_seq = None;
             }
         }
         *self.pid.lock() = idempotence::PidPhase::Ready(pid);
+        if !unresolved.is_empty() {
+            let err = Arc::new(Error::new(
+                error::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                "sent without a clear answer before the producer epoch was bumped, and not \
+                 resolved: it may be in the log; not sent again under the new epoch",
+            ));
+            for b in unresolved {
+                if let Some(t) = &self.txn {
+                    t.batch_failed(&err);
+                }
+                b.fail(err.clone(), Persistence::PossiblyPersisted);
+            }
+        }
         self.sender_wake.notify_one();
     }
 

@@ -88,7 +88,7 @@ impl<'a> Drain<'a> {
     /// Whether a request to `broker` can go now (as far as the broker and
     /// the producer id are concerned).
     fn can_send_to(&self, broker: &Broker) -> bool {
-        self.gate != Gate::Closed
+        matches!(self.gate, Gate::Plain | Gate::Sequenced(_))
             && broker.in_flight.load(Ordering::Acquire) < self.max_in_flight
             && broker.throttle_remaining().is_none()
     }
@@ -99,7 +99,7 @@ impl<'a> Drain<'a> {
     /// be sent while an earlier one might still come back unwritten.
     fn broker_has_sequences(&self, st: &PartitionState) -> bool {
         match self.gate {
-            Gate::Sequenced(pid) => st.acked_pid == pid.id,
+            Gate::Sequenced(pid) | Gate::Resolving(pid) => st.acked_pid == pid.id,
             Gate::Plain | Gate::Closed => true,
         }
     }
@@ -206,7 +206,20 @@ impl<'a> Drain<'a> {
             self.next_wake = self.next_wake.min(self.now + rem);
             return;
         }
-        let may_send = self.gate != Gate::Closed
+        let gate_open = match self.gate {
+            Gate::Closed => false,
+            Gate::Plain | Gate::Sequenced(_) => true,
+            // Resolving before an epoch bump: the partition's sequenced
+            // retries go (the unresolved batch or those ahead of it), under
+            // the id they were stamped with.
+            Gate::Resolving(pid) => {
+                front.base_seq.is_some()
+                    && front.stamp.producer_id == pid.id
+                    && front.stamp.producer_epoch == pid.epoch
+                    && st.has_unresolved()
+            }
+        };
+        let may_send = gate_open
             && broker.in_flight.load(Ordering::Acquire) < self.max_in_flight
             // A retry with its sequence goes alone, after every earlier
             // request of the partition is back.

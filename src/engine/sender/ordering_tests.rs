@@ -34,7 +34,7 @@ use crate::protocol::test_support::{decode_batches, led_partition};
 use crate::engine::{Dispatch, Producer, Record, ReportView, Token};
 
 #[derive(Default)]
-struct ProducerState {
+pub(super) struct ProducerState {
     epoch: i16,
     last_seq: i32,
     /// (first seq, last seq, base offset) of the last 5 batches.
@@ -42,14 +42,19 @@ struct ProducerState {
 }
 
 #[derive(Default)]
-struct Log {
+pub(super) struct Log {
     /// Per partition: next offset.
-    next_offset: HashMap<i32, i64>,
+    pub(super) next_offset: HashMap<i32, i64>,
     /// Per (partition, producer id).
     producers: HashMap<(i32, i64), ProducerState>,
     /// Per (partition, producer id): base sequences in arrival order.
     arrivals: HashMap<(i32, i64), Vec<i32>>,
     out_of_order_answers: usize,
+    /// Every (producer id, epoch) InitProducerId handed out.
+    pub(super) epochs_given: Vec<(i64, i16)>,
+    /// Per partition: (producer id, epoch, base sequence) of each batch
+    /// appended, in log order.
+    pub(super) appended: HashMap<i32, Vec<(i64, i16, i32)>>,
 }
 
 impl Log {
@@ -60,6 +65,9 @@ impl Log {
         self.arrivals.entry((partition, pid)).or_default().push(seq);
         let last = seq + count - 1;
         match self.producers.get(&(partition, pid)) {
+            Some(st) if epoch < st.epoch => {
+                return (error::INVALID_PRODUCER_EPOCH as i16, -1);
+            }
             Some(st) if st.epoch == epoch => {
                 if let Some(&(_, _, off)) = st.recent.iter().find(|b| b.0 == seq && b.1 == last) {
                     return (0, off);
@@ -75,6 +83,7 @@ impl Log {
             }
             _ => {}
         }
+        self.appended.entry(partition).or_default().push((pid, epoch, seq));
         let next = self.next_offset.entry(partition).or_insert(0);
         let base = *next;
         *next += count as i64;
@@ -89,17 +98,35 @@ impl Log {
     }
 }
 
-struct Mock {
-    port: u16,
+/// What the mock does with one partition's next produce (see `Mock::faults`).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Fault {
+    /// Appends as usual and answers.
+    Write,
+    /// Appends, then hangs up without answering (the client cannot tell
+    /// whether the batch was written).
+    WriteThenHangUp,
+    /// Hangs up without appending or answering, after 100 ms (so requests
+    /// sent meanwhile queue up behind it on the connection).
+    HangUp,
+    /// Refuses the batch with this error code (not appended).
+    Refuse(i16),
+}
+
+pub(super) struct Mock {
+    pub(super) port: u16,
     partitions: i32,
-    log: Mutex<Log>,
+    pub(super) log: Mutex<Log>,
     next_pid: AtomicI64,
     /// Partitions whose leadership is not ready yet: their first produce is
     /// answered NOT_LEADER_OR_FOLLOWER (unwritten), after a pause in which
     /// later requests pile up behind it on the connection.
     unready: Mutex<HashSet<i32>>,
     /// The partitions of each produce request, in arrival order.
-    requests: Mutex<Vec<Vec<i32>>>,
+    pub(super) requests: Mutex<Vec<Vec<i32>>>,
+    /// Per partition, what to do with its next produces (in turn; then
+    /// `Fault::Write`).
+    pub(super) faults: Mutex<HashMap<i32, VecDeque<Fault>>>,
 }
 
 pub(super) async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
@@ -179,13 +206,22 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                 api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
             }
             api::API_INIT_PRODUCER_ID => {
+                let (_, req) = api::decode_request::<InitProducerIdRequest>(&frame)
+                    .expect("init producer id request");
                 // Slow enough that records pile up before the first send.
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                // A known id is an epoch bump (KIP-360).
+                let (producer_id, producer_epoch) = if req.producer_id >= 0 {
+                    (req.producer_id, req.producer_epoch + 1)
+                } else {
+                    (mock.next_pid.fetch_add(1, Ordering::Relaxed), 0)
+                };
+                mock.log.lock().unwrap().epochs_given.push((producer_id, producer_epoch));
                 let resp = InitProducerIdResponse {
                     throttle_time_ms: 0,
                     error_code: 0,
-                    producer_id: mock.next_pid.fetch_add(1, Ordering::Relaxed),
-                    producer_epoch: 0,
+                    producer_id,
+                    producer_epoch,
                 };
                 api::encode_response(&mut out, h.api_key, h.api_version, h.correlation_id, &resp);
             }
@@ -200,6 +236,7 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                 );
                 let mut responses = Vec::new();
                 let mut pause = false;
+                let mut hang_up = false;
                 for t in req.topic_data {
                     let mut parts = Vec::new();
                     for p in t.partition_data {
@@ -208,16 +245,31 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                         let b = &batches[0];
                         let unready = mock.unready.lock().unwrap().remove(&p.index);
                         pause |= unready;
-                        let (code, base) = if unready {
-                            (error::NOT_LEADER_OR_FOLLOWER as i16, -1)
-                        } else {
-                            mock.log.lock().unwrap().append(
-                                p.index,
-                                b.producer_id,
-                                b.producer_epoch,
-                                b.base_sequence,
-                                b.record_count,
-                            )
+                        let fault = mock
+                            .faults
+                            .lock()
+                            .unwrap()
+                            .get_mut(&p.index)
+                            .and_then(|q| q.pop_front())
+                            .unwrap_or(Fault::Write);
+                        let (code, base) = match fault {
+                            _ if unready => (error::NOT_LEADER_OR_FOLLOWER as i16, -1),
+                            Fault::Refuse(code) => (code, -1),
+                            Fault::HangUp => {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                hang_up = true;
+                                (0, -1)
+                            }
+                            Fault::Write | Fault::WriteThenHangUp => {
+                                hang_up |= matches!(fault, Fault::WriteThenHangUp);
+                                mock.log.lock().unwrap().append(
+                                    p.index,
+                                    b.producer_id,
+                                    b.producer_epoch,
+                                    b.base_sequence,
+                                    b.record_count,
+                                )
+                            }
                         };
                         parts.push(PartitionProduceResponse {
                             index: p.index,
@@ -232,6 +284,9 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
                     }
                     responses
                         .push(TopicProduceResponse { name: t.name, partition_responses: parts });
+                }
+                if hang_up {
+                    return;
                 }
                 if pause {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -249,7 +304,7 @@ async fn serve_connection(mock: Arc<Mock>, mut s: TcpStream) {
 }
 
 /// Starts the mock broker on its own runtime thread.
-fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
+pub(super) fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -260,6 +315,7 @@ fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
         next_pid: AtomicI64::new(1000),
         unready: Mutex::new(HashSet::new()),
         requests: Mutex::new(Vec::new()),
+        faults: Mutex::new(HashMap::new()),
     });
     let m = mock.clone();
     rt.spawn(async move {
@@ -271,14 +327,15 @@ fn start_mock(partitions: i32) -> (Arc<Mock>, tokio::runtime::Runtime) {
     (mock, rt)
 }
 
-type Reports = Arc<Mutex<Vec<(usize, i32, i32, i64)>>>;
+/// (tag, partition, error code, offset) of each report.
+pub(super) type Reports = Arc<Mutex<Vec<(usize, i32, i32, i64)>>>;
 
 fn producer(port: u16, reports: Reports) -> Producer {
     producer_with(port, reports, &[])
 }
 
 /// A producer with the settings above, then `extra`.
-fn producer_with(port: u16, reports: Reports, extra: &[(&str, &str)]) -> Producer {
+pub(super) fn producer_with(port: u16, reports: Reports, extra: &[(&str, &str)]) -> Producer {
     let mut m = ConfigMap::default();
     for (k, v) in [
         ("bootstrap.servers", format!("127.0.0.1:{port}")),
@@ -304,7 +361,7 @@ fn producer_with(port: u16, reports: Reports, extra: &[(&str, &str)]) -> Produce
 }
 
 /// The dispatch above records reports itself; the callback is never called.
-unsafe extern "C" fn no_callback(
+pub(super) unsafe extern "C" fn no_callback(
     _: *const crate::engine::report::kp_report_t,
     _: *mut std::ffi::c_void,
 ) {

@@ -357,7 +357,35 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered, leader_mo
     let mut st = pq.state.lock();
     st.in_flight -= 1;
     let sequenced = batch.base_seq.is_some();
-    let retriable = retriable_for_producer(inner, &err, batch.base_seq, st.acked_next, st.next_seq);
+    if let Some(seq) = batch.base_seq.filter(|_| err.code == error::OUT_OF_ORDER_SEQUENCE_NUMBER) {
+        // Not in the log, nor anything after it: no longer ambiguous.
+        batch.ambiguous = false;
+        st.mark_unwritten_from(seq);
+    }
+    let mut retriable =
+        retriable_for_producer(inner, &err, batch.base_seq, st.acked_next, st.next_seq);
+    let unresolvable = sequenced
+        && batch.ambiguous
+        && matches!(
+            err.code,
+            error::UNKNOWN_PRODUCER_ID | error::INVALID_PRODUCER_EPOCH | error::PRODUCER_FENCED
+        );
+    let err = if unresolvable && retriable {
+        // An earlier attempt may be in the log, and the broker no longer
+        // checks this producer id/epoch: a retry under a bumped epoch could
+        // write it twice. Reported as possibly persisted instead.
+        retriable = false;
+        Error::new(
+            err.code,
+            format!(
+                "{} (an earlier attempt may have been written and the broker can no longer \
+                 tell; not retried under a new epoch, so it is not written twice)",
+                err.message
+            ),
+        )
+    } else {
+        err
+    };
     let expired = now.duration_since(batch.created) >= delivery_timeout;
     if retriable
         && batch.attempts < inner.cfg.retries

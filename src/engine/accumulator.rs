@@ -16,6 +16,7 @@ use crate::protocol::record_batch::{
 };
 
 use super::report::{Outcome, Persistence, RecordMeta, ReportQueue, Token, TopicName};
+use super::ProducerId;
 
 /// Per-record delivery bookkeeping counted against buffer.memory.
 pub const RECORD_META_BYTES: usize = std::mem::size_of::<RecordMeta>();
@@ -417,6 +418,11 @@ impl Batch {
         self.core.reports.fail(self.topic.clone(), self.partition, err, persistence, records);
     }
 
+    /// The producer id/epoch the batch was last stamped with.
+    pub fn sent_under(&self) -> ProducerId {
+        ProducerId { id: self.stamp.producer_id, epoch: self.stamp.producer_epoch }
+    }
+
     pub fn persistence_on_failure(&self) -> Persistence {
         if self.in_request || self.ambiguous {
             Persistence::PossiblyPersisted
@@ -460,12 +466,19 @@ pub struct PartitionState {
     /// Idempotence: the sequence the broker expects next (end of the last
     /// acknowledged batch).
     pub acked_next: i32,
-    /// Idempotence: the producer id under which the broker acknowledged a
-    /// batch of this partition (-1: none yet). Until then the broker has no
-    /// sequence state for it and accepts any first sequence, so only one
+    /// Idempotence: the producer id/epoch under which the broker acknowledged
+    /// a batch of this partition (NONE: none yet). Until then the broker has
+    /// no sequence state for it and accepts any first sequence, so only one
     /// batch may be in flight: a later one must not be written first when
     /// an earlier one comes back unwritten (e.g. NOT_LEADER_OR_FOLLOWER).
-    pub acked_pid: i64,
+    pub acked_by: ProducerId,
+    /// Idempotence: the producer id/epoch this partition's sequences still
+    /// belong to after an epoch bump, because some batch was unresolved then
+    /// (see [`PartitionState::has_unresolved`]). Its sequenced batches go on
+    /// under it until none is unresolved and none is in flight; then the
+    /// partition restarts at sequence 0 under the current id
+    /// ([`PartitionState::restart_sequences`]). None: the current id.
+    pub stale_pid: Option<ProducerId>,
     /// Sticky partitioning: bytes appended since the topic stuck to this
     /// partition (counted under this lock, not on a shared counter).
     pub sticky_bytes: usize,
@@ -507,8 +520,9 @@ impl PartitionState {
 
     /// Idempotence: a ready batch went out under its sequence without a
     /// clear answer (it may be in the log). It has to be resolved under the
-    /// current epoch before sequences restart at an epoch bump: sent again
-    /// under a new epoch, the broker could not tell it is a duplicate.
+    /// producer id/epoch it went with before the partition's sequences
+    /// restart: sent again under a new epoch, the broker could not tell it
+    /// is a duplicate.
     pub fn has_unresolved(&self) -> bool {
         self.ready.iter().any(|b| b.ambiguous && b.base_seq.is_some())
     }
@@ -527,6 +541,17 @@ impl PartitionState {
             if b.base_seq.is_some_and(|s| from(s) < end) {
                 b.ambiguous = false;
             }
+        }
+    }
+
+    /// Sequences restart at 0 (a new producer id/epoch): ready batches get
+    /// new ones when next sent.
+    pub fn restart_sequences(&mut self) {
+        self.next_seq = 0;
+        self.acked_next = 0;
+        self.stale_pid = None;
+        for b in self.ready.iter_mut() {
+            b.base_seq = None;
         }
     }
 
@@ -600,7 +625,8 @@ impl PartitionQueue {
                 in_flight: 0,
                 next_seq: 0,
                 acked_next: 0,
-                acked_pid: -1,
+                acked_by: ProducerId::NONE,
+                stale_pid: None,
                 sticky_bytes: 0,
                 queued: false,
                 last_full_records: None,

@@ -34,6 +34,16 @@ impl PidPhase {
     }
 }
 
+/// A batch sent under `sent_under` failed or was refused so that the
+/// sequences after it can no longer line up: asks for a bump if that is the
+/// current producer id/epoch. (A partition still on an older one after a
+/// bump restarts its sequences by itself once resolved.)
+pub(crate) fn sequence_broken(inner: &Inner, sent_under: ProducerId) {
+    if inner.pid.lock().current() == sent_under {
+        request_bump(inner);
+    }
+}
+
 /// Asks for a bump unless one is already wanted or under way.
 pub(crate) fn request_bump(inner: &Inner) {
     let mut ph = inner.pid.lock();

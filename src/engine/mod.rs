@@ -342,34 +342,37 @@ impl Inner {
         n
     }
 
-    /// Takes a producer id/epoch: every partition's sequence restarts at 0.
-    /// A batch sent under the old one without a clear answer (the sender
-    /// resolves those before a bump, so only if that was cut short) is not
-    /// sent again under the new one, where the broker could not recognise
-    /// it as a duplicate: it is reported possibly persisted.
+    /// Takes a producer id/epoch: every partition's sequence restarts at 0,
+    /// except where a batch sent under the old one is unresolved (no clear
+    /// answer: it may be in the log). Sent again under the new one, the
+    /// broker could not recognise it as a duplicate, so such a partition
+    /// stays on the old id until it is resolved (`stale_pid`, see the
+    /// sender's drain). In a transaction (the abort ends every batch first)
+    /// one would be reported possibly persisted instead.
     pub fn set_producer_id(&self, pid: ProducerId) {
         let mut unresolved = Vec::new();
         for pq in self.all_partitions.read().iter() {
             let mut st = pq.state.lock();
-            st.next_seq = 0;
-            st.acked_next = 0;
-            if st.has_unresolved() {
+            if !st.has_unresolved() {
+                st.restart_sequences();
+            } else if self.txn.is_some() {
                 let ready = std::mem::take(&mut st.ready);
                 let (gone, kept): (VecDeque<Batch>, VecDeque<Batch>) =
                     ready.into_iter().partition(|b| b.ambiguous && b.base_seq.is_some());
                 st.ready = kept;
+                st.restart_sequences();
                 unresolved.extend(gone);
-            }
-            for b in st.ready.iter_mut() {
-                b.base_seq = None;
+            } else if st.stale_pid.is_none() {
+                let b = st.ready.iter().find(|b| b.base_seq.is_some()).expect("unresolved");
+                st.stale_pid = Some(b.sent_under());
             }
         }
         *self.pid.lock() = idempotence::PidPhase::Ready(pid);
         if !unresolved.is_empty() {
             let err = Arc::new(Error::new(
                 error::OUT_OF_ORDER_SEQUENCE_NUMBER,
-                "sent without a clear answer before the producer epoch was bumped, and not \
-                 resolved: it may be in the log; not sent again under the new epoch",
+                "sent without a clear answer before the producer epoch was bumped: it may be in \
+                 the log; not sent again under the new epoch",
             ));
             for b in unresolved {
                 if let Some(t) = &self.txn {

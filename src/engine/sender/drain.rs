@@ -14,7 +14,7 @@ use crate::protocol::record_batch::ProducerStamp;
 use super::super::accumulator::{Batch, PartitionQueue, PartitionState};
 use super::super::conn::Broker;
 use super::super::idempotence;
-use super::super::Inner;
+use super::super::{Inner, ProducerId};
 use super::{expired_error, next_sequence, Gate, InFlight, RequestDraft};
 
 pub(super) struct Drain<'a> {
@@ -88,7 +88,7 @@ impl<'a> Drain<'a> {
     /// Whether a request to `broker` can go now (as far as the broker and
     /// the producer id are concerned).
     fn can_send_to(&self, broker: &Broker) -> bool {
-        matches!(self.gate, Gate::Plain | Gate::Sequenced(_))
+        self.gate != Gate::Closed
             && broker.in_flight.load(Ordering::Acquire) < self.max_in_flight
             && broker.throttle_remaining().is_none()
     }
@@ -97,10 +97,24 @@ impl<'a> Drain<'a> {
     /// sequence state: it acknowledged one under the current producer id.
     /// Before that it takes any sequence as the first, so a batch must not
     /// be sent while an earlier one might still come back unwritten.
-    fn broker_has_sequences(&self, st: &PartitionState) -> bool {
-        match self.gate {
-            Gate::Sequenced(pid) | Gate::Resolving(pid) => st.acked_pid == pid.id,
-            Gate::Plain | Gate::Closed => true,
+    fn broker_has_sequences(&self, st: &PartitionState, owner: Option<ProducerId>) -> bool {
+        owner.is_none_or(|pid| st.acked_by == pid)
+    }
+
+    /// The producer id/epoch the partition's next batch goes under (None:
+    /// no idempotence). After an epoch bump a partition that had unresolved
+    /// batches stays on the old one (`stale_pid`) until they are resolved and
+    /// nothing of it is in flight; then its sequences restart under the
+    /// current one.
+    fn sequence_owner(&self, st: &mut PartitionState) -> Option<ProducerId> {
+        let Gate::Sequenced(current) = self.gate else { return None };
+        match st.stale_pid {
+            Some(old) if st.has_unresolved() || st.in_flight > 0 => Some(old),
+            Some(_) => {
+                st.restart_sequences();
+                Some(current)
+            }
+            None => Some(current),
         }
     }
 
@@ -197,6 +211,7 @@ impl<'a> Drain<'a> {
         leader: i32,
         broker: Arc<Broker>,
     ) {
+        let owner = self.sequence_owner(st);
         let front = st.ready.front().expect("nonempty");
         if let Some(t) = front.retry_at.filter(|t| *t > self.now) {
             self.next_wake = self.next_wake.min(t);
@@ -206,27 +221,18 @@ impl<'a> Drain<'a> {
             self.next_wake = self.next_wake.min(self.now + rem);
             return;
         }
-        let gate_open = match self.gate {
-            Gate::Closed => false,
-            Gate::Plain | Gate::Sequenced(_) => true,
-            // Resolving before an epoch bump: the partition's sequenced
-            // retries go (the unresolved batch or those ahead of it), under
-            // the id they were stamped with.
-            Gate::Resolving(pid) => {
-                front.base_seq.is_some()
-                    && front.stamp.producer_id == pid.id
-                    && front.stamp.producer_epoch == pid.epoch
-                    && st.has_unresolved()
-            }
-        };
-        let may_send = gate_open
+        // A partition still on an old producer id sends only the batches
+        // sequenced under it (the unresolved ones and those ahead of them).
+        let stale = st.stale_pid.is_some();
+        let may_send = self.gate != Gate::Closed
+            && (!stale || front.base_seq.is_some())
             && broker.in_flight.load(Ordering::Acquire) < self.max_in_flight
             // A retry with its sequence goes alone, after every earlier
             // request of the partition is back.
             && (front.base_seq.is_none() || st.in_flight == 0)
             // Until the broker holds our sequence state for the partition,
             // one batch at a time.
-            && (st.in_flight == 0 || self.broker_has_sequences(st))
+            && (st.in_flight == 0 || self.broker_has_sequences(st, owner))
             && self.inner.txn.as_ref().is_none_or(|t| t.partition_ready(&pq.topic.name, pq.partition));
         if !may_send {
             return;
@@ -244,7 +250,7 @@ impl<'a> Drain<'a> {
         }
         let mut batch = st.ready.pop_front().expect("front");
         batch.sent_generation = self.inner.purge_generation.load(Ordering::Acquire);
-        if let Gate::Sequenced(pid) = self.gate {
+        if let Some(pid) = owner {
             let seq = match batch.base_seq {
                 Some(s) => s,
                 None => {
@@ -271,9 +277,9 @@ impl<'a> Drain<'a> {
 
     /// Reports batches that expired before they could be sent.
     fn fail_expired(&self, pq: &PartitionQueue, expired: Vec<Batch>) {
-        if expired.iter().any(|b| b.base_seq.is_some()) {
+        if let Some(b) = expired.iter().find(|b| b.base_seq.is_some()) {
             // A sequenced batch gives up: later sequences cannot line up.
-            idempotence::request_bump(self.inner);
+            idempotence::sequence_broken(self.inner, b.sent_under());
         }
         for b in expired {
             let p = b.persistence_on_failure();

@@ -27,13 +27,8 @@ struct InFlight {
 /// What the producer id allows the sender this pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Gate {
-    /// Nothing is sent (no producer id yet, a bump under way, or fatal).
+    /// Nothing is sent (no producer id yet, a bump pending, or fatal).
     Closed,
-    /// An epoch bump is wanted but some batches are unresolved (sent without
-    /// a clear answer): only retries of those partitions' sequenced batches
-    /// go, under this (the current) producer id, until each is acknowledged,
-    /// known unwritten or given up.
-    Resolving(ProducerId),
     /// No idempotence: batches go without sequence numbers.
     Plain,
     /// Batches get sequence numbers under this producer id.
@@ -122,8 +117,7 @@ pub(crate) async fn sender_loop(inner: Arc<Inner>) {
 }
 
 /// Idempotence: nothing is sent without a producer id; a wanted epoch bump
-/// waits until every unresolved batch is resolved and nothing is in flight
-/// (and starts InitProducerId then).
+/// waits until nothing is in flight (and starts InitProducerId then).
 fn gate(inner: &Arc<Inner>) -> Gate {
     if inner.is_fatal.load(Ordering::Acquire) {
         return Gate::Closed;
@@ -142,15 +136,11 @@ fn gate(inner: &Arc<Inner>) -> Gate {
             Gate::Closed
         }
         PidPhase::BumpWanted(pid) => {
-            if any_unresolved(inner) {
-                Gate::Resolving(pid)
-            } else {
-                if total_in_flight(inner) == 0 {
-                    *ph = PidPhase::Requesting;
-                    tokio::spawn(idempotence::init_producer_id(inner.clone(), Some(pid)));
-                }
-                Gate::Closed
+            if total_in_flight(inner) == 0 {
+                *ph = PidPhase::Requesting;
+                tokio::spawn(idempotence::init_producer_id(inner.clone(), Some(pid)));
             }
+            Gate::Closed
         }
         PidPhase::Requesting => Gate::Closed,
     }
@@ -164,13 +154,6 @@ fn every_broker_busy(inner: &Inner) -> bool {
     let brokers = inner.brokers.read();
     !brokers.is_empty()
         && brokers.values().all(|b| b.in_flight.load(Ordering::Acquire) >= inner.cfg.max_in_flight)
-}
-
-/// Whether some partition holds a batch that may be in the log under the
-/// current epoch (see `PartitionState::has_unresolved`). Only asked while a
-/// bump is wanted.
-fn any_unresolved(inner: &Inner) -> bool {
-    inner.all_partitions.read().iter().any(|pq| pq.state.lock().has_unresolved())
 }
 
 fn total_in_flight(inner: &Inner) -> usize {

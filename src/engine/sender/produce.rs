@@ -14,12 +14,13 @@ use crate::protocol::messages::{
 };
 use crate::protocol::record_batch::restamp_bytes;
 
+use super::super::accumulator::Batch;
 use super::super::backoff::Backoff;
 use super::super::conn::{Broker, Turn};
 use super::super::idempotence;
 use super::super::metadata::follow_current_leader;
 use super::super::report::Persistence;
-use super::super::{group_by_topic, Inner};
+use super::super::{group_by_topic, Inner, ProducerId};
 use super::{expired_error, next_sequence, waits_for_earlier, InFlight};
 
 /// When an answer (or its failure) came back, and the one jitter draw that
@@ -206,7 +207,9 @@ fn report_purged(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
         ));
         match &inner.txn {
             Some(t) => t.batch_failed(&err),
-            None if f.batch.base_seq.is_some() => idempotence::request_bump(inner),
+            None if f.batch.base_seq.is_some() => {
+                idempotence::sequence_broken(inner, f.batch.sent_under())
+            }
             None => {}
         }
         f.batch.fail(err, Persistence::PossiblyPersisted);
@@ -258,7 +261,10 @@ fn handle_partition_response(
             st.in_flight -= 1;
             if let Some(seq) = f.batch.base_seq {
                 st.acked_next = next_sequence(seq, f.batch.record_count());
-                st.acked_pid = f.batch.stamp.producer_id;
+                st.acked_by = ProducerId {
+                    id: f.batch.stamp.producer_id,
+                    epoch: f.batch.stamp.producer_epoch,
+                };
             }
         }
         f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);
@@ -308,10 +314,11 @@ fn handle_partition_response(
 fn retriable_for_producer(
     inner: &Inner,
     err: &Error,
-    seq: Option<i32>,
+    batch: &Batch,
     acked_next: i32,
     next_seq: i32,
 ) -> bool {
+    let (seq, sent_under) = (batch.base_seq, batch.sent_under());
     let retriable = err.retriable();
     if inner.txn.is_some() {
         return match err.code {
@@ -333,12 +340,12 @@ fn retriable_for_producer(
             // on a new connection after the old one was closed), this one
             // can never line up. Both need a bump.
             if !waits_for_earlier(seq, acked_next, next_seq) {
-                idempotence::request_bump(inner);
+                idempotence::sequence_broken(inner, sent_under);
             }
             true
         }
         error::INVALID_PRODUCER_EPOCH | error::PRODUCER_FENCED => {
-            idempotence::request_bump(inner);
+            idempotence::sequence_broken(inner, sent_under);
             true
         }
         _ => retriable,
@@ -362,8 +369,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered, leader_mo
         batch.ambiguous = false;
         st.mark_unwritten_from(seq);
     }
-    let mut retriable =
-        retriable_for_producer(inner, &err, batch.base_seq, st.acked_next, st.next_seq);
+    let mut retriable = retriable_for_producer(inner, &err, &batch, st.acked_next, st.next_seq);
     let unresolvable = sequenced
         && batch.ambiguous
         && matches!(
@@ -408,7 +414,7 @@ fn retry_or_fail(inner: &Inner, f: InFlight, err: Error, at: Answered, leader_mo
         Some(t) => t.batch_failed(&err),
         None if sequenced => {
             // This sequence will never be acknowledged: later ones cannot line up.
-            idempotence::request_bump(inner);
+            idempotence::sequence_broken(inner, batch.sent_under());
         }
         None => {}
     }

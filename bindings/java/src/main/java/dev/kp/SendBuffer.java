@@ -8,10 +8,12 @@ import java.nio.ByteBuffer;
  * call takes only primitives (no per-array JNI calls to read the record's arrays).
  * Records with headers, or too large for the buffer, take {@link Native#send}.
  * One per thread, shared by that thread's producers: a record is in it only
- * during its send call (kp copies it before kp_send returns).
+ * during its send call (kp copies it before kp_send returns). 16 KiB: allocateDirect
+ * zeroes (touches) the whole buffer, so each sending thread holds that much resident;
+ * for larger records the per-array JNI calls cost little next to copying them.
  */
 final class SendBuffer {
-    static final int SIZE = 1 << 16;
+    static final int SIZE = 1 << 14;
     private static final ThreadLocal<SendBuffer> MINE = ThreadLocal.withInitial(SendBuffer::new);
 
     private final ByteBuffer buf = ByteBuffer.allocateDirect(SIZE);

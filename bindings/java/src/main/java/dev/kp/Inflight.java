@@ -93,41 +93,14 @@ final class Inflight<P> {
         Shard s = shards[(int) (ctx >>> SHARD_SHIFT)];
         long seq = ctx & SEQ_MASK;
         synchronized (s) {
-            return (P) take(s, seq);
-        }
-    }
-
-    /**
-     * Takes the records stored under the ctx at {@code ctxs[i * stride]} for i below
-     * {@code n} into {@code out[i]} (null where there is none). Takes each shard's lock
-     * once per run of reports from that shard, not once per record.
-     */
-    @SuppressWarnings("unchecked")
-    void removeAll(long[] ctxs, int stride, int n, P[] out) {
-        int i = 0;
-        while (i < n) {
-            Shard s = shards[(int) (ctxs[i * stride] >>> SHARD_SHIFT)];
-            synchronized (s) {
-                for (; i < n; i++) {
-                    long ctx = ctxs[i * stride];
-                    if (shards[(int) (ctx >>> SHARD_SHIFT)] != s) {
-                        break;
-                    }
-                    out[i] = (P) take(s, ctx & SEQ_MASK);
-                }
+            int i = (int) (seq & (s.ring.length - 1));
+            Object p = s.ring.length == 0 ? null : s.ring[i];
+            if (p != null && s.seqs[i] == seq) {
+                s.ring[i] = null;
+                return (P) p;
             }
+            return s.overflow.isEmpty() ? null : (P) s.overflow.remove(seq);
         }
-    }
-
-    /** The record stored under {@code seq} in {@code s}, removed; the caller holds s's lock. */
-    private static Object take(Shard s, long seq) {
-        int i = (int) (seq & (s.ring.length - 1));
-        Object p = s.ring.length == 0 ? null : s.ring[i];
-        if (p != null && s.seqs[i] == seq) {
-            s.ring[i] = null;
-            return p;
-        }
-        return s.overflow.isEmpty() ? null : s.overflow.remove(seq);
     }
 
     /** Every record stored now (for flush). */

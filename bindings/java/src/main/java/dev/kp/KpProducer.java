@@ -509,7 +509,6 @@ public class KpProducer<K, V> implements Producer<K, V> {
         @Override
         public void run() {
             long[] buf = new long[4 * BATCH];
-            RecordFuture[] taken = new RecordFuture[BATCH];
             while (true) {
                 Task t;
                 while ((t = tasks.poll()) != null) {
@@ -518,7 +517,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
                 int closeMs = closeTimeoutMs;
                 if (closeMs >= 0) {
                     Native.close(handle, closeMs, this);
-                    drain(buf, taken, 0);
+                    drain(buf, 0);
                     // close reported every accepted record; nothing is left
                     for (Task rest; (rest = tasks.poll()) != null; ) {
                         rest.run();
@@ -529,7 +528,7 @@ public class KpProducer<K, V> implements Producer<K, V> {
                 if (flushers.get() > 0) {
                     Native.flush(handle, IDLE_POLL_MS, this);
                 } else {
-                    drain(buf, taken, IDLE_POLL_MS);
+                    drain(buf, IDLE_POLL_MS);
                 }
                 emitLogs();
             }
@@ -564,21 +563,13 @@ public class KpProducer<K, V> implements Producer<K, V> {
             }
         }
 
-        private void drain(long[] buf, RecordFuture[] taken, int timeoutMs) {
+        private void drain(long[] buf, int timeoutMs) {
             int n;
             do {
                 n = Native.pollReports(handle, buf, BATCH, timeoutMs);
-                if (n > 0) {
-                    inflight.removeAll(buf, 4, n, taken);
-                }
                 for (int i = 0; i < n; i++) {
-                    RecordFuture rf = taken[i];
-                    taken[i] = null;
-                    if (rf != null) {
-                        long packed = buf[4 * i + 3];
-                        finish(rf, topicPartition(rf.topic, (int) (packed >> 32)), (int) packed, buf[4 * i + 1],
-                                buf[4 * i + 2]);
-                    }
+                    long packed = buf[4 * i + 3];
+                    onReport(buf[4 * i], (int) (packed >> 32), buf[4 * i + 1], buf[4 * i + 2], (int) packed);
                 }
                 timeoutMs = 0;
             } while (n == BATCH);

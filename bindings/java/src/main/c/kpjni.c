@@ -392,6 +392,42 @@ out:
     return rc;
 }
 
+JNIEXPORT jlong JNICALL Java_dev_kp_Native_bufferAddress(JNIEnv *env, jclass c, jobject direct) {
+    (void)c;
+    return (jlong)(intptr_t)(*env)->GetDirectBufferAddress(env, direct);
+}
+
+/*
+ * sendBuffered(p, addr, topic_len, partition, key_len, value_len, timestamp, ctx):
+ * the record laid out at addr by dev.kp.SendBuffer - topic (NUL-terminated,
+ * topic_len bytes with the NUL), key, value; a length of -1 is a null key or
+ * value. Only primitives cross: no JNI call per array. Returns as send().
+ */
+JNIEXPORT jint JNICALL Java_dev_kp_Native_sendBuffered(JNIEnv *env, jclass c, jlong p, jlong addr,
+                                                       jint topic_len, jint partition, jint key_len,
+                                                       jint value_len, jlong timestamp, jlong ctx) {
+    (void)env, (void)c;
+    const char *b = (const char *)(intptr_t)addr;
+    kp_record_t rec = KP_RECORD_INIT;
+    rec.topic = b;
+    b += topic_len;
+    rec.partition = partition;
+    if (key_len >= 0) {
+        rec.key = b;
+        rec.key_len = (size_t)key_len;
+        b += key_len;
+    }
+    if (value_len >= 0) {
+        rec.value = b;
+        rec.value_len = (size_t)value_len;
+    }
+    rec.timestamp_ms = timestamp;
+    tl_err[0] = '\0';
+    jint rc = kp_send_with_errstr(P(p), &rec, report_cb, (void *)(intptr_t)ctx, tl_err, sizeof tl_err);
+    if (rc != KP_OK) tl_code = rc;
+    return rc;
+}
+
 /*
  * Drains up to `max` delivery reports into `out`, 4 longs each:
  * ctx, offset, timestamp, (partition << 32) | (error & 0xffffffff).

@@ -92,7 +92,9 @@ public class KpProducer<K, V> implements Producer<K, V> {
     private final Serializer<V> valueSerializer;
     private final List<ProducerInterceptor<K, V>> interceptors;
     private final Map<String, byte[]> topicBytes = new ConcurrentHashMap<>();
-    private final Inflight<Pending> inflight = new Inflight<>();
+    private final Inflight<RecordFuture> inflight = new Inflight<>();
+    /** The last topic sent and its NUL-terminated UTF-8 bytes (immutable, shared by the sending threads). */
+    private TopicBytes lastTopic = new TopicBytes("", new byte[1]);
     private final Io io;
     private final Cleaner.Cleanable cleanable;
     private volatile boolean closed;
@@ -248,50 +250,36 @@ public class KpProducer<K, V> implements Producer<K, V> {
 
     // ---- sending --------------------------------------------------------
 
-    /** One accepted record waiting for its report; the future the caller holds. */
-    private final class Pending extends CompletableFuture<RecordMetadata> {
-        final Callback callback;
-        final String topic;
-        final Headers headers;
-        final int keySize;
-        final int valueSize;
-
-        Pending(Callback callback, String topic, Headers headers, int keySize, int valueSize) {
-            this.callback = callback;
-            this.topic = topic;
-            this.headers = headers;
-            this.keySize = keySize;
-            this.valueSize = valueSize;
+    /**
+     * Runs a record's report: interceptors' onAcknowledgement, then its callback,
+     * then completes its future (on the I/O thread, in kp's order).
+     */
+    private void finish(RecordFuture rf, TopicPartition tp, int error, long offset, long timestamp) {
+        Callback callback = rf.callback;
+        Exception ex = null;
+        RecordMetadata md = null;
+        if (error != 0) {
+            ex = tp.partition() < 0 && error == KpErrors.UNKNOWN_TOPIC_OR_PARTITION
+                    // the Java producer's words for a topic that never showed up in metadata
+                    ? new org.apache.kafka.common.errors.TimeoutException("Topic " + rf.topic
+                            + " not present in metadata after " + deliveryTimeoutMs + " ms.")
+                    : reportException(error);
+            md = new RecordMetadata(tp, -1, -1, RecordBatch.NO_TIMESTAMP, -1, -1);
+        } else if (callback != null || !interceptors.isEmpty()) {
+            // only when someone looks at it: get() builds its own
+            md = RecordFuture.metadata(tp, offset, timestamp, rf.keySize, rf.valueSize);
         }
-
-        void finish(TopicPartition tp, int error, long offset, long timestamp) {
-            int partition = tp.partition();
-            RecordMetadata md;
-            Exception ex = null;
-            if (error == 0) {
-                md = new RecordMetadata(tp, offset, 0, timestamp, keySize, valueSize);
-            } else {
-                ex = partition < 0 && error == KpErrors.UNKNOWN_TOPIC_OR_PARTITION
-                        // the Java producer's words for a topic that never showed up in metadata
-                        ? new org.apache.kafka.common.errors.TimeoutException("Topic " + topic
-                                + " not present in metadata after " + deliveryTimeoutMs + " ms.")
-                        : reportException(error);
-                md = new RecordMetadata(tp, -1, -1, RecordBatch.NO_TIMESTAMP, -1, -1);
-            }
-            acknowledge(md, ex, headers);
-            if (callback != null) {
-                try {
-                    callback.onCompletion(md, ex);
-                } catch (Throwable t) {
-                    log.error("Error executing user-provided callback on message for topic-partition '{}'", tp, t);
-                }
-            }
-            if (ex == null) {
-                complete(md);
-            } else {
-                completeExceptionally(ex);
+        if (!interceptors.isEmpty()) {
+            acknowledge(md, ex, (Headers) rf.headers());
+        }
+        if (callback != null) {
+            try {
+                callback.onCompletion(md, ex);
+            } catch (Throwable t) {
+                log.error("Error executing user-provided callback on message for topic-partition '{}'", tp, t);
             }
         }
+        rf.complete(tp.partition(), offset, timestamp, ex);
     }
 
     private RuntimeException reportException(int error) {
@@ -368,14 +356,20 @@ public class KpProducer<K, V> implements Producer<K, V> {
                 ((RecordHeaders) headers).setReadOnly();
             }
             Integer partition = record.partition();
-            Pending pd = new Pending(callback, topic, headers, key == null ? -1 : key.length,
-                    value == null ? -1 : value.length);
-            long id = inflight.add(pd);
+            // the headers are kept for the interceptors' onAcknowledgement only
+            RecordFuture rf = new RecordFuture(callback, topic, interceptors.isEmpty() ? null : headers,
+                    key == null ? -1 : key.length, value == null ? -1 : value.length);
+            long id = inflight.add(rf);
             Long ts = record.timestamp();
-            int rc = Native.send(handle, topicBytes.computeIfAbsent(topic, KpProducer::nulTerminated),
-                    partition == null ? -1 : partition, key, value, ts == null ? 0L : ts, headerArray(headers), id);
+            byte[] topicC = topicCString(topic);
+            int part = partition == null ? -1 : partition;
+            long stamp = ts == null ? 0L : ts;
+            byte[][] hdrs = headerArray(headers);
+            int rc = hdrs == null && SendBuffer.fits(topicC, key, value)
+                    ? SendBuffer.send(handle, topicC, part, key, value, stamp, id)
+                    : Native.send(handle, topicC, part, key, value, stamp, hdrs, id);
             if (rc == Native.KP_OK) {
-                return pd;
+                return rf;
             }
             inflight.remove(id);
             throw sendException(rc, Native.lastError());
@@ -418,6 +412,27 @@ public class KpProducer<K, V> implements Producer<K, V> {
         }
     }
 
+    private static final class TopicBytes {
+        final String topic;
+        final byte[] bytes;
+
+        TopicBytes(String topic, byte[] bytes) {
+            this.topic = topic;
+            this.bytes = bytes;
+        }
+    }
+
+    /** The topic's NUL-terminated UTF-8 bytes: the last topic's without a map lookup. */
+    private byte[] topicCString(String topic) {
+        TopicBytes last = lastTopic;
+        if (last.topic == topic || last.topic.equals(topic)) {
+            return last.bytes;
+        }
+        byte[] b = topicBytes.computeIfAbsent(topic, KpProducer::nulTerminated);
+        lastTopic = new TopicBytes(topic, b);
+        return b;
+    }
+
     private static byte[] nulTerminated(String topic) {
         byte[] b = topic.getBytes(StandardCharsets.UTF_8);
         byte[] out = new byte[b.length + 1];
@@ -458,11 +473,14 @@ public class KpProducer<K, V> implements Producer<K, V> {
         /** TopicPartition objects handed out with RecordMetadata, reused (this thread only). */
         private final Map<String, TopicPartition[]> partitions = new HashMap<>();
 
+        private String cachedTopic;
+        private TopicPartition[] cachedPartitions;
+
         private TopicPartition topicPartition(String topic, int partition) {
             if (partition < 0 || partition >= 1 << 16) {
                 return new TopicPartition(topic, partition);
             }
-            TopicPartition[] tps = partitions.get(topic);
+            TopicPartition[] tps = topic == cachedTopic ? cachedPartitions : partitions.get(topic);
             if (tps == null || tps.length <= partition) {
                 TopicPartition[] grown = new TopicPartition[Math.max(partition + 1, tps == null ? 8 : 2 * tps.length)];
                 if (tps != null) {
@@ -471,6 +489,8 @@ public class KpProducer<K, V> implements Producer<K, V> {
                 partitions.put(topic, grown);
                 tps = grown;
             }
+            cachedTopic = topic;
+            cachedPartitions = tps;
             TopicPartition tp = tps[partition];
             if (tp == null) {
                 tp = tps[partition] = new TopicPartition(topic, partition);
@@ -480,9 +500,9 @@ public class KpProducer<K, V> implements Producer<K, V> {
 
         @Override
         public void onReport(long ctx, int partition, long offset, long timestamp, int error) {
-            Pending pd = inflight.remove(ctx);
-            if (pd != null) {
-                pd.finish(topicPartition(pd.topic, partition), error, offset, timestamp);
+            RecordFuture rf = inflight.remove(ctx);
+            if (rf != null) {
+                finish(rf, topicPartition(rf.topic, partition), error, offset, timestamp);
             }
         }
 
@@ -632,17 +652,15 @@ public class KpProducer<K, V> implements Producer<K, V> {
             throw new KafkaException("KafkaProducer.flush() invocation inside a callback is not permitted "
                     + "because it may lead to deadlock.");
         }
-        List<Pending> waitFor = inflight.snapshot();
+        List<RecordFuture> waitFor = inflight.snapshot();
         if (waitFor.isEmpty()) {
             return;
         }
         io.flushers.incrementAndGet();
         try {
-            for (Pending pd : waitFor) {
+            for (RecordFuture rf : waitFor) {
                 try {
-                    pd.get();
-                } catch (ExecutionException e) {
-                    // reported to the record's callback and future
+                    rf.await(); // errors went to the record's callback and future
                 } catch (InterruptedException e) {
                     throw new InterruptException(e);
                 }

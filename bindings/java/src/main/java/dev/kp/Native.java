@@ -99,6 +99,17 @@ final class Native {
     static native int send(long p, byte[] topic, int partition, byte[] key, byte[] value, long timestamp,
             byte[][] headers, long ctx);
 
+    /** The address of a direct buffer. */
+    static native long bufferAddress(java.nio.ByteBuffer direct);
+
+    /**
+     * kp_send of the record laid out at {@code addr}: the topic's NUL-terminated
+     * UTF-8 ({@code topicLen} bytes, NUL included), then the key, then the value
+     * (a length of -1: null); no headers.
+     */
+    static native int sendBuffered(long p, long addr, int topicLen, int partition, int keyLen, int valueLen,
+            long timestamp, long ctx);
+
     static native int pollReports(long p, long[] out, int max, int timeoutMs);
 
     static native String lastError();

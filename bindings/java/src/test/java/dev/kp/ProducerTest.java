@@ -49,7 +49,7 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class ProducerTest {
 
-    private static Producer<byte[], byte[]> kp(Map<String, Object> extra) {
+    static Producer<byte[], byte[]> kp(Map<String, Object> extra) {
         Map<String, Object> c = Cluster.producerConfig();
         c.putAll(extra);
         return new KpProducer<>(c, new ByteArraySerializer(), new ByteArraySerializer());
@@ -61,7 +61,7 @@ class ProducerTest {
         return new KafkaProducer<>(c, new ByteArraySerializer(), new ByteArraySerializer());
     }
 
-    private static byte[] b(String s) {
+    static byte[] b(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 

@@ -3,6 +3,7 @@ package kp_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -129,6 +130,73 @@ func TestProduceSyncBatch(t *testing.T) {
 func TestProduceSyncLargerThanASlot(t *testing.T) {
 	t.Parallel()
 	produceSyncAndReadBack(t, 70000)
+}
+
+// A ProduceSync call crosses into kp in chunks of a few thousand records:
+// refusals in the first, a middle and the last chunk (before the crossing:
+// an invalid topic; at it: too large) land on their own records; every
+// other record is delivered once, in call order (one partition: offsets
+// increase with the index across chunks) and read back at its offset. The
+// same Records are then sent again by a second call (a returned call's
+// Records are the caller's again).
+func TestProduceSyncChunksKeepOrderAndRefusals(t *testing.T) {
+	t.Parallel()
+	topic := newTopic(t, 1)
+	p := newProducer(t, kp.Config{"max.request.size": "10000"})
+	defer p.Close(context.Background())
+	const n = 10000
+	invalid := map[int]bool{5: true, 9000: true}
+	tooLarge := map[int]bool{4100: true, n - 1: true}
+	recs := make([]kp.Record, n)
+	ptrs := make([]*kp.Record, n)
+	offsets := map[int64]string{}
+	for round := 0; round < 2; round++ {
+		for i := range recs {
+			recs[i] = kp.Record{Topic: topic, Value: []byte(fmt.Sprintf("r%d-%d", round, i))}
+			switch {
+			case invalid[i]:
+				recs[i].Topic = "bad topic!"
+			case tooLarge[i]:
+				recs[i].Value = make([]byte, 20000)
+			}
+			ptrs[i] = &recs[i]
+		}
+		res := p.ProduceSync(ctxTimeout(t, 60*time.Second), ptrs...)
+		if len(res) != n {
+			t.Fatalf("%d results, want %d", len(res), n)
+		}
+		last := int64(-1)
+		for i, r := range res {
+			switch {
+			case r.Record != ptrs[i]:
+				t.Fatalf("result %d is another record's", i)
+			case invalid[i]:
+				if !errors.Is(r.Err, kp.ErrInvalidTopic) {
+					t.Fatalf("record %d: %v, want ErrInvalidTopic", i, r.Err)
+				}
+			case tooLarge[i]:
+				if !errors.Is(r.Err, kp.ErrRecordTooLarge) {
+					t.Fatalf("record %d: %v, want ErrRecordTooLarge", i, r.Err)
+				}
+			case r.Err != nil:
+				t.Fatalf("record %d: %v", i, r.Err)
+			case r.Record.Offset <= last:
+				t.Fatalf("record %d at offset %d after %d: not in call order", i, r.Record.Offset, last)
+			default:
+				last = r.Record.Offset
+				offsets[last] = string(r.Record.Value)
+			}
+		}
+	}
+	want := 2 * (n - len(invalid) - len(tooLarge))
+	if len(offsets) != want {
+		t.Fatalf("%d distinct offsets, want %d", len(offsets), want)
+	}
+	for _, c := range consume(t, topic, want, "read_uncommitted") {
+		if v, ok := offsets[c.Offset]; !ok || !eqPtr(c.Value, b64([]byte(v))) {
+			t.Fatalf("offset %d: read %s, want %q", c.Offset, deref(c.Value), v)
+		}
+	}
 }
 
 func produceSyncAndReadBack(t *testing.T, n int) {

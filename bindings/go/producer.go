@@ -267,6 +267,11 @@ func configInt(cfg *C.kp_config_t, name string) int64 {
 // its promise on the promise goroutine, like a delivery error. With
 // go.produce.batch.records=1 every Produce crosses at once and all
 // refusals come before it returns.
+//
+// The record's bytes may be changed as soon as Produce returns (they were
+// copied); the Record itself is written (Partition, Offset, Timestamp) until
+// its promise runs and not touched after the promise returns, so it may be
+// reused from then on (no allocation per record).
 func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
 	if err := ctx.Err(); err != nil {
 		callPromise(promise, r, err)
@@ -371,6 +376,9 @@ func callPromise(promise func(*Record, error), r *Record, err error) {
 // results. When ctx ends first it returns at once: records not yet reported
 // then carry an error wrapping ErrWaitCanceled and ctx.Err() (they were
 // accepted and may still be delivered; they are not touched afterwards).
+// The records cross into kp in chunks of up to 4,096 records (or 256 KiB),
+// in order. When ProduceSync returns the Records are the caller's again
+// (to reuse for the next call, say).
 func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	results := make(Results, len(rs))
 	for i, r := range rs {

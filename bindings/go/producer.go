@@ -315,6 +315,12 @@ func (p *Producer) produceBuffered(r *Record, promise func(*Record, error)) {
 	e.pend = append(e.pend, pending{rec: r, promise: promise})
 	p.inflight.Add(1)
 	if len(e.pend) >= p.batchMax || len(e.blob) >= batchBytes {
+		if p.armed {
+			// Full before the window ended: no timer wake-up for
+			// an empty buffer (the next record arms it again).
+			p.armed = false
+			p.timer.Stop()
+		}
 		p.sendPendLocked()
 		return
 	}

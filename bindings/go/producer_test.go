@@ -133,6 +133,34 @@ func TestProduceSyncLargerThanASlot(t *testing.T) {
 	produceSyncAndReadBack(t, 70000)
 }
 
+// Buffered Produce records cross into kp without a Flush: full buffers at
+// once, the rest when the window (at most 1 ms) ends, also right after a
+// full buffer was sent (600 records = two full crossings of 256 and 88
+// waiting for the window). Every promise runs, with no Flush or Close.
+func TestBufferedRecordsCrossWithoutFlush(t *testing.T) {
+	t.Parallel()
+	topic := newTopic(t, 1)
+	p := newProducer(t, kp.Config{"linger.ms": "20"})
+	defer p.Close(context.Background())
+	const n = 600
+	done := make(chan error, n)
+	for i := 0; i < n; i++ {
+		p.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))},
+			func(_ *kp.Record, err error) { done <- err })
+	}
+	timeout := time.After(30 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("promise %d: %v", i, err)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d promises ran in 30 s without Flush (%d outstanding)", i, n, p.Outstanding())
+		}
+	}
+}
+
 // A Record may be reused once its promise has run: Produce copied its
 // bytes when called and the binding does not touch it after the promise.
 // Eight Records carry 3,000 values, each handed back by its promise (which

@@ -139,9 +139,7 @@ func TestProduceSyncLargerThanASlot(t *testing.T) {
 // waiting for the window). Every promise runs, with no Flush or Close.
 func TestBufferedRecordsCrossWithoutFlush(t *testing.T) {
 	t.Parallel()
-	topic := newTopic(t, 1)
-	p := newProducer(t, kp.Config{"linger.ms": "20"})
-	defer p.Close(context.Background())
+	topic, p := topicAndProducer(t, 1, kp.Config{"linger.ms": "20"})
 	const n = 600
 	done := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -168,9 +166,7 @@ func TestBufferedRecordsCrossWithoutFlush(t *testing.T) {
 // every value is read back at the offset its promise saw.
 func TestRecordsReusedAfterTheirPromise(t *testing.T) {
 	t.Parallel()
-	topic := newTopic(t, 3)
-	p := newProducer(t, nil)
-	defer p.Close(context.Background())
+	topic, p := topicAndProducer(t, 3, nil)
 	const n, kept = 3000, 8
 	free := make(chan *kp.Record, kept)
 	for i := 0; i < kept; i++ {
@@ -218,9 +214,7 @@ func TestRecordsReusedAfterTheirPromise(t *testing.T) {
 // Records are the caller's again).
 func TestProduceSyncChunksKeepOrderAndRefusals(t *testing.T) {
 	t.Parallel()
-	topic := newTopic(t, 1)
-	p := newProducer(t, kp.Config{"max.request.size": "10000"})
-	defer p.Close(context.Background())
+	topic, p := topicAndProducer(t, 1, kp.Config{"max.request.size": "10000"})
 	const n = 10000
 	invalid := map[int]bool{5: true, 9000: true}
 	tooLarge := map[int]bool{4100: true, n - 1: true}

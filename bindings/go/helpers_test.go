@@ -106,6 +106,16 @@ func newProducer(t *testing.T, extra kp.Config) *kp.Producer {
 	return p
 }
 
+// topicAndProducer creates a topic and a producer (with extra properties)
+// that is closed when the test ends.
+func topicAndProducer(t *testing.T, partitions int, extra kp.Config) (string, *kp.Producer) {
+	t.Helper()
+	topic := newTopic(t, partitions)
+	p := newProducer(t, extra)
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return topic, p
+}
+
 // promises counts promise calls per record and fails on a second call.
 type promises struct {
 	t     *testing.T

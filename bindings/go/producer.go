@@ -20,10 +20,12 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -121,7 +123,7 @@ type Producer struct {
 	waiters  []chan struct{}
 
 	reports    *C.kp_report_info_t // the poller's drain buffer (C memory)
-	stopFd     C.int
+	reportFd   *os.File            // a copy of kp_poll_fd, in Go's netpoller
 	pollerDone chan struct{}
 	dispatched chan struct{}
 
@@ -137,7 +139,8 @@ const (
 	drainBusy    = 64                     // a drain of this many reports or more...
 	drainPause   = 500 * time.Microsecond // ...is followed by this pause
 	takeSlice    = 32
-	sliceMs      = 100 // longest C wait between looks at a context
+	syncChunk    = 4096 // ProduceSync's records per crossing (at most)
+	sliceMs      = 100  // longest C wait between looks at a context
 	errstrSize   = 512
 )
 
@@ -210,18 +213,14 @@ func NewProducer(cfg Config, opts ...ProducerOption) (*Producer, error) {
 		C.kp_config_destroy(c)
 		return nil, newErrorClass(C.KP_ERR_INVALID_ARG, C.GoString(&errstr[0]), ClassInvalidConfiguration)
 	}
-	fd := C.kp_poll_fd(p)
-	stop := C.kpgo_eventfd()
-	if fd < 0 || stop < 0 {
+	reportFd, rc, err := waitableCopy(C.kp_poll_fd(p))
+	if err != nil {
 		C.kp_producer_destroy(p)
 		C.kpgo_logq_free(prod.logq)
-		if stop >= 0 {
-			C.kpgo_close_fd(stop)
-		}
-		return nil, newError(C.KP_ERR_INTERNAL, "no file descriptor to wait for delivery reports")
+		return nil, err
 	}
 	prod.p = p
-	prod.stopFd = stop
+	prod.reportFd = reportFd
 	prod.reports = (*C.kp_report_info_t)(C.calloc(drainMax, C.sizeof_kp_report_info_t))
 	prod.reports.struct_size = C.sizeof_kp_report_info_t
 	prod.queue.wake = make(chan struct{}, 1)
@@ -229,7 +228,7 @@ func NewProducer(cfg Config, opts ...ProducerOption) (*Producer, error) {
 	prod.dispatched = make(chan struct{})
 	prod.timer = time.AfterFunc(time.Hour, prod.windowEnded)
 	prod.timer.Stop()
-	go prod.poll(fd)
+	go prod.poll(rc)
 	go prod.dispatch()
 	return prod, nil
 }
@@ -268,6 +267,11 @@ func configInt(cfg *C.kp_config_t, name string) int64 {
 // its promise on the promise goroutine, like a delivery error. With
 // go.produce.batch.records=1 every Produce crosses at once and all
 // refusals come before it returns.
+//
+// The record's bytes may be changed as soon as Produce returns (they were
+// copied); the Record itself is written (Partition, Offset, Timestamp) until
+// its promise runs and not touched after the promise returns, so it may be
+// reused from then on (no allocation per record).
 func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
 	if err := ctx.Err(); err != nil {
 		callPromise(promise, r, err)
@@ -311,6 +315,12 @@ func (p *Producer) produceBuffered(r *Record, promise func(*Record, error)) {
 	e.pend = append(e.pend, pending{rec: r, promise: promise})
 	p.inflight.Add(1)
 	if len(e.pend) >= p.batchMax || len(e.blob) >= batchBytes {
+		if p.armed {
+			// Full before the window ended: no timer wake-up for
+			// an empty buffer (the next record arms it again).
+			p.armed = false
+			p.timer.Stop()
+		}
 		p.sendPendLocked()
 		return
 	}
@@ -372,6 +382,9 @@ func callPromise(promise func(*Record, error), r *Record, err error) {
 // results. When ctx ends first it returns at once: records not yet reported
 // then carry an error wrapping ErrWaitCanceled and ctx.Err() (they were
 // accepted and may still be delivered; they are not touched afterwards).
+// The records cross into kp in chunks of up to 4,096 records (or 256 KiB),
+// in order. When ProduceSync returns the Records are the caller's again
+// (to reuse for the next call, say).
 func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	results := make(Results, len(rs))
 	for i, r := range rs {
@@ -388,39 +401,8 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	}
 	p.sendPending()
 	b := &syncBatch{results: results, reported: make([]bool, len(rs)), remaining: len(rs), done: make(chan struct{})}
-	e := getEncoder()
-	defer putEncoder(e)
-	var refused []int
-	for i, r := range rs {
-		if err := e.add(r, p.manual); err != nil {
-			refused = append(refused, i)
-			b.finish(i, nil, err)
-		}
-	}
-	if len(refused) > 0 {
-		b.index = make([]int, 0, len(rs)-len(refused))
-		for i, j := 0, 0; i < len(rs); i++ {
-			if j < len(refused) && refused[j] == i {
-				j++
-				continue
-			}
-			b.index = append(b.index, i)
-		}
-	}
-	if len(e.recs) > 0 {
-		for k := range e.recs {
-			i := b.at(k)
-			e.pend = append(e.pend, pending{rec: rs[i], batch: b, idx: i})
-		}
-		e.pend = p.table.put(e.pend, &e.ctxs)
-		if p.send(e, true) < len(e.recs) {
-			for i, res := range e.results {
-				if res != C.KP_OK {
-					p.table.take(uintptr(e.ctxs[i]))
-					b.finish(b.at(i), nil, e.err(i))
-				}
-			}
-		}
+	for i := 0; i < len(rs); {
+		i = p.sendSyncChunk(b, rs, i)
 	}
 	select {
 	case <-b.done:
@@ -428,6 +410,34 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 		b.abandon(ctx.Err())
 	}
 	return results
+}
+
+// sendSyncChunk hands ProduceSync's records from rs[i:] to kp in one
+// crossing of up to syncChunk records (or batchBytes), through a pooled
+// encoder (a large call reuses the same buffers instead of growing one
+// crossing's buffers to the whole call). Returns where the next chunk starts.
+func (p *Producer) sendSyncChunk(b *syncBatch, rs []*Record, i int) int {
+	e := getEncoder()
+	defer putEncoder(e)
+	for ; i < len(rs) && len(e.recs) < syncChunk && len(e.blob) < batchBytes; i++ {
+		if err := e.add(rs[i], p.manual); err != nil {
+			b.finish(i, err)
+			continue
+		}
+		e.pend = append(e.pend, pending{rec: rs[i], batch: b, idx: i})
+	}
+	if len(e.recs) == 0 {
+		return i
+	}
+	e.pend = p.table.put(e.pend, &e.ctxs)
+	if p.send(e, true) < len(e.recs) {
+		for k, res := range e.results {
+			if res != C.KP_OK {
+				b.finish(p.table.take(uintptr(e.ctxs[k])).idx, e.err(k))
+			}
+		}
+	}
+	return i
 }
 
 // acquire read-locks the handle against Close; false (and unlocked) when
@@ -545,7 +555,7 @@ func (p *Producer) close(ctx context.Context) error {
 	C.free(unsafe.Pointer(out))
 	p.unlockDrain()
 	p.mu.RUnlock()
-	C.kpgo_signal(p.stopFd)
+	p.reportFd.Close() // ends the poller's wait
 	<-p.pollerDone
 	p.queue.close()
 	<-p.dispatched
@@ -555,7 +565,6 @@ func (p *Producer) close(ctx context.Context) error {
 	p.mu.Unlock()
 	C.kpgo_logq_free(p.logq)
 	C.free(unsafe.Pointer(p.reports))
-	C.kpgo_close_fd(p.stopFd)
 	if ferr != nil {
 		return fmt.Errorf("kp: close: records not delivered in time failed with CLOSED: %w", ferr)
 	}
@@ -601,30 +610,64 @@ func (p *Producer) FatalError() error {
 	return nil
 }
 
-// poll is the poller goroutine: waits for kp's report fd, drains reports in
-// batches and queues them for the promises, until Close signals stopFd.
-func (p *Producer) poll(fd C.int) {
+// waitableCopy duplicates kp's report fd (an eventfd, non-blocking) into an
+// os.File that Go's netpoller waits on: the poller goroutine parks in the
+// runtime instead of blocking a thread in C (a blocked cgo call costs a
+// handoff of its P and keeps sysmon waking every 20 us). Closing the copy
+// ends the wait and leaves kp's fd open.
+func waitableCopy(fd C.int) (*os.File, syscall.RawConn, error) {
+	dup := C.kpgo_dup_fd(fd)
+	if fd < 0 || dup < 0 {
+		return nil, nil, newError(C.KP_ERR_INTERNAL, "no file descriptor to wait for delivery reports")
+	}
+	f := os.NewFile(uintptr(dup), "kp-reports")
+	if err := f.SetReadDeadline(time.Time{}); err != nil { // ErrNoDeadline: not in the netpoller
+		f.Close()
+		return nil, nil, newError(C.KP_ERR_INTERNAL, "cannot wait for kp's report fd in Go's netpoller: "+err.Error())
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, newError(C.KP_ERR_INTERNAL, "cannot wait for kp's report fd: "+err.Error())
+	}
+	return f, rc, nil
+}
+
+// poll is the poller goroutine: drains kp's reports in batches and queues
+// them for the promises; when none wait it parks until kp's report fd is
+// readable (kp writes it when its queue turns non-empty, and Go's poller
+// keeps an edge that comes between a drain and the wait), until Close
+// closes the fd's copy.
+func (p *Producer) poll(rc syscall.RawConn) {
 	defer close(p.pollerDone)
 	for {
-		switch C.kpgo_wait(fd, p.stopFd, 1000) {
-		case 2:
+		var n int
+		err := rc.Read(func(uintptr) bool {
+			n = p.drainReports()
+			return n > 0 // 0 (or an error): wait for the fd
+		})
+		if err != nil {
 			return
-		case 1:
-			p.drainMu.Lock()
-			n := C.kp_poll_reports(p.p, p.reports, drainMax, 0)
-			if n > 0 {
-				p.handOver(p.reports, int(n))
-			}
-			p.unlockDrain()
-			if n >= drainBusy && n < drainMax {
-				// A busy producer: let reports gather for a moment
-				// instead of waking for every few (fewer thread
-				// wake-ups on both goroutines); a drain of fewer
-				// reports waits for the next at once.
-				time.Sleep(drainPause)
-			}
+		}
+		if n >= drainBusy && n < drainMax {
+			// A busy producer: let reports gather for a moment
+			// instead of waking for every few (fewer wake-ups on
+			// both goroutines); a drain of fewer reports looks
+			// again at once.
+			time.Sleep(drainPause)
 		}
 	}
+}
+
+// drainReports takes up to drainMax reports from kp into the queue.
+func (p *Producer) drainReports() int {
+	p.drainMu.Lock()
+	n := int(C.kp_poll_reports(p.p, p.reports, drainMax, 0))
+	if n > 0 {
+		p.handOver(p.reports, n)
+	}
+	p.unlockDrain()
+	return n
 }
 
 // unlockDrain releases drainMu, then passes the lines kp logged during the
@@ -726,9 +769,24 @@ func (p *Producer) dispatch() {
 		if !ok {
 			return
 		}
-		for i := range batch {
-			batch[i].run()
-			batch[i] = delivery{}
+		for i := 0; i < len(batch); {
+			b := batch[i].batch
+			if b == nil {
+				batch[i].run()
+				batch[i] = delivery{}
+				i++
+				continue
+			}
+			// A run of one ProduceSync call's reports: one lock.
+			j := i + 1
+			for j < len(batch) && batch[j].batch == b {
+				j++
+			}
+			b.finishRun(batch[i:j])
+			for k := i; k < j; k++ {
+				batch[k] = delivery{}
+			}
+			i = j
 		}
 		p.recordsDone(int64(len(batch)))
 	}
@@ -787,14 +845,12 @@ type delivery struct {
 	class     ErrorClass
 }
 
+// run calls a Produce record's promise (ProduceSync's records go through
+// syncBatch.finishRun).
 func (d *delivery) run() {
 	var err error
 	if d.code != C.KP_OK {
 		err = newErrorClass(d.code, "", d.class)
-	}
-	if d.batch != nil {
-		d.batch.finish(d.idx, d, err)
-		return
 	}
 	if err == nil {
 		d.fill(d.rec)
@@ -944,28 +1000,39 @@ type syncBatch struct {
 	remaining int
 	abandoned bool
 	done      chan struct{}
-	index     []int // encoded position -> record position (nil: identity)
 }
 
-func (b *syncBatch) at(k int) int {
-	if b.index == nil {
-		return k
-	}
-	return b.index[k]
-}
-
-func (b *syncBatch) finish(i int, d *delivery, err error) {
+// finish records the refusal of record i (before or at its crossing).
+func (b *syncBatch) finish(i int, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.abandoned {
-		if err == nil && d != nil {
-			d.fill(b.results[i].Record)
-		}
 		b.results[i].Err = err
 	}
 	b.reported[i] = true
 	b.remaining--
 	if b.remaining == 0 {
+		close(b.done)
+	}
+}
+
+// finishRun records the outcomes of ds, all of them b's, under one lock.
+func (b *syncBatch) finishRun(ds []delivery) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range ds {
+		d := &ds[k]
+		if !b.abandoned {
+			if d.code == C.KP_OK {
+				d.fill(b.results[d.idx].Record)
+				b.results[d.idx].Err = nil
+			} else {
+				b.results[d.idx].Err = newErrorClass(d.code, "", d.class)
+			}
+		}
+		b.reported[d.idx] = true
+	}
+	if b.remaining -= len(ds); b.remaining == 0 {
 		close(b.done)
 	}
 }

@@ -3,11 +3,13 @@ package kp_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +131,143 @@ func TestProduceSyncBatch(t *testing.T) {
 func TestProduceSyncLargerThanASlot(t *testing.T) {
 	t.Parallel()
 	produceSyncAndReadBack(t, 70000)
+}
+
+// Buffered Produce records cross into kp without a Flush: full buffers at
+// once, the rest when the window (at most 1 ms) ends, also right after a
+// full buffer was sent (600 records = two full crossings of 256 and 88
+// waiting for the window). Every promise runs, with no Flush or Close.
+func TestBufferedRecordsCrossWithoutFlush(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 1, kp.Config{"linger.ms": "20"})
+	const n = 600
+	done := make(chan error, n)
+	for i := 0; i < n; i++ {
+		p.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))},
+			func(_ *kp.Record, err error) { done <- err })
+	}
+	timeout := time.After(30 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("promise %d: %v", i, err)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d promises ran in 30 s without Flush (%d outstanding)", i, n, p.Outstanding())
+		}
+	}
+}
+
+// A Record may be reused once its promise has run: Produce copied its
+// bytes when called and the binding does not touch it after the promise.
+// Eight Records carry 3,000 values, each handed back by its promise (which
+// notes the partition and offset it was given) before it is filled anew;
+// every value is read back at the offset its promise saw.
+func TestRecordsReusedAfterTheirPromise(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 3, nil)
+	const n, kept = 3000, 8
+	free := make(chan *kp.Record, kept)
+	for i := 0; i < kept; i++ {
+		free <- new(kp.Record)
+	}
+	var mu sync.Mutex
+	at := map[[2]int64]string{}
+	var failed error
+	for i := 0; i < n; i++ {
+		r := <-free
+		*r = kp.Record{Topic: topic, Key: []byte(strconv.Itoa(i % 7)), Value: []byte(fmt.Sprintf("value-%d", i))}
+		p.Produce(context.Background(), r, func(r *kp.Record, err error) {
+			mu.Lock()
+			k := [2]int64{int64(r.Partition), r.Offset}
+			if _, dup := at[k]; err == nil && !dup {
+				at[k] = string(r.Value)
+			} else if failed == nil {
+				failed = fmt.Errorf("%s: error %v, or offset %v reported twice", r.Value, err, k)
+			}
+			mu.Unlock()
+			free <- r
+		})
+	}
+	if err := p.Flush(ctxTimeout(t, 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil || len(at) != n {
+		t.Fatalf("%d distinct offsets, want %d: %v", len(at), n, failed)
+	}
+	for _, c := range consume(t, topic, n, "read_uncommitted") {
+		if v := at[[2]int64{int64(c.Partition), c.Offset}]; !eqPtr(c.Value, b64([]byte(v))) {
+			t.Fatalf("%d/%d: read %s, want %q", c.Partition, c.Offset, deref(c.Value), v)
+		}
+	}
+}
+
+// A ProduceSync call crosses into kp in chunks of a few thousand records:
+// refusals in the first, a middle and the last chunk (before the crossing:
+// an invalid topic; at it: too large) land on their own records; every
+// other record is delivered once, in call order (one partition: offsets
+// increase with the index across chunks) and read back at its offset. The
+// same Records are then sent again by a second call (a returned call's
+// Records are the caller's again).
+func TestProduceSyncChunksKeepOrderAndRefusals(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 1, kp.Config{"max.request.size": "10000"})
+	const n = 10000
+	invalid := map[int]bool{5: true, 9000: true}
+	tooLarge := map[int]bool{4100: true, n - 1: true}
+	recs := make([]kp.Record, n)
+	ptrs := make([]*kp.Record, n)
+	offsets := map[int64]string{}
+	for round := 0; round < 2; round++ {
+		for i := range recs {
+			recs[i] = kp.Record{Topic: topic, Value: []byte(fmt.Sprintf("r%d-%d", round, i))}
+			switch {
+			case invalid[i]:
+				recs[i].Topic = "bad topic!"
+			case tooLarge[i]:
+				recs[i].Value = make([]byte, 20000)
+			}
+			ptrs[i] = &recs[i]
+		}
+		res := p.ProduceSync(ctxTimeout(t, 60*time.Second), ptrs...)
+		if len(res) != n {
+			t.Fatalf("%d results, want %d", len(res), n)
+		}
+		last := int64(-1)
+		for i, r := range res {
+			switch {
+			case r.Record != ptrs[i]:
+				t.Fatalf("result %d is another record's", i)
+			case invalid[i]:
+				if !errors.Is(r.Err, kp.ErrInvalidTopic) {
+					t.Fatalf("record %d: %v, want ErrInvalidTopic", i, r.Err)
+				}
+			case tooLarge[i]:
+				if !errors.Is(r.Err, kp.ErrRecordTooLarge) {
+					t.Fatalf("record %d: %v, want ErrRecordTooLarge", i, r.Err)
+				}
+			case r.Err != nil:
+				t.Fatalf("record %d: %v", i, r.Err)
+			case r.Record.Offset <= last:
+				t.Fatalf("record %d at offset %d after %d: not in call order", i, r.Record.Offset, last)
+			default:
+				last = r.Record.Offset
+				offsets[last] = string(r.Record.Value)
+			}
+		}
+	}
+	want := 2 * (n - len(invalid) - len(tooLarge))
+	if len(offsets) != want {
+		t.Fatalf("%d distinct offsets, want %d", len(offsets), want)
+	}
+	for _, c := range consume(t, topic, want, "read_uncommitted") {
+		if v, ok := offsets[c.Offset]; !ok || !eqPtr(c.Value, b64([]byte(v))) {
+			t.Fatalf("offset %d: read %s, want %q", c.Offset, deref(c.Value), v)
+		}
+	}
 }
 
 func produceSyncAndReadBack(t *testing.T, n int) {

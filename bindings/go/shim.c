@@ -1,13 +1,10 @@
 /* C side of the Go binding (see shim.h). Nothing here calls into Go. */
 #include "shim.h"
 
-#include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 /* Reports served by kp_flush()/kp_producer_close() on this thread, collected
  * by kpgo_collect() while a kpgo_flush()/kpgo_close() call runs. */
@@ -213,24 +210,4 @@ void kpgo_logq_free(kpgo_logq *q) {
     free(q);
 }
 
-int kpgo_wait(int fd, int stop_fd, int32_t timeout_ms) {
-    struct pollfd f[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
-    int r = poll(f, 2, timeout_ms);
-    if (r <= 0) {
-        return 0;
-    }
-    if (f[1].revents) {
-        return 2;
-    }
-    return f[0].revents ? 1 : 0;
-}
-
-int kpgo_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
-
-void kpgo_signal(int fd) {
-    uint64_t one = 1;
-    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-}
-
-void kpgo_close_fd(int fd) { close(fd); }
+int kpgo_dup_fd(int fd) { return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0); }

@@ -71,13 +71,8 @@ void kpgo_logq_free(kpgo_logq *q);
 kpgo_log *kpgo_logq_take(kpgo_logq *q, size_t *n, uint64_t *dropped);
 void kpgo_logs_free(kpgo_log *l, size_t n);
 
-/* Waits up to timeout_ms until fd or stop_fd is readable. Returns 1 when fd
- * is, 2 when stop_fd is, 0 on timeout. */
-int kpgo_wait(int fd, int stop_fd, int32_t timeout_ms);
-
-/* An eventfd to wake kpgo_wait() (-1 on failure), signalled by kpgo_signal. */
-int kpgo_eventfd(void);
-void kpgo_signal(int fd);
-void kpgo_close_fd(int fd);
+/* A close-on-exec duplicate of fd (-1 on failure), for Go's netpoller to
+ * wait on kp_poll_fd() without owning it. */
+int kpgo_dup_fd(int fd);
 
 #endif

@@ -215,7 +215,7 @@ fn empty_builder_reports_state() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::cases(96), ..ProptestConfig::default() })]
     #[test]
     fn batch_roundtrip(
         recs in proptest::collection::vec(
@@ -234,7 +234,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::cases(96), ..ProptestConfig::default() })]
     /// The send path sizes a record once (RecordLayout) and appends with
     /// try_append: the layout's bound must cover the exact size at any
     /// position, try_append must keep the batch within its limit (except

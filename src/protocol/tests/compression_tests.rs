@@ -223,7 +223,7 @@ fn levels_are_validated() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::cases(64), ..ProptestConfig::default() })]
     #[test]
     fn random_roundtrip(data in proptest::collection::vec(any::<u8>(), 0..5000), ci in 0usize..10) {
         let c = all_codecs()[ci];

@@ -75,7 +75,7 @@ fn oracle_decodes_every_codec_with_large_values() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::cases(64), ..ProptestConfig::default() })]
     #[test]
     fn oracle_decodes_random_batches(
         // the oracle keys headers by UTF-8 string in a map: use distinct ASCII keys

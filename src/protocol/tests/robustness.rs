@@ -216,7 +216,7 @@ fn hostile_array_lengths_are_rejected_without_allocating() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(which in 0usize..RANGES.len(), vsel in any::<prop::sample::Index>(),
@@ -345,7 +345,7 @@ fn decompression_bomb_in_a_batch_is_capped() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_as_batches(data in proptest::collection::vec(any::<u8>(), 0..300)) {

@@ -57,27 +57,44 @@ fn a_batch_written_without_an_answer_is_not_written_again_after_an_epoch_bump() 
     set_faults(&mock, 1, &[Fault::WriteThenHangUp]);
     set_faults(&mock, 0, &[Fault::Refuse(87)]); // INVALID_RECORD: not retriable
     let reports: Reports = Arc::default();
-    // The retry of the unanswered batch comes ~0.5 s later: long after the
+    // The retry of the unanswered batch comes ~1.5 s later: long after the
     // refused batch's report and the bump (the mock's InitProducerId takes
     // 100 ms).
     let p = producer_with(
         mock.port,
         reports.clone(),
-        &[("retry.backoff.ms", "500"), ("retry.backoff.max.ms", "500")],
+        &[("retry.backoff.ms", "1500"), ("retry.backoff.max.ms", "1500")],
     );
     send(&p, 1, 0);
     wait_until("partition 1's batch in the log", || {
         mock.log.lock().unwrap().next_offset.get(&1) == Some(&1)
     });
+    // Let the producer see the hang-up (at once on loopback), so the next
+    // request goes on a new connection and is refused, not lost with the old
+    // one and retried only after the backoff.
+    std::thread::sleep(Duration::from_millis(200));
     send(&p, 0, 1);
-    assert!(p.flush(Duration::from_secs(10)).is_ok(), "flush timed out");
-    let refused = report(&reports, 1).expect("a report for partition 0's record");
+    wait_until("the refused record's report", || report(&reports, 1).is_some());
+    let refused = report(&reports, 1).unwrap();
     assert_eq!(refused.2, 87, "partition 0's record: {refused:?}");
-    // The refused sequenced batch asks for a bump (after the resolution).
+    // The refused sequenced batch asks for a bump, which partition 1's
+    // unresolved batch does not hold up: partition 0 moves to the new epoch
+    // while partition 1 waits for its retry (~1.5 s after the hang-up).
     wait_until("the epoch bump", || {
         mock.log.lock().unwrap().epochs_given.iter().any(|&(_, epoch)| epoch == 1)
     });
-    // A record after the bump goes under the new epoch.
+    send(&p, 0, 3);
+    wait_until("partition 0's record after the bump", || report(&reports, 3).is_some());
+    assert_eq!(report(&reports, 3).map(|r| r.2), Some(0));
+    let arrived = mock.log.lock().unwrap().arrived.clone();
+    assert_eq!(
+        arrived,
+        [(1, 0, 0), (0, 1, 0)],
+        "(partition, epoch, sequence) in arrival order: partition 0's new record under the \
+         new epoch, before partition 1's retry"
+    );
+    // A record after the bump goes to partition 1 under the new epoch once
+    // its unanswered batch is resolved.
     send(&p, 1, 2);
     assert!(p.flush(Duration::from_secs(10)).is_ok(), "flush timed out");
     let _ = p.close(Duration::from_secs(1));
@@ -97,6 +114,7 @@ fn a_batch_written_without_an_answer_is_not_written_again_after_an_epoch_bump() 
         "partition 1's record is reported delivered at the offset it was written at"
     );
     assert_eq!(report(&reports, 2).map(|r| (r.2, r.3)), Some((0, 1)));
+    assert_eq!(report(&reports, 3).map(|r| r.2), Some(0));
 }
 
 /// Partition 0: one batch acknowledged, then two more in flight on one

@@ -50,6 +50,9 @@ pub(super) struct Log {
     /// Per (partition, producer id): base sequences in arrival order.
     arrivals: HashMap<(i32, i64), Vec<i32>>,
     out_of_order_answers: usize,
+    /// (partition, epoch, base sequence) of every produced batch, in arrival
+    /// order over all partitions.
+    pub(super) arrived: Vec<(i32, i16, i32)>,
     /// Every (producer id, epoch) InitProducerId handed out.
     pub(super) epochs_given: Vec<(i64, i16)>,
     /// Per partition: (producer id, epoch, base sequence) of each batch
@@ -63,6 +66,7 @@ impl Log {
     /// repeat one of the last five: a duplicate, answered with its offset).
     fn append(&mut self, partition: i32, pid: i64, epoch: i16, seq: i32, count: i32) -> (i16, i64) {
         self.arrivals.entry((partition, pid)).or_default().push(seq);
+        self.arrived.push((partition, epoch, seq));
         let last = seq + count - 1;
         match self.producers.get(&(partition, pid)) {
             Some(st) if epoch < st.epoch => {

@@ -18,6 +18,15 @@ use crate::protocol::record_batch::{
 use super::report::{Outcome, Persistence, RecordMeta, ReportQueue, Token, TopicName};
 use super::ProducerId;
 
+/// Kafka sequences wrap from i32::MAX to 0: they count modulo this.
+pub const SEQUENCE_SPACE: i64 = i32::MAX as i64 + 1;
+
+/// How many sequence numbers lie from `from` up to `to` (modulo the
+/// sequence space: `to` is taken to come at or after `from`).
+pub fn sequences_between(from: i32, to: i32) -> i64 {
+    (to as i64 - from as i64).rem_euclid(SEQUENCE_SPACE)
+}
+
 /// Per-record delivery bookkeeping counted against buffer.memory.
 pub const RECORD_META_BYTES: usize = std::mem::size_of::<RecordMeta>();
 
@@ -534,11 +543,9 @@ impl PartitionState {
     /// appends in sequence order, any later one. Ready batches from `seq` up
     /// to the next sequence to assign are known not to be in the log.
     pub fn mark_unwritten_from(&mut self, seq: i32) {
-        const SEQUENCE_SPACE: i64 = i32::MAX as i64 + 1;
-        let from = |s: i32| (s as i64 - seq as i64).rem_euclid(SEQUENCE_SPACE);
-        let end = from(self.next_seq);
+        let end = sequences_between(seq, self.next_seq);
         for b in self.ready.iter_mut() {
-            if b.base_seq.is_some_and(|s| from(s) < end) {
+            if b.base_seq.is_some_and(|s| sequences_between(seq, s) < end) {
                 b.ambiguous = false;
             }
         }

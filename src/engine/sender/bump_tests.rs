@@ -43,6 +43,16 @@ fn report(reports: &Reports, tag: usize) -> Option<(usize, i32, i32, i64)> {
     reports.lock().unwrap().iter().find(|r| r.0 == tag).copied()
 }
 
+/// A producer on the mock whose retries wait `backoff_ms`, no more, no less
+/// (apart from the jitter).
+fn producer_retrying_after(mock: &Mock, reports: &Reports, backoff_ms: &str) -> Producer {
+    producer_with(
+        mock.port,
+        reports.clone(),
+        &[("retry.backoff.ms", backoff_ms), ("retry.backoff.max.ms", backoff_ms)],
+    )
+}
+
 fn set_faults(mock: &Mock, partition: i32, faults: &[Fault]) {
     mock.faults.lock().unwrap().insert(partition, faults.iter().copied().collect::<VecDeque<_>>());
 }
@@ -60,11 +70,7 @@ fn a_batch_written_without_an_answer_is_not_written_again_after_an_epoch_bump() 
     // The retry of the unanswered batch comes ~1.5 s later: long after the
     // refused batch's report and the bump (the mock's InitProducerId takes
     // 100 ms).
-    let p = producer_with(
-        mock.port,
-        reports.clone(),
-        &[("retry.backoff.ms", "1500"), ("retry.backoff.max.ms", "1500")],
-    );
+    let p = producer_retrying_after(&mock, &reports, "1500");
     send(&p, 1, 0);
     wait_until("partition 1's batch in the log", || {
         mock.log.lock().unwrap().next_offset.get(&1) == Some(&1)
@@ -128,11 +134,7 @@ fn a_batch_the_broker_never_got_is_delivered_after_the_epoch_bump() {
     let (mock, _rt) = start_mock(1);
     set_faults(&mock, 0, &[Fault::Write, Fault::HangUp, Fault::Refuse(87)]);
     let reports: Reports = Arc::default();
-    let p = producer_with(
-        mock.port,
-        reports.clone(),
-        &[("retry.backoff.ms", "50"), ("retry.backoff.max.ms", "50")],
-    );
+    let p = producer_retrying_after(&mock, &reports, "50");
     send(&p, 0, 0);
     wait_until("the first record's report", || report(&reports, 0).is_some());
     // Two batches, two requests: the second goes while the mock holds the

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::accumulator::{Batch, PartitionQueue};
+use super::accumulator::{sequences_between, Batch, PartitionQueue, SEQUENCE_SPACE};
 use super::conn::Broker;
 use super::idempotence::{self, PidPhase};
 use super::{Inner, ProducerId};
@@ -177,9 +177,6 @@ fn expired_error(
     )
 }
 
-/// Kafka sequences wrap from i32::MAX to 0: they count modulo this.
-const SEQUENCE_SPACE: i64 = i32::MAX as i64 + 1;
-
 fn next_sequence(seq: i32, count: usize) -> i32 {
     ((seq as i64 + count as i64) % SEQUENCE_SPACE) as i32
 }
@@ -189,8 +186,8 @@ fn next_sequence(seq: i32, count: usize) -> i32 {
 /// earlier batch is still unacknowledged and an OUT_OF_ORDER_SEQUENCE_NUMBER
 /// only says it has to wait for it.
 fn waits_for_earlier(seq: i32, acked_next: i32, next_seq: i32) -> bool {
-    let ahead = (seq as i64 - acked_next as i64).rem_euclid(SEQUENCE_SPACE);
-    let outstanding = (next_seq as i64 - acked_next as i64).rem_euclid(SEQUENCE_SPACE);
+    let ahead = sequences_between(acked_next, seq);
+    let outstanding = sequences_between(acked_next, next_seq);
     ahead > 0 && ahead < outstanding
 }
 

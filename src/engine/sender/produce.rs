@@ -20,7 +20,7 @@ use super::super::conn::{Broker, Turn};
 use super::super::idempotence;
 use super::super::metadata::follow_current_leader;
 use super::super::report::Persistence;
-use super::super::{group_by_topic, Inner, ProducerId};
+use super::super::{group_by_topic, Inner};
 use super::{expired_error, next_sequence, waits_for_earlier, InFlight};
 
 /// When an answer (or its failure) came back, and the one jitter draw that
@@ -261,10 +261,7 @@ fn handle_partition_response(
             st.in_flight -= 1;
             if let Some(seq) = f.batch.base_seq {
                 st.acked_next = next_sequence(seq, f.batch.record_count());
-                st.acked_by = ProducerId {
-                    id: f.batch.stamp.producer_id,
-                    epoch: f.batch.stamp.producer_epoch,
-                };
+                st.acked_by = f.batch.sent_under();
             }
         }
         f.batch.succeed(p.base_offset, p.log_append_time_ms, Persistence::Persisted);

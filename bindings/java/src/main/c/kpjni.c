@@ -317,6 +317,15 @@ static const void *bytes_of(JNIEnv *env, jbyteArray a, jsize len, char *stack, s
     return dst;
 }
 
+/* kp_send of `rec` with its report going to report_cb; a refusal's code and
+ * message are kept for lastError (this thread's). */
+static jint send_record(jlong p, const kp_record_t *rec, jlong ctx) {
+    tl_err[0] = '\0';
+    jint rc = kp_send_with_errstr(P(p), rec, report_cb, (void *)(intptr_t)ctx, tl_err, sizeof tl_err);
+    if (rc != KP_OK) tl_code = rc;
+    return rc;
+}
+
 /*
  * send(p, topic (NUL-terminated UTF-8), partition, key, value, timestamp,
  *      headers (alternating name, value byte[]; null when none), ctx)
@@ -378,9 +387,7 @@ JNIEXPORT jint JNICALL Java_dev_kp_Native_send(JNIEnv *env, jclass c, jlong p, j
         set_err(KP_ERR_INTERNAL, "out of memory copying the record");
         goto out;
     }
-    tl_err[0] = '\0';
-    rc = kp_send_with_errstr(P(p), &rec, report_cb, (void *)(intptr_t)ctx, tl_err, sizeof tl_err);
-    if (rc != KP_OK) tl_code = rc;
+    rc = send_record(p, &rec, ctx);
 out:
     free(topic_heap);
     free(key_heap);
@@ -422,10 +429,7 @@ JNIEXPORT jint JNICALL Java_dev_kp_Native_sendBuffered(JNIEnv *env, jclass c, jl
         rec.value_len = (size_t)value_len;
     }
     rec.timestamp_ms = timestamp;
-    tl_err[0] = '\0';
-    jint rc = kp_send_with_errstr(P(p), &rec, report_cb, (void *)(intptr_t)ctx, tl_err, sizeof tl_err);
-    if (rc != KP_OK) tl_code = rc;
-    return rc;
+    return send_record(p, &rec, ctx);
 }
 
 /*

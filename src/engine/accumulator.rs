@@ -720,6 +720,10 @@ pub struct AppendRecord<'a> {
     pub reserved: usize,
     /// Count the record towards the partition's sticky budget.
     pub sticky: bool,
+    /// When a record that waited for its topic's metadata was sent: its
+    /// batch counts as opened then (for linger.ms, delivery.timeout.ms and
+    /// `Producer::send_queued`), since the record has waited that long.
+    pub parked_since: Option<Instant>,
 }
 
 pub fn append(
@@ -768,6 +772,9 @@ pub fn append(
         }
     }
     let b = st.open.as_mut().expect("open batch");
+    if let Some(since) = rec.parked_since {
+        b.created = b.created.min(since);
+    }
     b.records.push(RecordMeta { token, timestamp: rec.timestamp });
     b.reserved += rec.reserved;
     b.settle(SETTLE_STEP);
@@ -1070,6 +1077,7 @@ mod sequence_tests {
             layout: &layout,
             reserved: 0,
             sticky: false,
+            parked_since: None,
         };
         while pq.state.lock().ready.len() < batches || pq.state.lock().open.is_none() {
             append(c, pq, batch_size, &rec, Token::None);

@@ -82,6 +82,8 @@ struct Accepted<'a, 'r> {
     timestamp: i64,
     /// Bytes reserved from buffer.memory for it.
     reserved: usize,
+    /// When it was parked to wait for the topic's metadata (None: never).
+    parked_since: Option<Instant>,
 }
 
 impl Inner {
@@ -97,7 +99,7 @@ impl Inner {
         token: Token,
         reserved: usize,
     ) -> Result<(), Error> {
-        let a = Accepted { rec, layout, timestamp, reserved };
+        let a = Accepted { rec, layout, timestamp, reserved, parked_since: None };
         let token = match self.append_to_topic(topic, &a, token, false) {
             Ok(Appended::InBatch) => {
                 self.core.reports.accepted();
@@ -223,6 +225,7 @@ impl Inner {
                 layout: a.layout,
                 reserved: a.reserved,
                 sticky: choice.sticky,
+                parked_since: a.parked_since,
             },
             token,
         );
@@ -276,6 +279,7 @@ impl Inner {
                 layout: &layout,
                 timestamp: p.timestamp,
                 reserved: p.reserved,
+                parked_since: Some(p.enqueued),
             };
             // Partitions are never removed: NotKnown cannot happen here, and
             // if it did the record would still get its report.
@@ -298,6 +302,9 @@ impl Inner {
         topic.meta.write().known = true;
         topic.became_known.notify_all();
         drop(guard);
+        // Their batches count as opened when the records were parked
+        // (`parked_since`): some may be due already.
+        self.sender_wake.notify_one();
     }
 
     /// Fails the records waiting for `topic`'s metadata (those parked at or

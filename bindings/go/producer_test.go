@@ -380,3 +380,69 @@ for k, v in out.items():
 		}
 	}
 }
+
+// Produce's full buffers cross into kp on a goroutine of the producer while
+// the caller goes on; ProduceSync, Purge and Flush wait for the buffers
+// taken before them. One goroutine, one partition: each round's Produce
+// records land before its ProduceSync records, and a Purge right after
+// Produce purges every buffered record (none crosses after it).
+func TestBufferedCrossingsComeBeforeLaterCalls(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 1, kp.Config{"linger.ms": "5"})
+	const rounds, each = 5, 3000
+	for round := 0; round < rounds; round++ {
+		var mu sync.Mutex
+		maxAsync := int64(-1)
+		pending := make(chan struct{}, each)
+		for i := 0; i < each; i++ {
+			p.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))},
+				func(r *kp.Record, err error) {
+					if err != nil {
+						t.Errorf("promise: %v", err)
+					}
+					mu.Lock()
+					if r.Offset > maxAsync {
+						maxAsync = r.Offset
+					}
+					mu.Unlock()
+					pending <- struct{}{}
+				})
+		}
+		res := p.ProduceSync(ctxTimeout(t, 30*time.Second), &kp.Record{Topic: topic, Value: []byte("sync")})
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < each; i++ {
+			<-pending
+		}
+		mu.Lock()
+		if res[0].Record.Offset <= maxAsync {
+			t.Fatalf("round %d: ProduceSync's record at offset %d, before a Produce record of the call before it (offset %d)",
+				round, res[0].Record.Offset, maxAsync)
+		}
+		mu.Unlock()
+	}
+
+	q, err := kp.NewProducer(kp.Config{"bootstrap.servers": bootstrap(t), "linger.ms": "60000", "batch.size": "1000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close(context.Background())
+	pr := newPromises(t)
+	const n = 3000
+	pr.produceN(q, topic, n)
+	if err := q.Purge(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range pr.results() {
+		if !errors.Is(err, kp.ErrPurgedQueued) {
+			t.Fatalf("a record buffered before Purge: %v, want ErrPurgedQueued", err)
+		}
+	}
+	if got := pr.calls.Load(); got != n {
+		t.Fatalf("%d results, want %d", got, n)
+	}
+}

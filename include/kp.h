@@ -567,6 +567,19 @@ struct kp_producer_t *kp_producer_new(struct kp_config_t *cfg, char *errstr, siz
 kp_err_t kp_flush(struct kp_producer_t *p, int32_t timeout_ms);
 
 /*
+ Sends every record queued so far without waiting for linger.ms, and
+ returns at once: their reports arrive as usual (use kp_flush() to wait
+ for them). Records sent after this call linger as usual. For a caller
+ that sends a group of records and then waits for their reports in its own
+ way (a language binding's synchronous batch send). Returns KP_OK, or the
+ error of a destroyed/forked producer. Thread-safe; does not block.
+
+ # Safety
+ `p` is NULL or a producer not yet destroyed.
+ */
+kp_err_t kp_send_queued(struct kp_producer_t *p);
+
+/*
  The error that put the producer in its fatal state (e.g. fenced, or
  not authorized to be idempotent): returns its code and writes its message
  to `errstr`, or returns KP_OK when the producer is healthy. Once fatal,

@@ -976,6 +976,14 @@ class Producer {
     }
 
     /*
+     * Sends the records queued so far without waiting for linger.ms and
+     * returns at once; their reports come as usual (flush() waits for them).
+     * Records sent afterwards linger as usual. Throws Error (e.g. FORKED
+     * after fork()).
+     */
+    void send_queued() { throw_unless_ok(kp_send_queued(h_)); }
+
+    /*
      * Stops accepting records, delivers the queued ones for up to `timeout`
      * and reports the rest as CLOSED: afterwards every accepted record has
      * had its one report. Returns false when records had to be failed.
@@ -988,11 +996,7 @@ class Producer {
     }
 
     /* Purges records: KP_PURGE_QUEUED and/or KP_PURGE_IN_FLIGHT. */
-    void purge(int flags) {
-        kp_err_t rc = kp_purge(h_, flags);
-        if (rc != KP_OK)
-            throw Error(rc, kp_err_str(rc));
-    }
+    void purge(int flags) { throw_unless_ok(kp_purge(h_, flags)); }
 
     /* Records accepted and not yet reported. */
     std::size_t outstanding() const noexcept { return kp_producer_outstanding(h_); }
@@ -1104,6 +1108,10 @@ class Producer {
     void rethrow_callback_exception() {
         if (std::exception_ptr e = take_callback_exception())
             std::rethrow_exception(e);
+    }
+    static void throw_unless_ok(kp_err_t rc) {
+        if (rc != KP_OK)
+            throw Error(rc, kp_err_str(rc));
     }
     static bool timed_out_or_throw(kp_err_t rc) {
         if (rc == KP_OK)

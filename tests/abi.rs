@@ -362,6 +362,51 @@ fn a_record_sent_without_a_callback_is_drained_with_its_ctx() {
     assert_eq!(got, want, "each ctx once, NULL for the record sent without one");
 }
 
+/// kp_send_queued sends the records queued so far without waiting for
+/// linger.ms (15 minutes here) and does not wait for their reports; a record
+/// sent after it lingers as usual (until the flush).
+#[test]
+fn send_queued_sends_what_is_queued_without_waiting_for_linger() {
+    let topic = unique_topic("send-queued");
+    create_topic(&topic, 2, rf(), &[]);
+    let p = TestProducer::new(&[("linger.ms", "900000")]);
+    let n = 20;
+    for i in 0..n {
+        let value = format!("queued-{i}");
+        assert_eq!(p.send(&Rec::new(&topic, value.as_bytes()), i).0, KP_OK);
+    }
+    assert_eq!(
+        p.wait_reports(1, Duration::from_secs(3)).len(),
+        0,
+        "records linger before kp_send_queued"
+    );
+
+    assert_eq!(unsafe { kp_send_queued(p.p) }, KP_OK);
+    let reports = p.wait_reports(n, Duration::from_secs(60));
+    assert_one_report_each(&reports, n);
+    assert!(reports.iter().all(|r| r.error == KP_OK), "{reports:?}");
+
+    assert_eq!(p.send(&Rec::new(&topic, b"after"), n).0, KP_OK);
+    assert_eq!(
+        p.wait_reports(n + 1, Duration::from_secs(3)).len(),
+        n,
+        "a record sent after kp_send_queued lingers"
+    );
+    assert_eq!(p.flush(30_000), KP_OK);
+    assert_one_report_each(&p.reports(), n + 1);
+
+    assert_eq!(unsafe { kp_send_queued(std::ptr::null_mut()) }, KP_ERR_INVALID_ARG);
+    let mut values: Vec<Vec<u8>> = consume_independent(&topic, n + 1, "read_uncommitted")
+        .into_iter()
+        .map(|c| c.value.unwrap_or_default())
+        .collect();
+    values.sort();
+    let mut want: Vec<Vec<u8>> = (0..n).map(|i| format!("queued-{i}").into_bytes()).collect();
+    want.push(b"after".to_vec());
+    want.sort();
+    assert_eq!(values, want);
+}
+
 #[test]
 fn batched_drain_rejects_bad_arguments_and_serves_nothing_in_thread_mode() {
     let p = TestProducer::new(&[]);

@@ -37,6 +37,7 @@ pub mod txn;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -99,6 +100,9 @@ pub(crate) struct Lifecycle {
     closing: AtomicBool,
     stopped: Notify,
     flushers: AtomicUsize,
+    /// Batches opened at or before this instant go out without waiting for
+    /// linger.ms (`Producer::send_queued`).
+    send_queued_before: Mutex<Option<Instant>>,
 }
 
 impl Lifecycle {
@@ -108,6 +112,7 @@ impl Lifecycle {
             closing: AtomicBool::new(false),
             stopped: Notify::new(),
             flushers: AtomicUsize::new(0),
+            send_queued_before: Mutex::new(None),
         }
     }
 
@@ -164,6 +169,18 @@ impl Lifecycle {
 
     fn flush_ended(&self) {
         self.flushers.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// From now on, the batches open so far are due (linger.ms no longer
+    /// applies to them); later batches linger as usual.
+    fn send_queued_now(&self) {
+        *self.send_queued_before.lock() = Some(Instant::now());
+    }
+
+    /// The instant set by the last `send_queued_now`: batches opened at or
+    /// before it are due.
+    pub fn send_queued_before(&self) -> Option<Instant> {
+        *self.send_queued_before.lock()
     }
 
     /// Whether batches go out now instead of after linger.ms: a flush is

@@ -267,6 +267,14 @@ impl Producer {
         }
     }
 
+    /// Sends the records queued so far without waiting for linger.ms, and
+    /// returns at once (their reports come as usual). Records sent after it
+    /// linger as before.
+    pub fn send_queued(&self) {
+        self.inner.lifecycle.send_queued_now();
+        self.inner.sender_wake.notify_one();
+    }
+
     /// Whether the calling thread must dispatch reports itself while waiting.
     fn serve_here(&self) -> Option<&Dispatch> {
         if self.inner.cfg.delivery_mode == DeliveryMode::Poll || self.on_delivery_thread() {

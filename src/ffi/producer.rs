@@ -225,6 +225,26 @@ pub unsafe extern "C" fn kp_flush(p: *mut kp_producer_t, timeout_ms: i32) -> kp_
     })
 }
 
+/// Sends every record queued so far without waiting for linger.ms, and
+/// returns at once: their reports arrive as usual (use kp_flush() to wait
+/// for them). Records sent after this call linger as usual. For a caller
+/// that sends a group of records and then waits for their reports in its own
+/// way (a language binding's synchronous batch send). Returns KP_OK, or the
+/// error of a destroyed/forked producer. Thread-safe; does not block.
+///
+/// # Safety
+/// `p` is NULL or a producer not yet destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn kp_send_queued(p: *mut kp_producer_t) -> kp_err_t {
+    guard(|| match usable(handle!(p)) {
+        Ok(p) => {
+            p.producer.send_queued();
+            KP_OK
+        }
+        Err(e) => e.code,
+    })
+}
+
 /// The error that put the producer in its fatal state (e.g. fenced, or
 /// not authorized to be idempotent): returns its code and writes its message
 /// to `errstr`, or returns KP_OK when the producer is healthy. Once fatal,

@@ -639,6 +639,25 @@ static void test_poll_reports(const std::string& bootstrap, const std::string& t
     }
 }
 
+/* send_queued(): what is queued goes without waiting for linger.ms (15 minutes here). */
+static void test_send_queued(const std::string& bootstrap, const std::string& topic) {
+    kp::Producer p(kp::Config{{"bootstrap.servers", bootstrap}, {"linger.ms", "900000"}});
+    std::atomic<int> delivered{0}, reports{0};
+    for (int i = 0; i < 5; i++)
+        p.send(kp::Record(topic, "queued-" + std::to_string(i)), [&](const kp::DeliveryReport& r) {
+            reports++;
+            delivered += r.ok();
+        });
+    std::this_thread::sleep_for(2s);
+    check(reports == 0, "linger.ms=900000: no report before send_queued()");
+    p.send_queued();
+    for (int i = 0; i < 600 && reports < 5; i++)
+        std::this_thread::sleep_for(100ms);
+    check(delivered == 5 && reports == 5, "send_queued(): the 5 queued records delivered without a flush (" +
+                                              std::to_string(delivered.load()) + " of 5)");
+    check(p.close(30s), "close after send_queued");
+}
+
 /*
  * fork(): in the child every call on the parent's producer throws FORKED
  * (class FATAL) or refuses every record, the destructor returns at once;
@@ -662,6 +681,12 @@ static void test_fork(const std::string& bootstrap, const std::string& topic) {
         const kp::BatchResult r = p.send_batch(std::vector<kp::Record>{kp::Record(topic, "fork-child-batch")},
                                                [&calls](const kp::DeliveryReport&, std::size_t) { calls++; });
         check(r.accepted == 0 && r.results[0] == KP_ERR_FORKED && calls == 0, "child: send_batch accepts nothing (FORKED)");
+        try {
+            p.send_queued();
+            check(false, "child: send_queued throws");
+        } catch (const kp::Error& e) {
+            check(e.code() == KP_ERR_FORKED, "child: send_queued throws FORKED");
+        }
         try {
             p.flush(10s);
             check(false, "child: flush throws");
@@ -702,6 +727,7 @@ int main(int argc, char** argv) {
         test_throwing_callback(bootstrap, close_topic);
         test_move_semantics(bootstrap, close_topic);
         test_close_with_queued(bootstrap, close_topic);
+        test_send_queued(bootstrap, close_topic);
         test_transactions(bootstrap, txn_topic, tid);
         test_batch_and_logger(bootstrap, batch_topic, 40);
         test_poll_reports(bootstrap, batch_topic, 40);

@@ -23,6 +23,8 @@ pub(super) struct Drain<'a> {
     gate: Gate,
     /// Send open batches now (a flush or close is waiting).
     flushing: bool,
+    /// Open batches opened at or before this are due (`send_queued`).
+    send_queued_before: Option<Instant>,
     linger: Duration,
     delivery_timeout: Duration,
     max_in_flight: usize,
@@ -49,6 +51,7 @@ impl<'a> Drain<'a> {
             now,
             gate,
             flushing: inner.lifecycle.wants_flush(),
+            send_queued_before: inner.lifecycle.send_queued_before(),
             linger: Duration::from_millis(inner.cfg.linger_ms),
             delivery_timeout: Duration::from_millis(inner.cfg.delivery_timeout_ms),
             max_in_flight: inner.cfg.max_in_flight,
@@ -147,7 +150,7 @@ impl<'a> Drain<'a> {
     ) {
         let Some(open) = &st.open else { return };
         let due = open.created + self.linger;
-        if !(open.full || self.flushing || self.now >= due) {
+        if !(open.full || self.hurried(open) || self.now >= due) {
             self.next_wake = self.next_wake.min(due);
             return;
         }
@@ -179,9 +182,16 @@ impl<'a> Drain<'a> {
     /// or a flush.
     fn holds(&self, open: &Batch, broker: &Broker) -> bool {
         !open.full
-            && !self.flushing
+            && !self.hurried(open)
             && !self.linger.is_zero()
             && broker.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether an open batch goes out without lingering: a flush or close
+    /// is waiting, or the caller asked to send what was queued when it was
+    /// opened (`Producer::send_queued`).
+    fn hurried(&self, open: &Batch) -> bool {
+        self.flushing || self.send_queued_before.is_some_and(|t| open.created <= t)
     }
 
     /// After the pass: held batches whose broker gets a request now ride

@@ -445,7 +445,8 @@ func callPromise(promise func(*Record, error), r *Record, err error) {
 // then carry an error wrapping ErrWaitCanceled and ctx.Err() (they were
 // accepted and may still be delivered; they are not touched afterwards).
 // The records cross into kp in chunks of up to 4,096 records (or 256 KiB),
-// in order. When ProduceSync returns the Records are the caller's again
+// in order; then kp sends what it holds without waiting for linger.ms
+// (kp_send_queued). When ProduceSync returns the Records are the caller's again
 // (to reuse for the next call, say).
 func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	results := make(Results, len(rs))
@@ -466,6 +467,7 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	for i := 0; i < len(rs); {
 		i = p.sendSyncChunk(b, rs, i)
 	}
+	p.sendQueued()
 	select {
 	case <-b.done:
 	case <-ctx.Done():
@@ -500,6 +502,17 @@ func (p *Producer) sendSyncChunk(b *syncBatch, rs []*Record, i int) int {
 		}
 	}
 	return i
+}
+
+// sendQueued has kp send what it holds now instead of waiting for
+// linger.ms (ProduceSync's last batches would otherwise linger while the
+// caller waits for them).
+func (p *Producer) sendQueued() {
+	if !p.acquire() {
+		return
+	}
+	defer p.mu.RUnlock()
+	C.kp_send_queued(p.p)
 }
 
 // acquire read-locks the handle against Close; false (and unlocked) when

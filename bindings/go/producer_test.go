@@ -446,3 +446,26 @@ func TestBufferedCrossingsComeBeforeLaterCalls(t *testing.T) {
 		t.Fatalf("%d results, want %d", got, n)
 	}
 }
+
+// ProduceSync does not wait for linger.ms: once its records have crossed,
+// kp sends what it holds (kp_send_queued). With linger.ms at 60 s a call
+// returns delivered records well within its 20 s context. (Records that
+// wait for their topic's metadata still linger: kp_send_queued hurries the
+// batches open when it is called; so the topic is known first.)
+func TestProduceSyncDoesNotLinger(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 2, kp.Config{"linger.ms": "60000", "batch.size": "1000000"})
+	if _, err := p.PartitionsFor(ctxTimeout(t, 20*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		recs := make([]*kp.Record, 10)
+		for i := range recs {
+			recs[i] = &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}
+		}
+		start := time.Now()
+		if err := p.ProduceSync(ctxTimeout(t, 20*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("round %d: ProduceSync after %v: %v", round, time.Since(start), err)
+		}
+	}
+}

@@ -109,15 +109,7 @@ type Producer struct {
 	armed    bool     // the window timer is running
 	closing  bool     // Close has begun: Produce refuses with ErrClosed
 	timer    *time.Timer
-	// A full pend crosses into kp on the crossing goroutine (crosser), so
-	// that the goroutine calling Produce goes on encoding while kp appends
-	// the previous buffer. crossed counts buffers taken from pend that have
-	// not finished crossing (changed under pendMu when taken).
-	sendMu      sync.Mutex // taken before pendMu is released: buffers reach crossq in pend's order
-	crossq      chan crossing
-	crossStop   bool // crossq is closed (under sendMu)
-	uncrossed   atomic.Int64
-	crosserDone chan struct{}
+	sendMu   sync.Mutex // taken before pendMu is released: crossings keep pend's order
 
 	drainMu sync.Mutex // one drain of kp's report queue at a time, in order
 	logq    *C.kpgo_logq
@@ -148,7 +140,6 @@ const (
 	drainPause   = 500 * time.Microsecond // ...is followed by this pause
 	takeSlice    = 32
 	syncChunk    = 4096 // ProduceSync's records per crossing (at most)
-	crossDepth   = 2    // full buffers waiting for the crossing goroutine (at most)
 	sliceMs      = 100  // longest C wait between looks at a context
 	errstrSize   = 512
 )
@@ -237,9 +228,6 @@ func NewProducer(cfg Config, opts ...ProducerOption) (*Producer, error) {
 	prod.dispatched = make(chan struct{})
 	prod.timer = time.AfterFunc(time.Hour, prod.windowEnded)
 	prod.timer.Stop()
-	prod.crossq = make(chan crossing, crossDepth)
-	prod.crosserDone = make(chan struct{})
-	go prod.cross()
 	go prod.poll(rc)
 	go prod.dispatch()
 	return prod, nil
@@ -349,28 +337,18 @@ func (p *Producer) windowEnded() {
 	p.sendPendLocked()
 }
 
-// sendPending sends pend and waits until every buffer taken from pend so
-// far has crossed into kp (so that a crossing that follows comes after
-// them).
+// sendPending sends pend now and waits for a crossing of pend that another
+// goroutine (a full buffer's Produce, the window timer) has begun, so that
+// a crossing that follows comes after every record buffered so far.
 func (p *Producer) sendPending() {
 	p.pendMu.Lock()
 	p.sendPendLocked()
-	if p.uncrossed.Load() == 0 {
-		return
-	}
-	done := make(chan struct{})
 	p.sendMu.Lock()
-	if p.crossStop {
-		p.sendMu.Unlock()
-		return
-	}
-	p.crossq <- crossing{done: done}
 	p.sendMu.Unlock()
-	<-done
 }
 
-// sendPendLocked hands pend to the crossing goroutine; pendMu is held on
-// entry and released. It blocks while crossDepth buffers wait already.
+// sendPendLocked hands pend to kp in one crossing; pendMu is held on entry
+// and released. Records kp refuses go to the promise goroutine.
 func (p *Producer) sendPendLocked() {
 	e := p.pend
 	if e == nil || len(e.pend) == 0 {
@@ -379,45 +357,9 @@ func (p *Producer) sendPendLocked() {
 	}
 	p.pend = nil
 	p.inflight.Add(int64(len(e.pend))) // counted per buffer, not per Produce
-	p.uncrossed.Add(1)
 	p.sendMu.Lock()
 	p.pendMu.Unlock()
-	if p.crossStop {
-		// Close has stopped the crossing goroutine (no buffer can
-		// be taken after that, but cross it here all the same).
-		p.sendMu.Unlock()
-		p.sendBuffer(e)
-		return
-	}
-	p.crossq <- crossing{e: e}
-	p.sendMu.Unlock()
-}
-
-// crossing is a full buffer for the crossing goroutine, or (e nil) a
-// request to close done once the buffers queued before it have crossed.
-type crossing struct {
-	e    *encoder
-	done chan struct{}
-}
-
-// cross is the crossing goroutine: sends the buffers of crossq into kp in
-// their order.
-func (p *Producer) cross() {
-	defer close(p.crosserDone)
-	for c := range p.crossq {
-		if c.e != nil {
-			p.sendBuffer(c.e)
-		}
-		if c.done != nil {
-			close(c.done)
-		}
-	}
-}
-
-// sendBuffer hands a buffer taken from pend to kp in one crossing. Records
-// kp refuses go to the promise goroutine.
-func (p *Producer) sendBuffer(e *encoder) {
-	defer p.uncrossed.Add(-1)
+	defer p.sendMu.Unlock()
 	defer putEncoder(e)
 	n := len(e.pend)
 	e.pend = p.table.put(e.pend, &e.ctxs)
@@ -621,11 +563,6 @@ func (p *Producer) close(ctx context.Context) error {
 	p.timer.Stop()
 	p.pendMu.Unlock()
 	p.sendPending()
-	p.sendMu.Lock()
-	p.crossStop = true
-	close(p.crossq)
-	p.sendMu.Unlock()
-	<-p.crosserDone
 	ferr := p.flushKp(ctx)
 	var out *C.kp_report_info_t
 	var n C.size_t

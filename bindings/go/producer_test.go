@@ -381,11 +381,10 @@ for k, v in out.items():
 	}
 }
 
-// Produce's full buffers cross into kp on a goroutine of the producer while
-// the caller goes on; ProduceSync, Purge and Flush wait for the buffers
-// taken before them. One goroutine, one partition: each round's Produce
-// records land before its ProduceSync records, and a Purge right after
-// Produce purges every buffered record (none crosses after it).
+// ProduceSync and Purge come after the Produce calls before them: the
+// buffered records cross first. One goroutine, one partition: each round's
+// Produce records land before its ProduceSync record, and a Purge right
+// after Produce purges every buffered record (none crosses after it).
 func TestBufferedCrossingsComeBeforeLaterCalls(t *testing.T) {
 	t.Parallel()
 	topic, p := topicAndProducer(t, 1, kp.Config{"linger.ms": "5"})

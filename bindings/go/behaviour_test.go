@@ -194,6 +194,10 @@ func TestCloseDeliversQueued(t *testing.T) {
 	pr := newPromises(t)
 	const n = 500
 	pr.produceN(p, topic, n)
+	// Buffered or crossed, each record is outstanding until its promise.
+	if got := p.Outstanding(); got != n {
+		t.Fatalf("Outstanding() = %d after %d Produce calls, want %d", got, n, n)
+	}
 	start := time.Now()
 	if err := p.Close(ctxTimeout(t, 30*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)

@@ -118,7 +118,7 @@ type Producer struct {
 	table   table
 	queue   dqueue
 
-	inflight atomic.Int64 // records handed to kp whose promise has not yet run
+	inflight atomic.Int64 // records taken from pend or sent whose promise has not yet run
 	waitMu   sync.Mutex
 	waiters  []chan struct{}
 
@@ -313,7 +313,6 @@ func (p *Producer) produceBuffered(r *Record, promise func(*Record, error)) {
 		return
 	}
 	e.pend = append(e.pend, pending{rec: r, promise: promise})
-	p.inflight.Add(1)
 	if len(e.pend) >= p.batchMax || len(e.blob) >= batchBytes {
 		if p.armed {
 			// Full before the window ended: no timer wake-up for
@@ -338,10 +337,14 @@ func (p *Producer) windowEnded() {
 	p.sendPendLocked()
 }
 
-// sendPending sends pend now (before any later crossing).
+// sendPending sends pend now and waits for a crossing of pend that another
+// goroutine (a full buffer's Produce, the window timer) has begun, so that
+// a crossing that follows comes after every record buffered so far.
 func (p *Producer) sendPending() {
 	p.pendMu.Lock()
 	p.sendPendLocked()
+	p.sendMu.Lock()
+	p.sendMu.Unlock()
 }
 
 // sendPendLocked hands pend to kp in one crossing; pendMu is held on entry
@@ -353,6 +356,7 @@ func (p *Producer) sendPendLocked() {
 		return
 	}
 	p.pend = nil
+	p.inflight.Add(int64(len(e.pend))) // counted per buffer, not per Produce
 	p.sendMu.Lock()
 	p.pendMu.Unlock()
 	defer p.sendMu.Unlock()
@@ -383,7 +387,8 @@ func callPromise(promise func(*Record, error), r *Record, err error) {
 // then carry an error wrapping ErrWaitCanceled and ctx.Err() (they were
 // accepted and may still be delivered; they are not touched afterwards).
 // The records cross into kp in chunks of up to 4,096 records (or 256 KiB),
-// in order. When ProduceSync returns the Records are the caller's again
+// in order; then kp sends what it holds without waiting for linger.ms
+// (kp_send_queued). When ProduceSync returns the Records are the caller's again
 // (to reuse for the next call, say).
 func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	results := make(Results, len(rs))
@@ -404,6 +409,7 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) Results {
 	for i := 0; i < len(rs); {
 		i = p.sendSyncChunk(b, rs, i)
 	}
+	p.sendQueued()
 	select {
 	case <-b.done:
 	case <-ctx.Done():
@@ -440,6 +446,17 @@ func (p *Producer) sendSyncChunk(b *syncBatch, rs []*Record, i int) int {
 	return i
 }
 
+// sendQueued has kp send what it holds now instead of waiting for
+// linger.ms (ProduceSync's last batches would otherwise linger while the
+// caller waits for them).
+func (p *Producer) sendQueued() {
+	if !p.acquire() {
+		return
+	}
+	defer p.mu.RUnlock()
+	C.kp_send_queued(p.p)
+}
+
 // acquire read-locks the handle against Close; false (and unlocked) when
 // the producer is closed.
 func (p *Producer) acquire() bool {
@@ -453,7 +470,7 @@ func (p *Producer) acquire() bool {
 
 // send hands the encoded records to kp in one call. Returns how many were
 // accepted; e.results says why the others were not. count: add the records
-// to inflight (Produce's buffered records are counted when buffered).
+// to inflight (Produce's buffered records are counted when taken from pend).
 func (p *Producer) send(e *encoder, count bool) int {
 	n := len(e.recs)
 	e.results = e.results[:0]
@@ -544,7 +561,8 @@ func (p *Producer) close(ctx context.Context) error {
 	p.pendMu.Lock()
 	p.closing = true
 	p.timer.Stop()
-	p.sendPendLocked()
+	p.pendMu.Unlock()
+	p.sendPending()
 	ferr := p.flushKp(ctx)
 	var out *C.kp_report_info_t
 	var n C.size_t
@@ -595,7 +613,15 @@ func (p *Producer) Purge(inFlight bool) error {
 
 // Outstanding returns the number of records handed to the producer whose
 // promise has not run yet.
-func (p *Producer) Outstanding() int { return int(p.inflight.Load()) }
+func (p *Producer) Outstanding() int {
+	p.pendMu.Lock()
+	defer p.pendMu.Unlock()
+	n := p.inflight.Load()
+	if p.pend != nil {
+		n += int64(len(p.pend.pend))
+	}
+	return int(n)
+}
 
 // FatalError returns the error that made the producer unusable, or nil.
 func (p *Producer) FatalError() error {

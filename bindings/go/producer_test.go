@@ -380,3 +380,91 @@ for k, v in out.items():
 		}
 	}
 }
+
+// ProduceSync and Purge come after the Produce calls before them: the
+// buffered records cross first. One goroutine, one partition: each round's
+// Produce records land before its ProduceSync record, and a Purge right
+// after Produce purges every buffered record (none crosses after it).
+func TestBufferedCrossingsComeBeforeLaterCalls(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 1, kp.Config{"linger.ms": "5"})
+	const rounds, each = 5, 3000
+	for round := 0; round < rounds; round++ {
+		var mu sync.Mutex
+		maxAsync := int64(-1)
+		pending := make(chan struct{}, each)
+		for i := 0; i < each; i++ {
+			p.Produce(context.Background(), &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))},
+				func(r *kp.Record, err error) {
+					if err != nil {
+						t.Errorf("promise: %v", err)
+					}
+					mu.Lock()
+					if r.Offset > maxAsync {
+						maxAsync = r.Offset
+					}
+					mu.Unlock()
+					pending <- struct{}{}
+				})
+		}
+		res := p.ProduceSync(ctxTimeout(t, 30*time.Second), &kp.Record{Topic: topic, Value: []byte("sync")})
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < each; i++ {
+			<-pending
+		}
+		mu.Lock()
+		if res[0].Record.Offset <= maxAsync {
+			t.Fatalf("round %d: ProduceSync's record at offset %d, before a Produce record of the call before it (offset %d)",
+				round, res[0].Record.Offset, maxAsync)
+		}
+		mu.Unlock()
+	}
+
+	q, err := kp.NewProducer(kp.Config{"bootstrap.servers": bootstrap(t), "linger.ms": "60000", "batch.size": "1000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close(context.Background())
+	pr := newPromises(t)
+	const n = 3000
+	pr.produceN(q, topic, n)
+	if err := q.Purge(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Flush(ctxTimeout(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range pr.results() {
+		if !errors.Is(err, kp.ErrPurgedQueued) {
+			t.Fatalf("a record buffered before Purge: %v, want ErrPurgedQueued", err)
+		}
+	}
+	if got := pr.calls.Load(); got != n {
+		t.Fatalf("%d results, want %d", got, n)
+	}
+}
+
+// ProduceSync does not wait for linger.ms: once its records have crossed,
+// kp sends what it holds (kp_send_queued). With linger.ms at 60 s a call
+// returns delivered records well within its 20 s context. (Records that
+// wait for their topic's metadata still linger: kp_send_queued hurries the
+// batches open when it is called; so the topic is known first.)
+func TestProduceSyncDoesNotLinger(t *testing.T) {
+	t.Parallel()
+	topic, p := topicAndProducer(t, 2, kp.Config{"linger.ms": "60000", "batch.size": "1000000"})
+	if _, err := p.PartitionsFor(ctxTimeout(t, 20*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		recs := make([]*kp.Record, 10)
+		for i := range recs {
+			recs[i] = &kp.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}
+		}
+		start := time.Now()
+		if err := p.ProduceSync(ctxTimeout(t, 20*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("round %d: ProduceSync after %v: %v", round, time.Since(start), err)
+		}
+	}
+}

@@ -54,7 +54,8 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # BENCH_JAVA_PRODUCER=<Producer class> (on BENCH_JAVA_CLASSPATH, JVM flags in BENCH_JAVA_EXTRA_OPTS):
-# JavaPerf over that class instead of KafkaProducer (bindings/java/perf.sh: kp's Java binding).
+# JavaPerf over that class instead of KafkaProducer (bindings/java/perf.sh: kp's Java binding;
+# NullProducer, built by perf/setup.sh: sends nothing - what the JVM and JavaPerf cost alone).
 if ((keys > 0 || threads > 1)) || [[ -n ${BENCH_JAVA_PRODUCER:-} ]]; then
     [[ -z $txn ]] || { echo "java-perf.sh: --transactional-id only with ProducerPerformance (no --keys/--threads)" >&2; exit 2; }
     tool=JavaPerf

@@ -65,15 +65,19 @@ say "Go programs: franz-perf, kafka-sink"
 (cd "$BENCH/franz-driver" && go build -trimpath -o "$OUT/franz-perf" .)
 (cd "$BENCH/kafka-sink" && go build -trimpath -o "$OUT/kafka-sink" .)
 
-say "Java: Kafka jars and JavaPerf"
+say "Java: Kafka jars, JavaPerf and NullProducer"
 KP_TESTBED_JARS=$JARS "$REPO/testbed/kafka.sh" fetch 2>&1 | sed 's/^/  /' >&2
-if [[ ! -f $OUT/java/JavaPerf.class || $BENCH/java/JavaPerf.java -nt $OUT/java/JavaPerf.class ]]; then
-    mkdir -p "$OUT/java"
-    javac -d "$OUT/java" -cp "$JARS/*" "$BENCH/java/JavaPerf.java"
-fi
+# NullProducer: a Producer that sends nothing (BENCH_JAVA_PRODUCER=NullProducer perf/java-perf.sh ...),
+# the floor under every Java producer's figures (BENCHMARKS.md, Java binding, session 11)
+for cls in JavaPerf NullProducer; do
+    if [[ ! -f $OUT/java/$cls.class || $BENCH/java/$cls.java -nt $OUT/java/$cls.class ]]; then
+        mkdir -p "$OUT/java"
+        javac -d "$OUT/java" -cp "$JARS/*" "$BENCH/java/$cls.java"
+    fi
+done
 
 if ! python3 -c 'import matplotlib' 2>/dev/null; then
     say "Python: pip install matplotlib"
     python3 -m pip install -q matplotlib
 fi
-say "ready: $(cd "$OUT" && ls kp-perf rdkafka-perf mock-sink franz-perf kafka-sink java/JavaPerf.class | tr '\n' ' ')"
+say "ready: $(cd "$OUT" && ls kp-perf rdkafka-perf mock-sink franz-perf kafka-sink java/JavaPerf.class java/NullProducer.class | tr '\n' ' ')"

@@ -235,11 +235,13 @@ func TestFlushCancelLosesNothing(t *testing.T) {
 }
 
 // ProduceSync whose context ends before the reports returns at once with
-// ErrWaitCanceled; the records are still delivered.
+// ErrWaitCanceled; the records are still delivered. They go to a topic that
+// does not exist yet (kp holds them until its metadata names it), created
+// once ProduceSync has returned.
 func TestProduceSyncCanceledWait(t *testing.T) {
 	t.Parallel()
-	topic := newTopic(t, 1)
-	p := newProducer(t, kp.Config{"linger.ms": "1000"})
+	topic := topicName(t)
+	p := newProducer(t, kp.Config{})
 	recs := []*kp.Record{{Topic: topic, Value: []byte("a")}, {Topic: topic, Value: []byte("b")}}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -249,6 +251,7 @@ func TestProduceSyncCanceledWait(t *testing.T) {
 			t.Fatalf("result: %v", r.Err)
 		}
 	}
+	createTopic(t, topic, 1)
 	if err := p.Close(ctxTimeout(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}

@@ -41,13 +41,24 @@ var topicSeq atomic.Int64
 // client and returns its name.
 func newTopic(t *testing.T, partitions int) string {
 	t.Helper()
-	name := fmt.Sprintf("go-%s-%s-%d", t.Name(), runID, topicSeq.Add(1))
+	name := topicName(t)
+	createTopic(t, name, partitions)
+	return name
+}
+
+// topicName is a topic name of this run not used before (the topic is not
+// created: the test cluster does not create topics on first use).
+func topicName(t *testing.T) string {
+	return fmt.Sprintf("go-%s-%s-%d", t.Name(), runID, topicSeq.Add(1))
+}
+
+func createTopic(t *testing.T, name string, partitions int) {
+	t.Helper()
 	cmd := exec.Command("python3", filepath.Join(repoRoot(), "tests/verify/create_topics.py"),
 		bootstrap(t), "1", fmt.Sprintf("%s:%d", name, partitions))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("create topic %s: %v\n%s", name, err, out)
 	}
-	return name
 }
 
 // consumed is one record as the independent consumer read it.

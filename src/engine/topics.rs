@@ -259,6 +259,7 @@ impl Inner {
         if topic.meta.read().partitions.is_empty() {
             return;
         }
+        let any_parked = !guard.is_empty();
         for p in guard.take_all() {
             let headers: Vec<RecordHeader<'_>> = p
                 .headers
@@ -302,9 +303,11 @@ impl Inner {
         topic.meta.write().known = true;
         topic.became_known.notify_all();
         drop(guard);
-        // Their batches count as opened when the records were parked
-        // (`parked_since`): some may be due already.
-        self.sender_wake.notify_one();
+        if any_parked {
+            // Their batches count as opened when the records were parked
+            // (`parked_since`): some may be due already.
+            self.sender_wake.notify_one();
+        }
     }
 
     /// Fails the records waiting for `topic`'s metadata (those parked at or

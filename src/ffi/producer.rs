@@ -229,8 +229,9 @@ pub unsafe extern "C" fn kp_flush(p: *mut kp_producer_t, timeout_ms: i32) -> kp_
 /// returns at once: their reports arrive as usual (use kp_flush() to wait
 /// for them). Records sent after this call linger as usual. For a caller
 /// that sends a group of records and then waits for their reports in its own
-/// way (a language binding's synchronous batch send). Returns KP_OK, or the
-/// error of a destroyed/forked producer. Thread-safe; does not block.
+/// way (a language binding's synchronous batch send). Returns KP_OK, or
+/// KP_ERR_INVALID_ARG for NULL, KP_ERR_FORKED in a fork() child.
+/// Thread-safe; does not block.
 ///
 /// # Safety
 /// `p` is NULL or a producer not yet destroyed.

@@ -16,7 +16,7 @@ use crate::error::{self, Error};
 use crate::log::kp_log;
 use crate::protocol::record_batch::{RecordHeader, RecordLayout};
 
-use super::accumulator::{Core, MemoryPool, RECORD_META_BYTES};
+use super::accumulator::{Core, MemoryPool, SpareBuffers, RECORD_META_BYTES};
 use super::conn::ConnSettings;
 use super::partitioner::{PartitionerFn, Placement};
 use super::report::{self, Dispatch, ReportView, Token};
@@ -82,6 +82,7 @@ impl Inner {
             report::ReportQueue::new(cfg.delivery_mode == DeliveryMode::Poll)
                 .with_log(cfg.log.clone()),
             MemoryPool::new(cfg.buffer_memory),
+            SpareBuffers::new(cfg.batch_size, cfg.buffer_memory),
         ));
         let weak = Arc::downgrade(&core);
         cfg.log.set_waker(move || weak.upgrade().map_or((), |c| c.reports.wake()));

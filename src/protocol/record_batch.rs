@@ -91,6 +91,9 @@ pub struct SealedBatch {
     pub record_count: i32,
     /// Header + uncompressed records size.
     pub uncompressed_size: usize,
+    /// The builder's buffer when compression wrote the batch into a new
+    /// one (free to reuse).
+    pub spent: Option<BytesMut>,
     pub base_timestamp: i64,
     pub max_timestamp: i64,
 }
@@ -216,7 +219,13 @@ fn opt_len(b: Option<&[u8]>) -> usize {
 impl BatchBuilder {
     /// `cap` is the expected total batch size (header included).
     pub fn with_capacity(cap: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(cap.max(BATCH_HEADER_LEN));
+        Self::in_buffer(BytesMut::with_capacity(cap.max(BATCH_HEADER_LEN)))
+    }
+
+    /// A builder writing into `buf` (emptied first), e.g. the buffer of an
+    /// earlier batch: its capacity is kept.
+    pub fn in_buffer(mut buf: BytesMut) -> Self {
+        buf.clear();
         buf.put_bytes(0, BATCH_HEADER_LEN);
         BatchBuilder { buf, count: 0, base_timestamp: -1, max_timestamp: -1 }
     }
@@ -396,14 +405,14 @@ impl BatchBuilder {
         producer: ProducerStamp,
     ) -> Result<SealedBatch, CompressionError> {
         let uncompressed_size = self.buf.len();
-        let mut out = match c {
-            Compression::None => self.buf,
+        let (mut out, spent) = match c {
+            Compression::None => (self.buf, None),
             _ => {
                 let records = &self.buf[BATCH_HEADER_LEN..];
                 let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + records.len() / 2 + 64);
                 out.put_bytes(0, BATCH_HEADER_LEN);
                 compression::compress(c, records, &mut out)?;
-                out
+                (out, Some(self.buf))
             }
         };
         let h = &mut out[..];
@@ -427,6 +436,7 @@ impl BatchBuilder {
             bytes: out.freeze(),
             record_count: self.count,
             uncompressed_size,
+            spent,
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,
         })

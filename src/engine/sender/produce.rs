@@ -56,6 +56,9 @@ pub(super) async fn send_produce(
         f.batch.in_request = true;
     }
     let (result, client_throttles) = exchange(&inner, &broker, &req, turn).await;
+    // The request's references to the sealed batches go now, so that a
+    // batch that ends below holds the only one and its buffer can be reused.
+    drop(req);
     // Answers are handled (and reported) in request order; nothing below
     // awaits, so a turn ends soon after it comes.
     let _reporting = broker.report_turn(ticket).await;
@@ -150,6 +153,9 @@ fn seal_all(inner: &Inner, batches: Vec<InFlight>) -> Vec<InFlight> {
                 match builder.seal(inner.cfg.compression, f.batch.stamp) {
                     Ok(s) => {
                         inner.metrics.batch_sealed(s.bytes.len(), s.uncompressed_size);
+                        if let Some(buf) = s.spent {
+                            inner.core.spare_buffers.give(buf);
+                        }
                         f.batch.sealed = Some(s.bytes);
                         f.batch.sealed_stamp = f.batch.stamp;
                     }

@@ -138,13 +138,15 @@ func main() {
 	syncBatch := flag.Int("sync-batch", 0, "send with ProduceSync in batches of N (0: Produce per record)")
 	reuse := flag.Bool("reuse-records", false, "Produce: reuse each Record once its promise has run (handed back to the sender a chunk at a time) instead of allocating one per record")
 	clockEvery := flag.Int("clock-every", 1, "read the clock for the send stamp and the latency once per N records (1: per record, as the other perf/ drivers)")
+	nullProducer := flag.Bool("null-producer", false, "Produce: hand each Record straight to its promise instead of to kp (sends nothing): what this driver costs alone, the floor under the Go clients' figures, as perf/java/NullProducer.java is for Java")
 	reportMs := flag.Int("report-interval-ms", 5000, "progress line period")
 	cpuProfile := flag.String("cpuprofile", "", "write a pprof CPU profile of the run here")
 	var pprops props
 	flag.Var(&pprops, "producer-property", "k=v (repeatable)")
 	flag.Parse()
-	if *bootstrap == "" || *topic == "" || *numRecords < 0 || *recordSize < 0 || *threads < 1 || *throughput > 0 || *clockEvery < 1 {
-		fmt.Fprintln(os.Stderr, "--bootstrap, --topic, --num-records and --record-size are required; --throughput must be -1")
+	if *bootstrap == "" || *topic == "" || *numRecords < 0 || *recordSize < 0 || *threads < 1 || *throughput > 0 || *clockEvery < 1 ||
+		(*nullProducer && (*threads != 1 || *syncBatch > 0)) {
+		fmt.Fprintln(os.Stderr, "--bootstrap, --topic, --num-records and --record-size are required; --throughput must be -1; --null-producer only with one goroutine and Produce")
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -300,6 +302,10 @@ func main() {
 						r = new(kp.Record)
 					}
 					*r = kp.Record{Topic: *topic, Key: key(), Value: payload, Timestamp: now}
+					if *nullProducer {
+						promise(r, nil)
+						continue
+					}
 					p.Produce(ctx, r, promise)
 				}
 				return

@@ -563,13 +563,21 @@ public class KpProducer<K, V> implements Producer<K, V> {
             }
         }
 
+        private final Object[] taken = new Object[BATCH];
+
         private void drain(long[] buf, int timeoutMs) {
             int n;
             do {
                 n = Native.pollReports(handle, buf, BATCH, timeoutMs);
+                inflight.removeAll(buf, n, 4, taken);
                 for (int i = 0; i < n; i++) {
-                    long packed = buf[4 * i + 3];
-                    onReport(buf[4 * i], (int) (packed >> 32), buf[4 * i + 1], buf[4 * i + 2], (int) packed);
+                    RecordFuture rf = (RecordFuture) taken[i];
+                    if (rf != null) {
+                        taken[i] = null;
+                        long packed = buf[4 * i + 3];
+                        finish(rf, topicPartition(rf.topic, (int) (packed >> 32)), (int) packed,
+                                buf[4 * i + 1], buf[4 * i + 2]);
+                    }
                 }
                 timeoutMs = 0;
             } while (n == BATCH);

@@ -164,17 +164,18 @@ impl MemoryPool {
     }
 }
 
+/// The most finished batches' buffers [`SpareBuffers`] keeps.
+const SPARE_BUFFERS_MAX: usize = 64;
+
 /// Buffers of finished batches, kept for the next batches that open at
 /// batch.size (under steady load every batch does). Reusing them spares the
 /// allocator handing the memory back to the system and the page faults of
-/// writing into it again: on W1-sink those faults were 10-12 k per 5 M
+/// writing into it again: on W1-sink those faults were 9-16 k per 5 M
 /// records and about a tenth of kp-perf's CPU. Only buffers of exactly
 /// batch.size bytes are kept, at most `max` of them (1/32 of buffer.memory,
 /// outside it, as the allocator's own free memory would be, and no more
 /// than SPARE_BUFFERS_MAX); a batch opening while another thread holds the
 /// list allocates as before.
-const SPARE_BUFFERS_MAX: usize = 64;
-
 pub struct SpareBuffers {
     size: usize,
     max: usize,

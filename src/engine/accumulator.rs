@@ -1112,11 +1112,11 @@ mod sequence_tests {
     use crate::protocol::Compression;
 
     fn core() -> Arc<Core> {
-        Arc::new(Core::new(
-            ReportQueue::new(false),
-            MemoryPool::new(1 << 20),
-            SpareBuffers::new(0, 0),
-        ))
+        core_with(1 << 20, SpareBuffers::new(0, 0))
+    }
+
+    fn core_with(buffer_memory: usize, spare_buffers: SpareBuffers) -> Arc<Core> {
+        Arc::new(Core::new(ReportQueue::new(false), MemoryPool::new(buffer_memory), spare_buffers))
     }
 
     #[test]
@@ -1187,11 +1187,7 @@ mod sequence_tests {
 
     #[test]
     fn a_full_size_opening_the_pool_cannot_hold_falls_back_to_a_small_one() {
-        let c = Arc::new(Core::new(
-            ReportQueue::new(false),
-            MemoryPool::new(6000),
-            SpareBuffers::new(0, 0),
-        ));
+        let c = core_with(6000, SpareBuffers::new(0, 0));
         let pq = PartitionQueue::new(TopicName::new("t"), 0, 1);
         let hint = Some(80);
         let b = Batch::open(&c, &pq, 120, 8192, hint);
@@ -1202,11 +1198,7 @@ mod sequence_tests {
 
     #[test]
     fn a_batch_charges_its_fixed_overhead_and_returns_it_when_it_ends() {
-        let c = Arc::new(Core::new(
-            ReportQueue::new(false),
-            MemoryPool::new(1 << 20),
-            SpareBuffers::new(0, 0),
-        ));
+        let c = core();
         let pq = PartitionQueue::new(TopicName::new("t"), 0, 1);
         let b = Batch::open(&c, &pq, 120, 8192, None);
         let spare = b.spare_reserved;
@@ -1219,11 +1211,7 @@ mod sequence_tests {
 
     #[test]
     fn a_ready_queue_holds_one_slot_and_is_freed_after_a_burst() {
-        let c = Arc::new(Core::new(
-            ReportQueue::new(false),
-            MemoryPool::new(1 << 20),
-            SpareBuffers::new(0, 0),
-        ));
+        let c = core();
         let pq = PartitionQueue::new(TopicName::new("t"), 0, 1);
         let mut st = pq.state.lock();
         st.push_ready(Batch::new(c.clone(), pq.topic.clone(), 0, 64));
@@ -1243,11 +1231,7 @@ mod sequence_tests {
     /// batch.size buffer is kept.
     #[test]
     fn finished_batch_buffers_are_reused_by_new_batches() {
-        let c = Arc::new(Core::new(
-            ReportQueue::new(false),
-            MemoryPool::new(1 << 20),
-            SpareBuffers::new(4096, 1 << 20),
-        ));
+        let c = core_with(1 << 20, SpareBuffers::new(4096, 1 << 20));
         let t = TopicName::new("t");
         let records_at = |b: &Batch| b.builder.as_ref().unwrap().records_bytes().as_ptr();
         let seal = |b: &mut Batch| {

@@ -500,7 +500,11 @@ public class KpProducer<K, V> implements Producer<K, V> {
 
         @Override
         public void onReport(long ctx, int partition, long offset, long timestamp, int error) {
-            RecordFuture rf = inflight.remove(ctx);
+            report(inflight.remove(ctx), partition, offset, timestamp, error);
+        }
+
+        /** Completes {@code rf} (taken from the in-flight table; null when it was not there). */
+        private void report(RecordFuture rf, int partition, long offset, long timestamp, int error) {
             if (rf != null) {
                 finish(rf, topicPartition(rf.topic, partition), error, offset, timestamp);
             }
@@ -572,12 +576,9 @@ public class KpProducer<K, V> implements Producer<K, V> {
                 inflight.removeAll(buf, n, 4, taken);
                 for (int i = 0; i < n; i++) {
                     RecordFuture rf = (RecordFuture) taken[i];
-                    if (rf != null) {
-                        taken[i] = null;
-                        long packed = buf[4 * i + 3];
-                        finish(rf, topicPartition(rf.topic, (int) (packed >> 32)), (int) packed,
-                                buf[4 * i + 1], buf[4 * i + 2]);
-                    }
+                    taken[i] = null;
+                    long packed = buf[4 * i + 3];
+                    report(rf, (int) (packed >> 32), buf[4 * i + 1], buf[4 * i + 2], (int) packed);
                 }
                 timeoutMs = 0;
             } while (n == BATCH);
